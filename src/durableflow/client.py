@@ -1,0 +1,584 @@
+"""Client: the hub every caller goes through (the facade, the CLI, the dashboard, workers).
+
+A Client is bound to one storage. It starts, resumes, inspects, cancels and deletes workflows;
+it runs the ones it starts on its executor, at most ``max_running_workflows`` at a time.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from durableflow import config
+from durableflow.errors import (
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowExecutionError,
+    WorkflowIncompleteError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+    WorkflowQueueFullError,
+    WorkflowStillActiveError,
+)
+from durableflow.executors.base import Executor
+from durableflow.executors.local import ProcessExecutor, ThreadExecutor
+from durableflow.model.dag import FlatDAG, flatten
+from durableflow.model.ids import new_workflow_id, validate_workflow_id
+from durableflow.model.records import RunRecord
+from durableflow.model.status import ACTIVE, WorkflowStatus, parse_status_filter
+from durableflow.runtime.engine import WorkflowRun
+from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper, is_alive
+from durableflow.storage.base import Storage
+from durableflow.storage.layout import ROOT_BATCH
+from durableflow.storage.serializer import Serializer
+from durableflow.storage.store import WorkflowStore
+from durableflow.storage.urls import open_storage
+
+__all__ = ["Client"]
+
+log = logging.getLogger("durableflow")
+
+StatusFilter = str | WorkflowStatus | Iterable[str | WorkflowStatus] | None
+_EXECUTORS: dict[str, str] = {"ray": "durableflow.executors.ray:RayExecutor"}
+
+
+def make_executor(spec: str | Executor | None) -> Executor:
+    """An executor from a name (thread, process, ray) or an instance."""
+    if isinstance(spec, Executor):
+        return spec
+    name = (spec or config.executor_from_env()).lower()
+    if name == "thread":
+        return ThreadExecutor()
+    if name == "process":
+        return ProcessExecutor()
+    if name in _EXECUTORS:
+        import importlib
+
+        module, _, cls = _EXECUTORS[name].partition(":")
+        executor: Executor = getattr(importlib.import_module(module), cls)()
+        return executor
+    raise ValueError(f"unknown executor {spec!r}; expected thread, process or ray")
+
+
+class Client:
+    """Runs and manages the workflows of one storage.
+
+    Args:
+        storage: a URL, a path, or a Storage; None reads ``$DURABLEFLOW_STORAGE``, then
+            ``$RAY_WORKFLOW_STORAGE``, then uses the default directory.
+        executor: "thread" (default), "process", "ray", or an Executor.
+        max_running_workflows: workflows this Client runs at once; more wait as PENDING.
+        max_pending_workflows: PENDING workflows allowed before ``run`` raises
+            WorkflowQueueFullError.
+        signing_key: sign stored values with HMAC and refuse unsigned ones
+            (default ``$DURABLEFLOW_SIGNING_KEY``).
+        lease_ttl: seconds before a silent runner's workflow reads RESUMABLE on other hosts.
+        cancel_poll: seconds between a runner's checks for cancel requests in storage.
+    """
+
+    def __init__(
+        self,
+        storage: str | os.PathLike[str] | Storage | None = None,
+        *,
+        executor: str | Executor | None = None,
+        max_running_workflows: int | None = None,
+        max_pending_workflows: int | None = None,
+        signing_key: bytes | str | None = None,
+        lease_ttl: float = DEFAULT_TTL,
+        cancel_poll: float = 0.5,
+    ) -> None:
+        for name, value in (("max_running_workflows", max_running_workflows),
+                            ("max_pending_workflows", max_pending_workflows)):
+            if value is not None and (not isinstance(value, int) or value < (1 if "running" in name else 0)):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        self.storage = open_storage(storage if storage is not None else config.storage_from_env())
+        key = signing_key if signing_key is not None else config.signing_key_from_env()
+        self._signing_key = key.encode() if isinstance(key, str) else key
+        self.store = WorkflowStore(self.storage, Serializer(self._signing_key))
+        self.executor = make_executor(executor)
+        self.leases = LeaseKeeper(self.store, lease_ttl)
+        self.max_running_workflows = max_running_workflows
+        self.max_pending_workflows = max_pending_workflows
+        self.cancel_poll = cancel_poll
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[WorkflowRun, Future[Any]]] = {}
+        self._queue: collections.deque[tuple[WorkflowRun, Future[Any]]] = collections.deque()
+        self._running = 0
+        self._closed = False
+        log.info("durableflow storage: %s", self.storage.url)
+
+    # --- running ----------------------------------------------------------------------------
+    def run(self, dag: Any, *args: Any, workflow_id: str | None = None,
+            metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """Run a DAG to the end and return its output (resumes a stored ``workflow_id``).
+
+        Raises:
+            WorkflowExecutionError: a task failed; its exception is the cause.
+            WorkflowStillActiveError: the id is running elsewhere now.
+        """
+        return self._start(dag, args, kwargs, workflow_id, metadata, inline=True).result()
+
+    def run_async(self, dag: Any, *args: Any, workflow_id: str | None = None,
+                  metadata: dict[str, Any] | None = None, **kwargs: Any) -> Future[Any]:
+        """Start a DAG and return a future of its output."""
+        return self._start(dag, args, kwargs, workflow_id, metadata, inline=False)
+
+    def resume(self, workflow_id: str) -> Any:
+        """Continue a FAILED or RESUMABLE workflow and return its output.
+
+        Raises:
+            WorkflowNotFoundError: unknown id.
+            WorkflowNotResumableError: the workflow was canceled.
+            WorkflowStillActiveError: it runs now.
+        """
+        return self._resume(workflow_id, inline=True).result()
+
+    def resume_async(self, workflow_id: str) -> Future[Any]:
+        """Like :meth:`resume`, returning a future."""
+        return self._resume(workflow_id, inline=False)
+
+    def resume_all(self, include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
+        """Resume every RESUMABLE (and FAILED if asked) workflow.
+
+        One that cannot be resumed does not stop the others: its future holds the error.
+        """
+        wanted = {WorkflowStatus.RESUMABLE} | ({WorkflowStatus.FAILED} if include_failed else set())
+        handles = []
+        for workflow_id, _ in self.list_all(wanted):
+            try:
+                handles.append((workflow_id, self.resume_async(workflow_id)))
+            except WorkflowError as err:
+                log.warning("resume_all: %s cannot be resumed: %s", workflow_id, err)
+                failed: Future[Any] = Future()
+                failed.set_exception(err)
+                handles.append((workflow_id, failed))
+        return handles
+
+    def _start(self, dag: Any, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
+               metadata: dict[str, Any] | None, *, inline: bool) -> Future[Any]:
+        self._check_open()
+        workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
+        metadata = _check_metadata(metadata, workflow_id)
+        flat = flatten(dag, inputs=(args, kwargs))
+        record = self.store.read_run(workflow_id)
+        if record is not None:
+            return self._resume(workflow_id, inline=inline, record=record)
+        data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
+        now = time.time()
+        record = RunRecord(workflow_id, WorkflowStatus.PENDING, flat.root, now, now,
+                           user_metadata=metadata)
+        run = self._new_run(record, flat)
+        queued = self._admit(workflow_id)
+        try:
+            self._claim(run)
+            self.store.put_specs(workflow_id, ROOT_BATCH, data)
+            if queued:
+                self.store.set_status(record, None)
+            else:
+                run.stored_status = None
+        except BaseException:
+            self._release_slot(queued)
+            raise
+        return self._launch(run, queued, inline)
+
+    def _resume(self, workflow_id: str, *, inline: bool, record: RunRecord | None = None) -> Future[Any]:
+        self._check_open()
+        validate_workflow_id(workflow_id)
+        record = record or self._record(workflow_id)
+        status = self._effective_status(record)
+        if status is WorkflowStatus.SUCCESSFUL:
+            done: Future[Any] = Future()
+            done.set_result(self.store.read_output(workflow_id, record.root_task_id))
+            return done
+        if status is WorkflowStatus.CANCELED:
+            raise WorkflowNotResumableError(
+                f"workflow {workflow_id!r} was canceled and cannot be resumed", workflow_id=workflow_id
+            )
+        if status in ACTIVE and not (status is WorkflowStatus.PENDING and self._unowned(workflow_id)):
+            raise WorkflowStillActiveError(f"workflow {workflow_id!r} is {status.value} now",
+                                           workflow_id=workflow_id)
+        run = self._new_run(record, None)
+        queued = self._admit(workflow_id)
+        try:
+            self._claim(run)
+            if queued:
+                record = record.replace(status=WorkflowStatus.PENDING, updated_at=time.time())
+                self.store.set_status(record, run.stored_status)
+                run.record = record
+                run.stored_status = WorkflowStatus.PENDING
+        except BaseException:
+            self._release_slot(queued)
+            raise
+        return self._launch(run, queued, inline)
+
+    def _new_run(self, record: RunRecord, dag: FlatDAG | None) -> WorkflowRun:
+        return WorkflowRun(self.store, self.executor, self.leases, record, signing_key=self._signing_key,
+                           cancel_poll=self.cancel_poll, dag=dag)
+
+    def _claim(self, run: WorkflowRun) -> None:
+        self.leases.claim(run.workflow_id, run.lease_lost)
+
+    def _admit(self, workflow_id: str) -> bool:
+        """Take a running slot (False) or a place in the queue (True)."""
+        with self._lock:
+            if self.max_running_workflows is None or self._running < self.max_running_workflows:
+                self._running += 1
+                return False
+            if self.max_pending_workflows is not None and len(self._queue) >= self.max_pending_workflows:
+                raise WorkflowQueueFullError(
+                    f"cannot queue workflow {workflow_id!r}: {len(self._queue)} workflows already "
+                    f"pending (max_pending_workflows={self.max_pending_workflows})",
+                    workflow_id=workflow_id,
+                )
+            return True
+
+    def _release_slot(self, queued: bool) -> None:
+        if not queued:
+            with self._lock:
+                self._running -= 1
+
+    def _launch(self, run: WorkflowRun, queued: bool, inline: bool) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            self._active[run.workflow_id] = (run, future)
+            if queued:
+                self._queue.append((run, future))
+                return future
+        if inline:
+            self._drive(run, future)
+        else:
+            threading.Thread(target=self._drive, args=(run, future), daemon=True,
+                             name=f"durableflow-run-{run.workflow_id[:32]}").start()
+        return future
+
+    def _drive(self, run: WorkflowRun, future: Future[Any]) -> None:
+        try:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(run.execute())
+                except BaseException as err:
+                    future.set_exception(err)
+        finally:
+            with self._lock:
+                self._active.pop(run.workflow_id, None)
+                self._running -= 1
+                nxt = self._queue.popleft() if self._queue and not self._closed else None
+                if nxt is not None:
+                    self._running += 1
+            if nxt is not None:
+                threading.Thread(target=self._drive, args=nxt, daemon=True,
+                                 name=f"durableflow-run-{nxt[0].workflow_id[:32]}").start()
+
+    # --- inspecting -------------------------------------------------------------------------
+    def _record(self, workflow_id: str) -> RunRecord:
+        validate_workflow_id(workflow_id)
+        record = self.store.read_run(workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id!r} in {self.storage.url}",
+                                        workflow_id=workflow_id)
+        return record
+
+    def _unowned(self, workflow_id: str) -> bool:
+        lease, raw = self.store.read_lease(workflow_id)
+        return raw is None
+
+    def _effective_status(self, record: RunRecord) -> WorkflowStatus:
+        if record.status not in ACTIVE:
+            return record.status
+        lease, raw = self.store.read_lease(record.workflow_id)
+        if raw is None:
+            # PENDING with no owner waits for a worker; RUNNING with no owner lost its runner.
+            return WorkflowStatus.PENDING if record.status is WorkflowStatus.PENDING else WorkflowStatus.RESUMABLE
+        if lease is None or not is_alive(lease):
+            return WorkflowStatus.RESUMABLE
+        return record.status
+
+    def get_status(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's status; a workflow whose runner is gone reads RESUMABLE."""
+        return self._effective_status(self._record(workflow_id))
+
+    def get_output(self, workflow_id: str, *, task_id: str | None = None,
+                   timeout: float | None = None) -> Any:
+        """The workflow's output (or one task's), waiting while it runs.
+
+        Raises:
+            WorkflowNotFoundError: unknown workflow (or task).
+            WorkflowExecutionError: it FAILED.
+            WorkflowCancellationError: it was CANCELED.
+            WorkflowIncompleteError: it stopped unfinished and nobody runs it.
+        """
+        return self._output_waiter(workflow_id, task_id, timeout)()
+
+    def get_output_async(self, workflow_id: str, *, task_id: str | None = None) -> Future[Any]:
+        """Like :meth:`get_output`, returning a future."""
+        wait = self._output_waiter(workflow_id, task_id, None)
+        future: Future[Any] = Future()
+
+        def fill() -> None:
+            try:
+                future.set_result(wait())
+            except BaseException as err:
+                future.set_exception(err)
+
+        threading.Thread(target=fill, daemon=True).start()
+        return future
+
+    def _output_waiter(self, workflow_id: str, task_id: str | None, timeout: float | None) -> Callable[[], Any]:
+        record = self._record(workflow_id)
+        if task_id is not None:
+            self._task_spec(workflow_id, task_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait() -> Any:
+            delay = 0.01
+            while True:
+                current = self.store.read_run(workflow_id) or record
+                if task_id is not None:
+                    try:
+                        return self.store.read_output(workflow_id, task_id)
+                    except KeyError:
+                        pass
+                status = self._effective_status(current)
+                if task_id is None and status is WorkflowStatus.SUCCESSFUL:
+                    return self.store.read_output(workflow_id, current.root_task_id)
+                if status not in ACTIVE:
+                    raise _stopped_error(current, status, task_id)
+                with self._lock:
+                    active = self._active.get(workflow_id)
+                if active is not None and task_id is None:
+                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    try:
+                        return active[1].result(remaining)
+                    except TimeoutError:
+                        raise
+                    except WorkflowError:
+                        pass  # re-read the stored status for the error to raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"workflow {workflow_id!r} did not finish in {timeout} s")
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+        return wait
+
+    def _task_spec(self, workflow_id: str, task_id: str) -> Any:
+        for batch in self.store.read_specs(workflow_id).values():
+            for spec in batch.specs:
+                if spec.task_id == task_id:
+                    return spec
+        raise WorkflowNotFoundError(f"workflow {workflow_id!r} has no task {task_id!r}",
+                                    workflow_id=workflow_id, task_id=task_id)
+
+    def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
+        """Status, user metadata and stats of a workflow, or of one of its tasks."""
+        record = self._record(workflow_id)
+        status = self._effective_status(record)
+        if task_id is None:
+            return {
+                "workflow_id": workflow_id,
+                "status": status.value,
+                "user_metadata": dict(record.user_metadata),
+                "stats": {"created_at": record.created_at, "start_time": record.start_time,
+                          "end_time": record.end_time, "updated_at": record.updated_at},
+                "error": record.error.to_json() if record.error else None,
+                "runtime_env": dict(record.runtime_env),
+            }
+        spec = self._task_spec(workflow_id, task_id)
+        header = self.store.read_output_header(workflow_id, task_id)
+        error = self.store.read_task_error(workflow_id, task_id)
+        if header is not None:
+            task_status = "SUCCESSFUL"
+        elif error is not None:
+            task_status = "FAILED"
+        else:
+            task_status = "PENDING"
+        attempts = (header or {}).get("attempt") or (error.attempts if error else 0)
+        return {
+            "workflow_id": workflow_id,
+            "task_id": task_id,
+            "status": task_status,
+            "name": spec.name,
+            "task_options": spec.options.to_json(),
+            "user_metadata": dict(spec.options.metadata),
+            "stats": {"start_time": (header or {}).get("start"), "end_time": (header or {}).get("end")},
+            "attempts": attempts,
+            "error": error.error.to_json() if error else None,
+        }
+
+    def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
+        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
+        wanted = parse_status_filter(status_filter)
+        look = set(WorkflowStatus) if wanted is None else set(wanted)
+        if WorkflowStatus.RESUMABLE in look:
+            look |= ACTIVE  # a dead runner's RUNNING workflow reads RESUMABLE
+        found: dict[str, WorkflowStatus] = {}
+        for status in WorkflowStatus:
+            if status in look:
+                for workflow_id in self.store.list_index(status):
+                    found[workflow_id] = status
+        for workflow_id in self.store.list_dirty():
+            record = self.store.read_run(workflow_id)
+            if record is None:
+                found.pop(workflow_id, None)
+            else:
+                found[workflow_id] = record.status
+        result = []
+        for workflow_id, status in found.items():
+            if status in ACTIVE:
+                record = self.store.read_run(workflow_id)
+                if record is None:
+                    continue
+                status = self._effective_status(record)
+            if wanted is None or status in wanted:
+                result.append((workflow_id, status))
+        result.sort()
+        return result
+
+    # --- stopping and removing ----------------------------------------------------------------
+    def cancel(self, workflow_id: str, timeout: float = 30.0) -> None:
+        """Cancel a workflow: no new task starts; its status becomes CANCELED.
+
+        A finished (SUCCESSFUL) or already CANCELED workflow is left as it is. A workflow run by
+        another process is asked through storage; this waits up to ``timeout`` seconds for it.
+        """
+        record = self._record(workflow_id)
+        with self._lock:
+            active = self._active.get(workflow_id)
+            if active is not None and active in self._queue:
+                self._queue.remove(active)
+                queued = active
+            else:
+                queued = None
+        if queued is not None:
+            self._cancel_stopped(workflow_id)
+            queued[1].set_exception(WorkflowCancellationError(f"workflow {workflow_id!r} was canceled",
+                                                              workflow_id=workflow_id))
+            with self._lock:
+                self._active.pop(workflow_id, None)
+            return
+        if active is not None:
+            active[0].request_cancel()
+            try:
+                active[1].exception(timeout)
+            except TimeoutError:
+                log.warning("workflow %s did not stop within %s s of its cancel", workflow_id, timeout)
+            return
+        status = self._effective_status(record)
+        if status.is_terminal:
+            return
+        if status in ACTIVE and not self._unowned(workflow_id):
+            self.store.request_cancel(workflow_id)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.get_status(workflow_id) not in ACTIVE:
+                    break
+                time.sleep(0.05)
+            if self.get_status(workflow_id) is WorkflowStatus.RESUMABLE:
+                self._cancel_stopped(workflow_id)  # its runner died before it saw the request
+            return
+        self._cancel_stopped(workflow_id)
+
+    def _cancel_stopped(self, workflow_id: str) -> None:
+        """Cancel a workflow nobody runs: claim it so no resume races us, then write CANCELED."""
+        self.leases.claim(workflow_id, lambda: None)
+        try:
+            record = self._record(workflow_id)
+            self.store.request_cancel(workflow_id)
+            now = time.time()
+            self.store.set_status(record.replace(status=WorkflowStatus.CANCELED, updated_at=now,
+                                                 end_time=now), record.status)
+        finally:
+            self.leases.release(workflow_id)
+
+    def delete(self, workflow_id: str) -> None:
+        """Remove everything stored for a workflow; the id may then be reused.
+
+        Raises:
+            WorkflowStillActiveError: it is RUNNING or PENDING.
+        """
+        record = self._record(workflow_id)
+        status = self._effective_status(record)
+        if status in ACTIVE:
+            raise WorkflowStillActiveError(
+                f"workflow {workflow_id!r} is {status.value}; cancel it before deleting",
+                workflow_id=workflow_id,
+            )
+        self.leases.claim(workflow_id, lambda: None)
+        try:
+            self.store.delete_workflow(workflow_id, record.status)
+        finally:
+            self.leases.release(workflow_id)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""
+        with self._lock:
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            active = list(self._active.values())
+        for run, future in queued:
+            try:
+                record = run.record.replace(status=WorkflowStatus.RESUMABLE, updated_at=time.time())
+                self.store.set_status(record, run.record.status)
+            finally:
+                self.leases.release(run.workflow_id)
+            future.set_exception(WorkflowIncompleteError(
+                f"workflow {run.workflow_id!r} was still queued at shutdown; resume it",
+                workflow_id=run.workflow_id))
+        for run, future in active:
+            if (run, future) in queued:
+                continue
+            if not wait:
+                run.request_stop()
+            try:
+                future.exception()
+            except BaseException:  # noqa: S110 - the run's own error is its caller's business
+                pass
+        self.leases.close()
+        self.executor.close(wait=wait)
+        self.storage.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WorkflowError("this durableflow Client is closed")
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata of workflow {workflow_id!r} must be a dict")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}") from None
+    return metadata
+
+
+def _stopped_error(record: RunRecord, status: WorkflowStatus, task_id: str | None) -> WorkflowError:
+    wid = record.workflow_id
+    what = f"task {task_id!r} of workflow {wid!r}" if task_id else f"workflow {wid!r}"
+    if status is WorkflowStatus.CANCELED:
+        return WorkflowCancellationError(f"{what} has no output: the workflow was canceled",
+                                         workflow_id=wid, task_id=task_id)
+    if status is WorkflowStatus.FAILED:
+        cause = record.error.summary() if record.error else "unknown error"
+        failed = record.error.task_id if record.error else None
+        return WorkflowExecutionError(f"{what} has no output: task {failed!r} failed: {cause}",
+                                      workflow_id=wid, task_id=task_id or failed)
+    if task_id is not None and status is WorkflowStatus.SUCCESSFUL:
+        return WorkflowNotFoundError(f"{what} has no output (not checkpointed)", workflow_id=wid, task_id=task_id)
+    return WorkflowIncompleteError(f"{what} has no output: the workflow is {status.value}; resume it",
+                                   workflow_id=wid, task_id=task_id)

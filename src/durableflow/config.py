@@ -1,0 +1,52 @@
+"""Settings from arguments and the environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = [
+    "ENV_EXECUTOR",
+    "ENV_RAY_STORAGE",
+    "ENV_SIGNING_KEY",
+    "ENV_STORAGE",
+    "default_storage_dir",
+    "storage_from_env",
+]
+
+ENV_STORAGE = "DURABLEFLOW_STORAGE"
+ENV_RAY_STORAGE = "RAY_WORKFLOW_STORAGE"
+ENV_SIGNING_KEY = "DURABLEFLOW_SIGNING_KEY"
+ENV_EXECUTOR = "DURABLEFLOW_EXECUTOR"
+
+
+def default_storage_dir() -> Path:
+    """The default storage: a folder under the user's data directory (not /tmp).
+
+    Linux: ``$XDG_DATA_HOME/durableflow`` or ``~/.local/share/durableflow``; macOS:
+    ``~/Library/Application Support/durableflow``; Windows: ``%LOCALAPPDATA%\\durableflow``.
+    """
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "durableflow" / "storage"
+
+
+def storage_from_env() -> str:
+    """``$DURABLEFLOW_STORAGE``, else ``$RAY_WORKFLOW_STORAGE``, else the default directory."""
+    return os.environ.get(ENV_STORAGE) or os.environ.get(ENV_RAY_STORAGE) or str(default_storage_dir())
+
+
+def signing_key_from_env() -> bytes | None:
+    """``$DURABLEFLOW_SIGNING_KEY`` as bytes, or None."""
+    key = os.environ.get(ENV_SIGNING_KEY)
+    return key.encode() if key else None
+
+
+def executor_from_env() -> str:
+    """``$DURABLEFLOW_EXECUTOR`` (thread, process, ray), default thread."""
+    return os.environ.get(ENV_EXECUTOR, "thread") or "thread"

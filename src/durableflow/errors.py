@@ -1,0 +1,161 @@
+"""Every exception durableflow raises, under one root.
+
+The tree::
+
+    WorkflowError
+    ├── InvalidWorkflowIdError            (also a ValueError)
+    ├── WorkflowNotFoundError
+    ├── WorkflowExecutionError            a task failed; ``__cause__`` is the task's exception
+    ├── WorkflowCancellationError         the workflow was canceled
+    ├── WorkflowNotResumableError         e.g. resume of a CANCELED workflow
+    ├── WorkflowIncompleteError           output asked of a workflow that stopped unfinished
+    ├── WorkflowStillActiveError          another runner owns it, or delete while running
+    ├── WorkflowQueueFullError            max_pending_workflows reached
+    ├── SerializationError                an argument or output cannot be pickled
+    └── StorageError                      anything the storage layer reports
+        ├── StorageURLError               unknown scheme, unusable path, bad parameter
+        ├── StorageUnavailableError       the backend cannot be reached or refused the request
+        ├── StorageFullError              no space left
+        └── CheckpointCorruptError        a stored value fails its checksum or cannot be read
+            └── CheckpointSignatureError  unsigned or tampered value while a signing key is set
+
+Every error carries ``workflow_id`` (and ``task_id`` / ``key`` where they apply) as attributes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointSignatureError",
+    "InvalidWorkflowIdError",
+    "SerializationError",
+    "StorageError",
+    "StorageFullError",
+    "StorageURLError",
+    "StorageUnavailableError",
+    "WorkflowCancellationError",
+    "WorkflowError",
+    "WorkflowExecutionError",
+    "WorkflowIncompleteError",
+    "WorkflowNotFoundError",
+    "WorkflowNotResumableError",
+    "WorkflowQueueFullError",
+    "WorkflowStillActiveError",
+]
+
+
+class WorkflowError(Exception):
+    """Root of every durableflow error.
+
+    Attributes:
+        workflow_id: the workflow concerned, or None when no workflow is.
+        task_id: the task concerned, or None.
+    """
+
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, task_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+        self.task_id = task_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only attributes survive pickling (process pools, Ray, checkpoints).
+        return (_rebuild, (type(self), str(self), dict(self.__dict__)))
+
+
+def _rebuild(cls: type[WorkflowError], message: str, state: dict[str, object]) -> WorkflowError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class InvalidWorkflowIdError(WorkflowError, ValueError):
+    """A workflow id that is empty, too long, or has separators or control characters."""
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No workflow with this id is stored."""
+
+
+class WorkflowExecutionError(WorkflowError):
+    """A task failed after its retries; the task's exception is ``__cause__``."""
+
+
+class WorkflowCancellationError(WorkflowError):
+    """The workflow was canceled, so it has no output."""
+
+
+class WorkflowNotResumableError(WorkflowError):
+    """The workflow is in a state that cannot be resumed (CANCELED)."""
+
+
+class WorkflowIncompleteError(WorkflowError):
+    """The workflow stopped before finishing (RESUMABLE or FAILED) and nobody runs it now."""
+
+
+class WorkflowStillActiveError(WorkflowError):
+    """Another runner owns the workflow, or an action needs it stopped first."""
+
+
+class WorkflowQueueFullError(WorkflowError):
+    """``max_pending_workflows`` workflows already wait for a slot."""
+
+
+class SerializationError(WorkflowError):
+    """A value cannot be pickled or unpickled.
+
+    Attributes:
+        argument: the argument's name or position, when an argument is at fault.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        argument: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, task_id=task_id)
+        self.argument = argument
+
+
+class StorageError(WorkflowError):
+    """The storage failed or refused an operation.
+
+    Attributes:
+        key: the storage key concerned, when one is.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, task_id=task_id)
+        self.key = key
+
+
+class StorageURLError(StorageError, ValueError):
+    """A storage URL with an unknown scheme, an unusable path, or a bad parameter."""
+
+
+class StorageUnavailableError(StorageError):
+    """The storage cannot be reached, or refused the request."""
+
+
+class StorageFullError(StorageError):
+    """The storage has no space left; nothing was half-written."""
+
+
+class CheckpointCorruptError(StorageError):
+    """A stored value is truncated, garbled, or not a durableflow value."""
+
+
+class CheckpointSignatureError(CheckpointCorruptError):
+    """A stored value is unsigned or its signature does not match the signing key."""

@@ -1,0 +1,46 @@
+"""The executor plugin interface: ship a call somewhere, get a future back.
+
+Executors never retry: the engine's retry policy decides. They know nothing of storage.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+__all__ = ["Executor", "is_system_error"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(abc.ABC):
+    """Runs ``fn(call)`` for the engine."""
+
+    name: str = "executor"
+    shares_memory: bool = False
+    """True when calls run in this process, so values pass by reference."""
+
+    @abc.abstractmethod
+    def submit(self, fn: Callable[[T], R], call: T, options: Mapping[str, Any]) -> Future[R]:
+        """Start ``fn(call)``; ``options`` are the task's executor options."""
+
+    def cancel(self, future: Future[Any]) -> None:
+        """Stop the call if the executor can (a thread cannot be stopped once started)."""
+        future.cancel()
+
+    def close(self, wait: bool = True) -> None:  # noqa: B027 - optional hook
+        """Release workers; ``wait`` for running calls first."""
+
+    def is_system_error(self, error: BaseException) -> bool:
+        """Whether a future's exception means the worker, not the task, failed."""
+        return is_system_error(error)
+
+
+def is_system_error(error: BaseException) -> bool:
+    """The errors every executor treats as a lost worker."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return isinstance(error, (BrokenProcessPool, MemoryError)) or not isinstance(error, Exception)

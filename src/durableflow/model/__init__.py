@@ -1,0 +1,1 @@
+"""Pure data: tasks, DAGs, options, statuses and persisted records."""

@@ -1,0 +1,369 @@
+"""Drive one workflow: load its state, decide, perform commands, wait for outcomes.
+
+The engine owns the workflow's lease while it runs (claimed by the caller). Its loop:
+
+1. build the RunState from storage (every task with a checkpoint is done);
+2. write status RUNNING; submit every ready task;
+3. take the next outcome from the executor, turn it into an event, ask ``core.decide``,
+   perform the commands (store a continuation, record an error, submit, finish);
+4. on the way, honour a cancel request (polled in storage, or signalled in-process), a lost
+   lease (another runner took over: stop without writing), or a stop request (shutdown);
+5. write the final status — SUCCESSFUL, FAILED, CANCELED, or RESUMABLE for a system error —
+   and release the lease.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from durableflow.core.machine import (
+    CatchError,
+    Command,
+    CompleteParent,
+    Event,
+    FailWorkflow,
+    FinishWorkflow,
+    RecordTaskError,
+    SubmitTask,
+    TaskContinued,
+    TaskFailed,
+    TaskSucceeded,
+    decide,
+    start,
+)
+from durableflow.core.state import RunState
+from durableflow.errors import (
+    SerializationError,
+    StorageError,
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowExecutionError,
+    WorkflowIncompleteError,
+    WorkflowStillActiveError,
+)
+from durableflow.executors.base import Executor
+from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
+from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
+from durableflow.model.status import WorkflowStatus
+from durableflow.runtime.lease import LeaseKeeper
+from durableflow.runtime.worker import TaskCall, TaskOutcome, execute_task
+from durableflow.storage.layout import ROOT_BATCH
+from durableflow.storage.store import WorkflowStore
+
+__all__ = ["WorkflowRun"]
+
+log = logging.getLogger("durableflow")
+
+_WAKE = object()
+
+
+class WorkflowRun:
+    """One run of one workflow, from its current stored state to a final status.
+
+    Args:
+        store: the workflow store.
+        executor: where task attempts run.
+        leases: the keeper holding this workflow's lease (already claimed).
+        record: the run record as stored now.
+        signing_key: passed to workers that reopen the storage.
+        cancel_poll: seconds between checks for a cancel request in storage.
+    """
+
+    def __init__(
+        self,
+        store: WorkflowStore,
+        executor: Executor,
+        leases: LeaseKeeper,
+        record: RunRecord,
+        *,
+        signing_key: bytes | None = None,
+        cancel_poll: float = 0.5,
+        dag: FlatDAG | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.leases = leases
+        self.record = record
+        self.stored_status: WorkflowStatus | None = record.status
+        """The status stored now (None before the first write of a new workflow)."""
+        self.workflow_id = record.workflow_id
+        self.signing_key = signing_key
+        self.cancel_poll = cancel_poll
+        self._dag = dag
+        self._outcomes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._cancel = threading.Event()
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._futures: dict[str, Future[TaskOutcome]] = {}
+        self._specs: dict[str, TaskSpec] = {}
+        self._values: dict[str, Any] = {}
+        self._consumers: dict[str, int] = {}
+        self._ids = IdAllocator()
+        self._result: Any = None
+        self.started = threading.Event()
+
+    # --- signals from other threads -------------------------------------------------------
+    def request_cancel(self) -> None:
+        """Cancel as soon as the loop sees it."""
+        self._cancel.set()
+        self._outcomes.put(_WAKE)
+
+    def request_stop(self) -> None:
+        """Stop and leave the workflow RESUMABLE (shutdown without waiting)."""
+        self._stop.set()
+        self._outcomes.put(_WAKE)
+
+    def lease_lost(self) -> None:
+        """Another runner took the workflow over: stop without writing anything."""
+        self._lost.set()
+        self._outcomes.put(_WAKE)
+
+    # --- the run ------------------------------------------------------------------------------
+    def execute(self) -> Any:
+        """Run to a final status and return the workflow's output.
+
+        Raises:
+            WorkflowExecutionError: a task failed (status FAILED, or RESUMABLE for a system error).
+            WorkflowCancellationError: canceled (status CANCELED).
+            StorageError: the storage failed (status RESUMABLE when it could still be written).
+        """
+        try:
+            state = self._load_state()
+            self._set_status(WorkflowStatus.RUNNING, start_time=time.time(), end_time=None, error=None)
+            self.started.set()
+            self._loop(state)
+            return self._result
+        except StorageError as err:
+            self._abandon(err)
+            raise
+        finally:
+            self.started.set()
+            self.leases.release(self.workflow_id)
+
+    def _load_state(self) -> RunState:
+        if self._dag is not None:
+            batches = {ROOT_BATCH: self._dag}
+            state = RunState.new(self.workflow_id, self._dag)
+        else:
+            batches = self.store.read_specs(self.workflow_id)
+            if ROOT_BATCH not in batches:
+                raise StorageError(
+                    f"workflow {self.workflow_id!r} has no stored task specs",
+                    workflow_id=self.workflow_id,
+                )
+            state = RunState.from_stored(self.workflow_id, batches, self.store.list_done(self.workflow_id))
+        for flat in batches.values():
+            for spec in flat.specs:
+                self._specs[spec.task_id] = spec
+        self._ids = IdAllocator(self._specs)
+        for task in state.tasks.values():
+            for up in task.upstream:
+                self._consumers[up] = self._consumers.get(up, 0) + 1
+        return state
+
+    def _loop(self, state: RunState) -> None:
+        pending: collections.deque[Event] = collections.deque()
+        self._perform(state, start(state), pending)
+        next_poll = time.monotonic() + self.cancel_poll
+        while not state.finished:
+            while pending and not state.finished:
+                event = pending.popleft()
+                self._perform(state, decide(state, event), pending)
+                if isinstance(event, TaskSucceeded):
+                    self._release_inputs(event.task_id, state)
+            if state.finished:
+                break
+            self._check_signals(state)
+            timeout = max(0.0, next_poll - time.monotonic())
+            try:
+                item = self._outcomes.get(timeout=timeout)
+            except queue.Empty:
+                item = _WAKE
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + self.cancel_poll
+                if self.store.cancel_requested(self.workflow_id):
+                    self._cancel.set()
+            if item is _WAKE:
+                continue
+            next_event = self._to_event(state, *item)
+            if next_event is not None:
+                pending.append(next_event)
+
+    def _check_signals(self, state: RunState) -> None:
+        if self._lost.is_set():
+            self._drop_running()
+            raise WorkflowStillActiveError(
+                f"workflow {self.workflow_id!r} was taken over by another runner",
+                workflow_id=self.workflow_id,
+            )
+        if self._cancel.is_set():
+            self._drop_running()
+            self._set_status(WorkflowStatus.CANCELED, end_time=time.time())
+            raise WorkflowCancellationError(
+                f"workflow {self.workflow_id!r} was canceled", workflow_id=self.workflow_id
+            )
+        if self._stop.is_set():
+            self._drop_running()
+            self._set_status(WorkflowStatus.RESUMABLE)
+            raise WorkflowIncompleteError(
+                f"workflow {self.workflow_id!r} was stopped by shutdown; resume it to finish",
+                workflow_id=self.workflow_id,
+            )
+
+    def _drop_running(self) -> None:
+        for future in self._futures.values():
+            self.executor.cancel(future)
+        self._futures.clear()
+
+    def _to_event(self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]) -> Event | None:
+        task = state.tasks.get(task_id)
+        if task is None or task.attempts != attempt or self._futures.get(task_id) is not future:
+            return None  # an outcome nobody waits for any more
+        del self._futures[task_id]
+        error = future.exception()
+        if error is not None:
+            return TaskFailed(task_id, error, system=True)
+        outcome = future.result()
+        if outcome.kind == "ok":
+            if outcome.has_value:
+                self._values[task_id] = outcome.value
+            return TaskSucceeded(task_id)
+        if outcome.kind == "continuation" and outcome.continuation is not None:
+            try:
+                dag = flatten(outcome.continuation, ids=self._ids)
+                self.store.write_specs(self.workflow_id, task_id, dag)
+            except (TypeError, ValueError, SerializationError) as err:
+                return TaskFailed(task_id, err)
+            for spec in dag.specs:
+                self._specs[spec.task_id] = spec
+                for up in spec.upstream:
+                    self._consumers[up] = self._consumers.get(up, 0) + 1
+            return TaskContinued(task_id, dag)
+        return TaskFailed(task_id, outcome.error or RuntimeError("task failed"), outcome.system)
+
+    def _perform(self, state: RunState, commands: list[Command], pending: collections.deque[Event]) -> None:
+        for command in commands:
+            if isinstance(command, SubmitTask):
+                self._submit(command)
+            elif isinstance(command, RecordTaskError):
+                self._record_error(command)
+            elif isinstance(command, CatchError):
+                value = (None, command.error)
+                self._write_output(command.task_id, value)
+                pending.append(TaskSucceeded(command.task_id))
+            elif isinstance(command, CompleteParent):
+                self._complete_parent(command)
+                pending.append(TaskSucceeded(command.task_id))
+            elif isinstance(command, FinishWorkflow):
+                self._result = self._value_of(state.root)
+                self._set_status(WorkflowStatus.SUCCESSFUL, end_time=time.time())
+            elif isinstance(command, FailWorkflow):
+                self._fail(command)
+
+    def _release_inputs(self, task_id: str, state: RunState) -> None:
+        """Drop from memory the inputs of ``task_id`` that no other task will read."""
+        spec = self._specs.get(task_id)
+        if spec is None:
+            return
+        for up in spec.upstream:
+            left = self._consumers.get(up, 0) - 1
+            self._consumers[up] = left
+            if left <= 0 and up != state.root:
+                self._values.pop(up, None)
+
+    def _submit(self, command: SubmitTask) -> None:
+        spec = self._specs[command.task_id]
+        shares = self.executor.shares_memory
+        inputs = {}
+        for up in spec.upstream:
+            if up in self._values and (shares or not self._specs[up].options.checkpoint):
+                inputs[up] = self._values[up]
+        call = TaskCall(
+            workflow_id=self.workflow_id,
+            task_id=spec.task_id,
+            attempt=command.attempt,
+            func=spec.func,
+            args=spec.args,
+            kwargs=spec.kwargs,
+            inputs=inputs,
+            checkpoint=spec.options.checkpoint,
+            catch=spec.options.catch_exceptions,
+            store=self.store if shares else None,
+            store_url=None if shares else self.store.storage.url,
+            signing_key=self.signing_key,
+            return_value=shares or not spec.options.checkpoint,
+        )
+        try:
+            future = self.executor.submit(execute_task, call, spec.options.executor_options)
+        except Exception as err:  # the executor refused the call (unpicklable, bad options)
+            future = Future()
+            future.set_exception(err)
+        self._futures[spec.task_id] = future
+        outcomes = self._outcomes
+        task_id, attempt = spec.task_id, command.attempt
+        future.add_done_callback(lambda f: outcomes.put((task_id, attempt, f)))
+
+    def _record_error(self, command: RecordTaskError) -> None:
+        info = ErrorInfo.from_exception(command.error, command.task_id)
+        log.info("workflow %s task %s attempt %d failed: %s", self.workflow_id, command.task_id,
+                 command.attempts, info.summary())
+        self.store.write_task_error(
+            self.workflow_id, TaskErrorRecord(command.task_id, command.attempts, info, time.time())
+        )
+
+    def _write_output(self, task_id: str, value: Any) -> None:
+        try:
+            self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
+        except SerializationError:
+            # An exception that cannot be pickled is stored as its description.
+            error = value[1]
+            value = (value[0], WorkflowError(f"{type(error).__name__}: {error}", workflow_id=self.workflow_id))
+            self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
+        self._values[task_id] = value
+
+    def _complete_parent(self, command: CompleteParent) -> None:
+        if command.catch:
+            self._write_output(command.task_id, (self._value_of(command.child), None))
+            return
+        self.store.write_forward(self.workflow_id, command.task_id, command.child, {"end": time.time()})
+        if command.child in self._values:
+            self._values[command.task_id] = self._values[command.child]
+
+    def _value_of(self, task_id: str) -> Any:
+        if task_id in self._values:
+            return self._values[task_id]
+        return self.store.read_output(self.workflow_id, task_id)
+
+    def _fail(self, command: FailWorkflow) -> None:
+        info = ErrorInfo.from_exception(command.error, command.task_id)
+        status = WorkflowStatus.RESUMABLE if command.system else WorkflowStatus.FAILED
+        self._set_status(status, end_time=time.time(), error=info)
+        self._drop_running()
+        err = WorkflowExecutionError(
+            f"workflow {self.workflow_id!r} {status.value}: task {command.task_id!r} raised "
+            f"{info.summary()}",
+            workflow_id=self.workflow_id,
+            task_id=command.task_id,
+        )
+        raise err from command.error
+
+    def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
+        record = self.record.replace(status=status, updated_at=time.time(), **changes)
+        self.store.set_status(record, self.stored_status)
+        self.record = record
+        self.stored_status = status
+
+    def _abandon(self, err: StorageError) -> None:
+        """After a storage failure: leave the workflow RESUMABLE if the storage still answers."""
+        self._drop_running()
+        try:
+            self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(err))
+        except StorageError:
+            log.warning("workflow %s: storage failed (%s); its lease expires and it reads RESUMABLE",
+                        self.workflow_id, err)

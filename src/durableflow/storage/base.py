@@ -1,0 +1,96 @@
+"""The storage plugin interface: bytes in, bytes out, by '/'-separated key.
+
+A backend moves opaque bytes. It knows nothing of workflows; key names live in
+:mod:`durableflow.storage.layout` and encodings in :mod:`durableflow.storage.serializer`.
+
+Every backend keeps the same promises, checked by the contract suite in
+:mod:`durableflow.testing`:
+
+1. ``put`` is atomic: a reader sees the old bytes or the new bytes, never a part.
+2. ``create`` is create-only: of many concurrent calls for one key exactly one returns True.
+3. ``swap`` is compare-and-swap: it replaces the value only if it still equals ``expected``.
+4. ``list`` under a prefix is complete and sorted.
+5. ``url`` reopens the same storage from another process (for all but ``memory://``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+
+__all__ = ["MAX_KEY_LENGTH", "Storage", "check_key"]
+
+MAX_KEY_LENGTH = 1024
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a legal storage key, else raise ValueError.
+
+    A key is '/'-separated, with no empty, '.' or '..' segment, no segment starting with '.'
+    (backends keep their temporary files there), and no control characters.
+    """
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"storage key must be 1..{MAX_KEY_LENGTH} characters: {key!r}")
+    for part in key.split("/"):
+        if not part or part.startswith("."):
+            raise ValueError(f"illegal storage key segment {part!r} in {key!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ValueError(f"control character in storage key {key!r}")
+    return key
+
+
+class Storage(abc.ABC):
+    """A key-value store of bytes; subclass it to plug in a new backend.
+
+    Implementations raise :class:`~durableflow.errors.StorageError` subclasses for failures
+    (unreachable, full, refused), never a backend-specific exception.
+    """
+
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """The URL that reopens this storage (credentials never included)."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes | None:
+        """Return the bytes stored at ``key``, or None if there are none."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically, replacing any old value."""
+
+    @abc.abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Store ``data`` at ``key`` only if nothing is there; True if this call stored it."""
+
+    @abc.abstractmethod
+    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+        """Replace the value at ``key`` with ``data`` if it equals ``expected``; True if so."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing a missing key is not an error."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix``, sorted."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every key that starts with ``prefix``."""
+        for key in self.list(prefix):
+            self.delete(key)
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Store several values; each is atomic, the group is not.
+
+        Backends override this to share the cost of durability (one fsync of a directory,
+        one transaction) between values written together.
+        """
+        for key, data in items:
+            self.put(key, data)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections and handles; the storage is not used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

@@ -1,0 +1,130 @@
+"""Every storage key durableflow uses, as pure functions. Nothing else builds a key.
+
+Layout version 1::
+
+    v1/workflows/<wid>/run                 run record (JSON): status, times, metadata, error
+    v1/workflows/<wid>/lease               owner of the running workflow and its expiry (JSON)
+    v1/workflows/<wid>/cancel              a cancel request, polled by the runner
+    v1/workflows/<wid>/specs/<batch>       task specs of one DAG: "root" for the submitted DAG,
+                                           a task id for the continuation that task returned
+    v1/workflows/<wid>/outputs/<tid>       a task's checkpoint (create-only)
+    v1/workflows/<wid>/errors/<tid>        the last failed attempt of a task (JSON)
+    v1/workflows/<wid>/events/<tid>        a received external event (create-only)
+    v1/index/<STATUS>/<wid>                status index entry (empty)
+    v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status)
+
+DESIGN.md drew one folder per task (``tasks/<tid>/output``); flat ``outputs/`` and ``specs/``
+folders cost one directory fsync per checkpoint instead of two and let a resume learn every
+finished task from one listing.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LAYOUT_VERSION",
+    "cancel_key",
+    "dirty_key",
+    "dirty_prefix",
+    "error_key",
+    "errors_prefix",
+    "event_key",
+    "index_key",
+    "index_prefix",
+    "lease_key",
+    "output_key",
+    "outputs_prefix",
+    "run_key",
+    "spec_key",
+    "specs_prefix",
+    "workflow_prefix",
+    "workflows_prefix",
+]
+
+LAYOUT_VERSION = 1
+_ROOT = f"v{LAYOUT_VERSION}"
+ROOT_BATCH = "root"
+
+
+def workflows_prefix() -> str:
+    """Prefix of every workflow's folder."""
+    return f"{_ROOT}/workflows/"
+
+
+def workflow_prefix(workflow_id: str) -> str:
+    """Prefix of everything stored for one workflow."""
+    return f"{_ROOT}/workflows/{workflow_id}/"
+
+
+def run_key(workflow_id: str) -> str:
+    """The run record."""
+    return f"{_ROOT}/workflows/{workflow_id}/run"
+
+
+def lease_key(workflow_id: str) -> str:
+    """The lease of the workflow's current runner."""
+    return f"{_ROOT}/workflows/{workflow_id}/lease"
+
+
+def cancel_key(workflow_id: str) -> str:
+    """A cancel request."""
+    return f"{_ROOT}/workflows/{workflow_id}/cancel"
+
+
+def specs_prefix(workflow_id: str) -> str:
+    """Prefix of the workflow's spec batches."""
+    return f"{_ROOT}/workflows/{workflow_id}/specs/"
+
+
+def spec_key(workflow_id: str, batch: str) -> str:
+    """One batch of task specs: ``root`` or the id of the task that continued into it."""
+    return f"{_ROOT}/workflows/{workflow_id}/specs/{batch}"
+
+
+def outputs_prefix(workflow_id: str) -> str:
+    """Prefix of the workflow's checkpoints."""
+    return f"{_ROOT}/workflows/{workflow_id}/outputs/"
+
+
+def output_key(workflow_id: str, task_id: str) -> str:
+    """A task's checkpoint."""
+    return f"{_ROOT}/workflows/{workflow_id}/outputs/{task_id}"
+
+
+def errors_prefix(workflow_id: str) -> str:
+    """Prefix of the workflow's task error records."""
+    return f"{_ROOT}/workflows/{workflow_id}/errors/"
+
+
+def error_key(workflow_id: str, task_id: str) -> str:
+    """The record of a task's last failed attempt."""
+    return f"{_ROOT}/workflows/{workflow_id}/errors/{task_id}"
+
+
+def event_key(workflow_id: str, task_id: str) -> str:
+    """An external event received for a waiting task."""
+    return f"{_ROOT}/workflows/{workflow_id}/events/{task_id}"
+
+
+def index_prefix(status: str) -> str:
+    """Prefix of the status index entries of one status."""
+    return f"{_ROOT}/index/{status}/"
+
+
+def index_key(status: str, workflow_id: str) -> str:
+    """One status index entry."""
+    return f"{_ROOT}/index/{status}/{workflow_id}"
+
+
+def dirty_prefix() -> str:
+    """Prefix of the in-flight status change markers."""
+    return f"{_ROOT}/index/dirty/"
+
+
+def dirty_key(workflow_id: str) -> str:
+    """The marker of a status change in flight."""
+    return f"{_ROOT}/index/dirty/{workflow_id}"
+
+
+def name_of(key: str) -> str:
+    """The last segment of a key (a workflow id in an index key, a task id in an output key)."""
+    return key.rpartition("/")[2]

@@ -1,0 +1,76 @@
+"""In-process storage for tests and for measuring the engine alone (``memory://``)."""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import SplitResult
+
+from durableflow.storage.base import Storage, check_key
+
+__all__ = ["MemoryStorage"]
+
+# memory://name gives the same store to every Client of the process that names it.
+_NAMED: dict[str, MemoryStorage] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+class MemoryStorage(Storage):
+    """A dict behind a lock. Values vanish with the process."""
+
+    def __init__(self, name: str = "") -> None:
+        self._name = name
+        self._data: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, parts: SplitResult) -> MemoryStorage:
+        """Open ``memory://`` (a new store) or ``memory://name`` (shared in this process)."""
+        name = (parts.netloc + parts.path).strip("/")
+        if not name:
+            return cls()
+        with _NAMED_LOCK:
+            if name not in _NAMED:
+                _NAMED[name] = cls(name)
+            return _NAMED[name]
+
+    @property
+    def url(self) -> str:
+        return f"memory://{self._name}"
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        with self._lock:
+            self._data[key] = bytes(data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        check_key(key)
+        with self._lock:
+            if key in self._data:
+                return False
+            self._data[key] = bytes(data)
+            return True
+
+    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+        check_key(key)
+        with self._lock:
+            if self._data.get(key) != expected:
+                return False
+            self._data[key] = bytes(data)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def list(self, prefix: str) -> list[str]:
+        with self._lock:
+            keys = list(self._data)
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def delete_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._data if k.startswith(prefix)]:
+                del self._data[key]

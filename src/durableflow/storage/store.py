@@ -1,0 +1,331 @@
+"""WorkflowStore: workflow records to and from storage keys, and the status index protocol.
+
+The status index lets ``list_all(status)`` be a listing instead of a read of every workflow.
+A status change (:meth:`WorkflowStore.set_status`) is five steps; a crash between any two leaves
+a state every reader repairs from the run record:
+
+1. put the dirty marker ``index/dirty/<wid>`` (old and new status);
+2. put the run record with the new status;
+3. put the index entry ``index/<NEW>/<wid>``;
+4. delete the index entry ``index/<OLD>/<wid>``;
+5. delete the dirty marker.
+
+A reader that meets a dirty marker trusts the run record for that workflow; entries of one
+workflow under two statuses only exist while its dirty marker does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from durableflow.errors import (
+    CheckpointCorruptError,
+    SerializationError,
+    StorageError,
+)
+from durableflow.model.dag import FlatDAG
+from durableflow.model.records import LeaseRecord, RunRecord, TaskErrorRecord
+from durableflow.model.status import WorkflowStatus
+from durableflow.storage import layout
+from durableflow.storage.base import Storage
+from durableflow.storage.serializer import Serializer
+
+__all__ = ["WorkflowStore"]
+
+_FORWARD = "forward"
+
+
+class WorkflowStore:
+    """Typed access to everything stored for workflows.
+
+    Args:
+        storage: where the bytes go.
+        serializer: how values become bytes (checksums, optional signatures).
+    """
+
+    def __init__(self, storage: Storage, serializer: Serializer | None = None) -> None:
+        self.storage = storage
+        self.serializer = serializer or Serializer()
+
+    # --- run record -----------------------------------------------------------------------
+    def read_run(self, workflow_id: str) -> RunRecord | None:
+        """The run record, or None if the workflow does not exist."""
+        key = layout.run_key(workflow_id)
+        raw = self._get(key, workflow_id)
+        if raw is None:
+            return None
+        try:
+            return RunRecord.from_bytes(raw)
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointCorruptError(
+                f"run record of workflow {workflow_id!r} is corrupt ({key}): {err}",
+                workflow_id=workflow_id,
+                key=key,
+            ) from err
+
+    def write_run(self, record: RunRecord) -> None:
+        """Overwrite the run record without changing the status index."""
+        self._put(layout.run_key(record.workflow_id), record.to_bytes(), record.workflow_id)
+
+    def set_status(self, record: RunRecord, old: WorkflowStatus | None) -> None:
+        """Write ``record`` (with its new status) following the index protocol above."""
+        wid = record.workflow_id
+        new = record.status
+        # An earlier change interrupted before step 5 may have left an entry anywhere.
+        interrupted = self._get(layout.dirty_key(wid), wid) is not None
+        marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
+        self._put(layout.dirty_key(wid), marker, wid)  # 1
+        self._put(layout.run_key(wid), record.to_bytes(), wid)  # 2
+        self._put(layout.index_key(new.value, wid), b"", wid)  # 3
+        for status in WorkflowStatus:  # 4
+            if status is not new and (status is old or interrupted):
+                self._delete(layout.index_key(status.value, wid), wid)
+        self._delete(layout.dirty_key(wid), wid)  # 5
+
+    def list_index(self, status: WorkflowStatus) -> list[str]:
+        """Ids of workflows whose index entry says ``status``."""
+        prefix = layout.index_prefix(status.value)
+        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+
+    def list_dirty(self) -> list[str]:
+        """Ids of workflows with a status change in flight (or interrupted)."""
+        prefix = layout.dirty_prefix()
+        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+
+    # --- specs ----------------------------------------------------------------------------
+    def write_specs(self, workflow_id: str, batch: str, dag: FlatDAG) -> None:
+        """Store the specs of one DAG (``root``, or the id of the task that continued into it).
+
+        Raises:
+            SerializationError: naming the task and argument that cannot be pickled;
+                nothing is written then.
+        """
+        self.put_specs(workflow_id, batch, self.encode_specs(workflow_id, dag))
+
+    def encode_specs(self, workflow_id: str, dag: FlatDAG) -> bytes:
+        """The stored form of a DAG's specs; raises SerializationError naming the culprit."""
+        try:
+            return self.serializer.dumps(dag, {"tasks": len(dag.specs)})
+        except SerializationError:
+            raise self._find_unpicklable(workflow_id, dag) from None
+
+    def put_specs(self, workflow_id: str, batch: str, data: bytes) -> None:
+        """Store specs encoded by :meth:`encode_specs`."""
+        self._put(layout.spec_key(workflow_id, batch), data, workflow_id)
+
+    def _find_unpicklable(self, workflow_id: str, dag: FlatDAG) -> SerializationError:
+        for spec in dag.specs:
+            parts: list[tuple[str, Any]] = [("function", spec.func), ("options", spec.options)]
+            parts += [(f"argument {i}", a) for i, a in enumerate(spec.args)]
+            parts += [(f"argument {k!r}", v) for k, v in spec.kwargs.items()]
+            for label, value in parts:
+                try:
+                    self.serializer.dumps(value)
+                except SerializationError as err:
+                    return SerializationError(
+                        f"workflow {workflow_id!r}, task {spec.task_id!r}: {label} cannot be "
+                        f"pickled: {err}",
+                        workflow_id=workflow_id,
+                        task_id=spec.task_id,
+                        argument=label,
+                    )
+        return SerializationError(f"workflow {workflow_id!r}: the DAG cannot be pickled", workflow_id=workflow_id)
+
+    def read_specs(self, workflow_id: str) -> dict[str, FlatDAG]:
+        """Every stored spec batch, by batch name."""
+        prefix = layout.specs_prefix(workflow_id)
+        batches = {}
+        for key in self.storage.list(prefix):
+            raw = self._get(key, workflow_id)
+            if raw is None:
+                continue
+            batches[key[len(prefix) :]] = self._load(raw, workflow_id, None, key)
+        return batches
+
+    # --- outputs --------------------------------------------------------------------------
+    def write_output(
+        self, workflow_id: str, task_id: str, value: Any, header: dict[str, Any] | None = None
+    ) -> bool:
+        """Store a task's checkpoint, create-only; False if one was already there.
+
+        Raises:
+            SerializationError: the output cannot be pickled (names the task).
+        """
+        try:
+            data = self.serializer.dumps(value, header)
+        except SerializationError as err:
+            raise SerializationError(
+                f"workflow {workflow_id!r}, task {task_id!r}: output cannot be pickled: {err}",
+                workflow_id=workflow_id,
+                task_id=task_id,
+                argument="output",
+            ) from err
+        return self._create(layout.output_key(workflow_id, task_id), data, workflow_id, task_id)
+
+    def write_forward(self, workflow_id: str, task_id: str, child: str, header: dict[str, Any]) -> bool:
+        """Store that a task's output is its continuation root ``child``'s output."""
+        return self.write_output(workflow_id, task_id, None, {**header, _FORWARD: child})
+
+    def has_output(self, workflow_id: str, task_id: str) -> bool:
+        """Whether the task's checkpoint exists."""
+        return self._get(layout.output_key(workflow_id, task_id), workflow_id) is not None
+
+    def list_done(self, workflow_id: str) -> set[str]:
+        """Ids of tasks with a checkpoint."""
+        prefix = layout.outputs_prefix(workflow_id)
+        return {key[len(prefix) :] for key in self.storage.list(prefix)}
+
+    def read_output_header(self, workflow_id: str, task_id: str) -> dict[str, Any] | None:
+        """The checkpoint's header (times, attempts), or None if there is no checkpoint."""
+        key = layout.output_key(workflow_id, task_id)
+        raw = self._get(key, workflow_id, task_id)
+        if raw is None:
+            return None
+        try:
+            return self.serializer.unwrap(raw, what=self._what(workflow_id, task_id, key))[0]
+        except CheckpointCorruptError as err:
+            raise type(err)(str(err), workflow_id=workflow_id, task_id=task_id, key=key) from None
+
+    def read_output(self, workflow_id: str, task_id: str) -> Any:
+        """A task's output, following continuations.
+
+        Raises:
+            KeyError: no checkpoint for the task (or its continuation).
+            CheckpointCorruptError: naming workflow, task and key.
+        """
+        current = task_id
+        for _ in range(1_000_000):
+            key = layout.output_key(workflow_id, current)
+            raw = self._get(key, workflow_id, current)
+            if raw is None:
+                raise KeyError(current)
+            header, value = self._load_with_header(raw, workflow_id, current, key)
+            if _FORWARD not in header:
+                return value
+            current = header[_FORWARD]
+        raise CheckpointCorruptError(f"continuation chain of task {task_id!r} does not end", workflow_id=workflow_id)
+
+    # --- task errors ----------------------------------------------------------------------
+    def write_task_error(self, workflow_id: str, record: TaskErrorRecord) -> None:
+        """Store the last failed attempt of a task."""
+        self._put(layout.error_key(workflow_id, record.task_id), record.to_bytes(), workflow_id)
+
+    def read_task_error(self, workflow_id: str, task_id: str) -> TaskErrorRecord | None:
+        """The last failed attempt of a task, if any."""
+        raw = self._get(layout.error_key(workflow_id, task_id), workflow_id, task_id)
+        if raw is None:
+            return None
+        try:
+            return TaskErrorRecord.from_bytes(raw)
+        except (ValueError, KeyError, TypeError):
+            return None  # informational only: a garbled error record must not block anything
+
+    def list_task_errors(self, workflow_id: str) -> list[str]:
+        """Ids of tasks with a recorded failed attempt."""
+        prefix = layout.errors_prefix(workflow_id)
+        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+
+    # --- lease and cancel -------------------------------------------------------------------
+    def read_lease(self, workflow_id: str) -> tuple[LeaseRecord | None, bytes | None]:
+        """The lease and its raw bytes (for compare-and-swap); (None, None) if absent.
+
+        A garbled lease is returned as (None, raw) so that a runner can take it over.
+        """
+        raw = self._get(layout.lease_key(workflow_id), workflow_id)
+        if raw is None:
+            return None, None
+        try:
+            return LeaseRecord.from_bytes(raw), raw
+        except (ValueError, KeyError, TypeError):
+            return None, raw
+
+    def create_lease(self, workflow_id: str, lease: LeaseRecord) -> bool:
+        """Claim a free lease; False if one exists."""
+        return self._create(layout.lease_key(workflow_id), lease.to_bytes(), workflow_id, None)
+
+    def swap_lease(self, workflow_id: str, old: bytes, lease: LeaseRecord) -> bool:
+        """Replace the lease if it still is ``old``."""
+        key = layout.lease_key(workflow_id)
+        try:
+            return self.storage.swap(key, old, lease.to_bytes())
+        except StorageError as err:
+            raise self._tag(err, workflow_id, None, key) from None
+
+    def delete_lease(self, workflow_id: str) -> None:
+        """Remove the lease."""
+        self._delete(layout.lease_key(workflow_id), workflow_id)
+
+    def request_cancel(self, workflow_id: str) -> None:
+        """Ask the runner to cancel."""
+        self._put(layout.cancel_key(workflow_id), str(time.time()).encode(), workflow_id)
+
+    def cancel_requested(self, workflow_id: str) -> bool:
+        """Whether a cancel request is stored."""
+        return self._get(layout.cancel_key(workflow_id), workflow_id) is not None
+
+    # --- whole workflows ----------------------------------------------------------------------
+    def delete_workflow(self, workflow_id: str, status: WorkflowStatus | None) -> None:
+        """Remove everything stored for a workflow: index entries first, then its folder."""
+        self._put(layout.dirty_key(workflow_id), b'{"to":null}', workflow_id)
+        for s in WorkflowStatus:
+            if status is None or s is status:
+                self._delete(layout.index_key(s.value, workflow_id), workflow_id)
+        self._delete(layout.run_key(workflow_id), workflow_id)
+        try:
+            self.storage.delete_prefix(layout.workflow_prefix(workflow_id))
+        except StorageError as err:
+            raise self._tag(err, workflow_id, None, layout.workflow_prefix(workflow_id)) from None
+        self._delete(layout.dirty_key(workflow_id), workflow_id)
+
+    # --- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _what(workflow_id: str, task_id: str | None, key: str) -> str:
+        task = f", task {task_id!r}" if task_id else ""
+        return f"stored value of workflow {workflow_id!r}{task} ({key})"
+
+    def _load(self, raw: bytes, workflow_id: str, task_id: str | None, key: str) -> Any:
+        return self._load_with_header(raw, workflow_id, task_id, key)[1]
+
+    def _load_with_header(
+        self, raw: bytes, workflow_id: str, task_id: str | None, key: str
+    ) -> tuple[dict[str, Any], Any]:
+        try:
+            return self.serializer.loads_with_header(raw, what=self._what(workflow_id, task_id, key))
+        except CheckpointCorruptError as err:
+            raise type(err)(str(err), workflow_id=workflow_id, task_id=task_id, key=key) from None
+        except SerializationError as err:
+            raise SerializationError(str(err), workflow_id=workflow_id, task_id=task_id) from err
+
+    @staticmethod
+    def _tag(err: StorageError, workflow_id: str, task_id: str | None, key: str) -> StorageError:
+        tagged = type(err)(
+            f"workflow {workflow_id!r}: {err}", workflow_id=workflow_id, task_id=task_id, key=err.key or key
+        )
+        tagged.__cause__ = err.__cause__
+        return tagged
+
+    def _get(self, key: str, workflow_id: str, task_id: str | None = None) -> bytes | None:
+        try:
+            return self.storage.get(key)
+        except StorageError as err:
+            raise self._tag(err, workflow_id, task_id, key) from None
+
+    def _put(self, key: str, data: bytes, workflow_id: str) -> None:
+        try:
+            self.storage.put(key, data)
+        except StorageError as err:
+            raise self._tag(err, workflow_id, None, key) from None
+
+    def _create(self, key: str, data: bytes, workflow_id: str, task_id: str | None) -> bool:
+        try:
+            return self.storage.create(key, data)
+        except StorageError as err:
+            raise self._tag(err, workflow_id, task_id, key) from None
+
+    def _delete(self, key: str, workflow_id: str) -> None:
+        try:
+            self.storage.delete(key)
+        except StorageError as err:
+            raise self._tag(err, workflow_id, None, key) from None

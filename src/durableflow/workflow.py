@@ -1,0 +1,208 @@
+"""The ``ray.workflow``-shaped facade: module functions over a default Client.
+
+``from durableflow import workflow`` replaces ``from ray import workflow``. Every call below
+creates the default Client on first use (storage from ``init``, else the environment, else the
+default directory); ``shutdown()`` closes it so ``init`` may choose again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from durableflow.client import Client
+from durableflow.executors.base import Executor
+from durableflow.model.dag import Continuation, DAGNode, InputNode, TaskNode, as_node, execute, register_hook
+from durableflow.model.status import WorkflowStatus
+from durableflow.model.task import TaskFunction, task, workflow_options  # noqa: F401
+from durableflow.runtime.context import current_task_id, current_workflow_id, in_task
+from durableflow.storage.base import Storage
+
+__all__ = [
+    "Client",
+    "InputNode",
+    "WorkflowStatus",
+    "cancel",
+    "client",
+    "continuation",
+    "delete",
+    "get_current_task_id",
+    "get_current_workflow_id",
+    "get_metadata",
+    "get_output",
+    "get_output_async",
+    "get_status",
+    "init",
+    "is_initialized",
+    "list_all",
+    "options",
+    "resume",
+    "resume_all",
+    "resume_async",
+    "run",
+    "run_async",
+    "shutdown",
+    "step",
+    "task",
+]
+
+_client: Client | None = None
+_lock = threading.Lock()
+
+options = workflow_options
+step = task  # Ray 1.x: @workflow.step, then f.step(...).run(workflow_id=...)
+get_current_workflow_id = current_workflow_id
+get_current_task_id = current_task_id
+
+
+def init(
+    storage: str | os.PathLike[str] | Storage | None = None,
+    *,
+    max_running_workflows: int | None = None,
+    max_pending_workflows: int | None = None,
+    executor: str | Executor | None = None,
+    signing_key: bytes | str | None = None,
+    **client_options: Any,
+) -> Client:
+    """Create the default Client (optional: every call below does it on first use).
+
+    Raises:
+        ValueError: already initialized with a different storage or settings.
+    """
+    global _client
+    with _lock:
+        if _client is not None:
+            if storage is None or _same_storage(_client, storage):
+                return _client
+            raise ValueError(
+                f"durableflow is already initialized with storage {_client.storage.url}; "
+                "call workflow.shutdown() first to use another"
+            )
+        _client = Client(
+            storage,
+            executor=executor,
+            max_running_workflows=max_running_workflows,
+            max_pending_workflows=max_pending_workflows,
+            signing_key=signing_key,
+            **client_options,
+        )
+        return _client
+
+
+def _same_storage(current: Client, storage: str | os.PathLike[str] | Storage) -> bool:
+    if isinstance(storage, Storage):
+        return storage is current.storage
+    text = os.fspath(storage)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(os.path.expanduser(text))
+    return text.rstrip("/") == current.storage.url.split("?")[0].rstrip("/")
+
+
+def is_initialized() -> bool:
+    """Whether the default Client exists."""
+    return _client is not None
+
+
+def client() -> Client:
+    """The default Client, created on first use."""
+    return _client or init()
+
+
+def shutdown(wait: bool = True) -> None:
+    """Close the default Client: ``wait`` for its workflows, or leave them RESUMABLE."""
+    global _client
+    with _lock:
+        current, _client = _client, None
+    if current is not None:
+        current.close(wait=wait)
+
+
+def _prepare(dag: Any) -> Any:
+    if not isinstance(dag, DAGNode) and "ray" in sys.modules:
+        import importlib
+
+        importlib.import_module("durableflow.executors.ray_dag")
+    return dag
+
+
+def run(dag: Any, *args: Any, workflow_id: str | None = None, metadata: dict[str, Any] | None = None,
+        **kwargs: Any) -> Any:
+    """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
+    return client().run(_prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+
+
+def run_async(dag: Any, *args: Any, workflow_id: str | None = None,
+              metadata: dict[str, Any] | None = None, **kwargs: Any) -> Future[Any]:
+    """Start a DAG durably; returns a future of its output."""
+    return client().run_async(_prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+
+
+def resume(workflow_id: str) -> Any:
+    """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
+    return client().resume(workflow_id)
+
+
+def resume_async(workflow_id: str) -> Future[Any]:
+    """Like ``resume``, returning a future."""
+    return client().resume_async(workflow_id)
+
+
+def resume_all(include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
+    """Resume every RESUMABLE (and FAILED if asked) workflow: ``[(workflow_id, future)]``."""
+    return client().resume_all(include_failed)
+
+
+def get_output(workflow_id: str, *, task_id: str | None = None, timeout: float | None = None) -> Any:
+    """The output of a workflow or of one of its tasks, waiting while it runs."""
+    return client().get_output(workflow_id, task_id=task_id, timeout=timeout)
+
+
+def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Future[Any]:
+    """Like ``get_output``, returning a future."""
+    return client().get_output_async(workflow_id, task_id=task_id)
+
+
+def get_status(workflow_id: str) -> WorkflowStatus:
+    """The status of a workflow."""
+    return client().get_status(workflow_id)
+
+
+def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
+    """Metadata of a workflow, or of one of its tasks."""
+    return client().get_metadata(workflow_id, task_id)
+
+
+def list_all(
+    status_filter: str | WorkflowStatus | Iterable[str | WorkflowStatus] | None = None,
+) -> list[tuple[str, WorkflowStatus]]:
+    """``[(workflow_id, status)]`` of the stored workflows, optionally filtered by status."""
+    return client().list_all(status_filter)
+
+
+def cancel(workflow_id: str) -> None:
+    """Cancel a workflow; its checkpoints are kept, and it cannot be resumed."""
+    client().cancel(workflow_id)
+
+
+def delete(workflow_id: str) -> None:
+    """Remove everything stored for a workflow that is not running."""
+    client().delete(workflow_id)
+
+
+def continuation(dag: Any) -> Any:
+    """Inside a task: continue the workflow with ``dag``. Outside: run ``dag`` now."""
+    node = as_node(_prepare(dag))
+    if not isinstance(node, TaskNode):
+        raise TypeError(f"continuation() takes a DAG node (from .bind()), got {dag!r}")
+    if in_task():
+        return Continuation(node)
+    return execute(node)
+
+
+register_hook("run", run)
+register_hook("run_async", run_async)
+
