@@ -7,6 +7,7 @@ it runs the ones it starts on its executor, at most ``max_running_workflows`` at
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import json
 import logging
 import os
@@ -94,9 +95,13 @@ class Client:
         lease_ttl: float = DEFAULT_TTL,
         cancel_poll: float = 0.5,
     ) -> None:
-        for name, value in (("max_running_workflows", max_running_workflows),
-                            ("max_pending_workflows", max_pending_workflows)):
-            if value is not None and (not isinstance(value, int) or value < (1 if "running" in name else 0)):
+        for name, value in (
+            ("max_running_workflows", max_running_workflows),
+            ("max_pending_workflows", max_pending_workflows),
+        ):
+            if value is not None and (
+                not isinstance(value, int) or value < (1 if "running" in name else 0)
+            ):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         self.storage = open_storage(storage if storage is not None else config.storage_from_env())
         key = signing_key if signing_key is not None else config.signing_key_from_env()
@@ -115,8 +120,14 @@ class Client:
         log.info("durableflow storage: %s", self.storage.url)
 
     # --- running ----------------------------------------------------------------------------
-    def run(self, dag: Any, *args: Any, workflow_id: str | None = None,
-            metadata: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def run(
+        self,
+        dag: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run a DAG to the end and return its output (resumes a stored ``workflow_id``).
 
         Raises:
@@ -125,8 +136,14 @@ class Client:
         """
         return self._start(dag, args, kwargs, workflow_id, metadata, inline=True).result()
 
-    def run_async(self, dag: Any, *args: Any, workflow_id: str | None = None,
-                  metadata: dict[str, Any] | None = None, **kwargs: Any) -> Future[Any]:
+    def run_async(
+        self,
+        dag: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Future[Any]:
         """Start a DAG and return a future of its output."""
         return self._start(dag, args, kwargs, workflow_id, metadata, inline=False)
 
@@ -161,10 +178,20 @@ class Client:
                 handles.append((workflow_id, failed))
         return handles
 
-    def _start(self, dag: Any, args: tuple[Any, ...], kwargs: dict[str, Any], workflow_id: str | None,
-               metadata: dict[str, Any] | None, *, inline: bool) -> Future[Any]:
+    def _start(
+        self,
+        dag: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        workflow_id: str | None,
+        metadata: dict[str, Any] | None,
+        *,
+        inline: bool,
+    ) -> Future[Any]:
         self._check_open()
-        workflow_id = validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
+        workflow_id = (
+            validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
+        )
         metadata = _check_metadata(metadata, workflow_id)
         flat = flatten(dag, inputs=(args, kwargs))
         record = self.store.read_run(workflow_id)
@@ -172,8 +199,9 @@ class Client:
             return self._resume(workflow_id, inline=inline, record=record)
         data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
         now = time.time()
-        record = RunRecord(workflow_id, WorkflowStatus.PENDING, flat.root, now, now,
-                           user_metadata=metadata)
+        record = RunRecord(
+            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata
+        )
         run = self._new_run(record, flat)
         queued = self._admit(workflow_id)
         try:
@@ -188,7 +216,9 @@ class Client:
             raise
         return self._launch(run, queued, inline)
 
-    def _resume(self, workflow_id: str, *, inline: bool, record: RunRecord | None = None) -> Future[Any]:
+    def _resume(
+        self, workflow_id: str, *, inline: bool, record: RunRecord | None = None
+    ) -> Future[Any]:
         self._check_open()
         validate_workflow_id(workflow_id)
         record = record or self._record(workflow_id)
@@ -199,11 +229,15 @@ class Client:
             return done
         if status is WorkflowStatus.CANCELED:
             raise WorkflowNotResumableError(
-                f"workflow {workflow_id!r} was canceled and cannot be resumed", workflow_id=workflow_id
+                f"workflow {workflow_id!r} was canceled and cannot be resumed",
+                workflow_id=workflow_id,
             )
-        if status in ACTIVE and not (status is WorkflowStatus.PENDING and self._unowned(workflow_id)):
-            raise WorkflowStillActiveError(f"workflow {workflow_id!r} is {status.value} now",
-                                           workflow_id=workflow_id)
+        if status in ACTIVE and not (
+            status is WorkflowStatus.PENDING and self._unowned(workflow_id)
+        ):
+            raise WorkflowStillActiveError(
+                f"workflow {workflow_id!r} is {status.value} now", workflow_id=workflow_id
+            )
         run = self._new_run(record, None)
         queued = self._admit(workflow_id)
         try:
@@ -219,8 +253,15 @@ class Client:
         return self._launch(run, queued, inline)
 
     def _new_run(self, record: RunRecord, dag: FlatDAG | None) -> WorkflowRun:
-        return WorkflowRun(self.store, self.executor, self.leases, record, signing_key=self._signing_key,
-                           cancel_poll=self.cancel_poll, dag=dag)
+        return WorkflowRun(
+            self.store,
+            self.executor,
+            self.leases,
+            record,
+            signing_key=self._signing_key,
+            cancel_poll=self.cancel_poll,
+            dag=dag,
+        )
 
     def _claim(self, run: WorkflowRun) -> None:
         self.leases.claim(run.workflow_id, run.lease_lost)
@@ -231,7 +272,10 @@ class Client:
             if self.max_running_workflows is None or self._running < self.max_running_workflows:
                 self._running += 1
                 return False
-            if self.max_pending_workflows is not None and len(self._queue) >= self.max_pending_workflows:
+            if (
+                self.max_pending_workflows is not None
+                and len(self._queue) >= self.max_pending_workflows
+            ):
                 raise WorkflowQueueFullError(
                     f"cannot queue workflow {workflow_id!r}: {len(self._queue)} workflows already "
                     f"pending (max_pending_workflows={self.max_pending_workflows})",
@@ -254,8 +298,12 @@ class Client:
         if inline:
             self._drive(run, future)
         else:
-            threading.Thread(target=self._drive, args=(run, future), daemon=True,
-                             name=f"durableflow-run-{run.workflow_id[:32]}").start()
+            threading.Thread(
+                target=self._drive,
+                args=(run, future),
+                daemon=True,
+                name=f"durableflow-run-{run.workflow_id[:32]}",
+            ).start()
         return future
 
     def _drive(self, run: WorkflowRun, future: Future[Any]) -> None:
@@ -273,20 +321,25 @@ class Client:
                 if nxt is not None:
                     self._running += 1
             if nxt is not None:
-                threading.Thread(target=self._drive, args=nxt, daemon=True,
-                                 name=f"durableflow-run-{nxt[0].workflow_id[:32]}").start()
+                threading.Thread(
+                    target=self._drive,
+                    args=nxt,
+                    daemon=True,
+                    name=f"durableflow-run-{nxt[0].workflow_id[:32]}",
+                ).start()
 
     # --- inspecting -------------------------------------------------------------------------
     def _record(self, workflow_id: str) -> RunRecord:
         validate_workflow_id(workflow_id)
         record = self.store.read_run(workflow_id)
         if record is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id!r} in {self.storage.url}",
-                                        workflow_id=workflow_id)
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id!r} in {self.storage.url}", workflow_id=workflow_id
+            )
         return record
 
     def _unowned(self, workflow_id: str) -> bool:
-        lease, raw = self.store.read_lease(workflow_id)
+        _, raw = self.store.read_lease(workflow_id)
         return raw is None
 
     def _effective_status(self, record: RunRecord) -> WorkflowStatus:
@@ -295,7 +348,11 @@ class Client:
         lease, raw = self.store.read_lease(record.workflow_id)
         if raw is None:
             # PENDING with no owner waits for a worker; RUNNING with no owner lost its runner.
-            return WorkflowStatus.PENDING if record.status is WorkflowStatus.PENDING else WorkflowStatus.RESUMABLE
+            return (
+                WorkflowStatus.PENDING
+                if record.status is WorkflowStatus.PENDING
+                else WorkflowStatus.RESUMABLE
+            )
         if lease is None or not is_alive(lease):
             return WorkflowStatus.RESUMABLE
         return record.status
@@ -304,8 +361,9 @@ class Client:
         """The workflow's status; a workflow whose runner is gone reads RESUMABLE."""
         return self._effective_status(self._record(workflow_id))
 
-    def get_output(self, workflow_id: str, *, task_id: str | None = None,
-                   timeout: float | None = None) -> Any:
+    def get_output(
+        self, workflow_id: str, *, task_id: str | None = None, timeout: float | None = None
+    ) -> Any:
         """The workflow's output (or one task's), waiting while it runs.
 
         Raises:
@@ -330,7 +388,9 @@ class Client:
         threading.Thread(target=fill, daemon=True).start()
         return future
 
-    def _output_waiter(self, workflow_id: str, task_id: str | None, timeout: float | None) -> Callable[[], Any]:
+    def _output_waiter(
+        self, workflow_id: str, task_id: str | None, timeout: float | None
+    ) -> Callable[[], Any]:
         record = self._record(workflow_id)
         if task_id is not None:
             self._task_spec(workflow_id, task_id)
@@ -372,8 +432,11 @@ class Client:
             for spec in batch.specs:
                 if spec.task_id == task_id:
                     return spec
-        raise WorkflowNotFoundError(f"workflow {workflow_id!r} has no task {task_id!r}",
-                                    workflow_id=workflow_id, task_id=task_id)
+        raise WorkflowNotFoundError(
+            f"workflow {workflow_id!r} has no task {task_id!r}",
+            workflow_id=workflow_id,
+            task_id=task_id,
+        )
 
     def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
         """Status, user metadata and stats of a workflow, or of one of its tasks."""
@@ -384,8 +447,12 @@ class Client:
                 "workflow_id": workflow_id,
                 "status": status.value,
                 "user_metadata": dict(record.user_metadata),
-                "stats": {"created_at": record.created_at, "start_time": record.start_time,
-                          "end_time": record.end_time, "updated_at": record.updated_at},
+                "stats": {
+                    "created_at": record.created_at,
+                    "start_time": record.start_time,
+                    "end_time": record.end_time,
+                    "updated_at": record.updated_at,
+                },
                 "error": record.error.to_json() if record.error else None,
                 "runtime_env": dict(record.runtime_env),
             }
@@ -406,7 +473,10 @@ class Client:
             "name": spec.name,
             "task_options": spec.options.to_json(),
             "user_metadata": dict(spec.options.metadata),
-            "stats": {"start_time": (header or {}).get("start"), "end_time": (header or {}).get("end")},
+            "stats": {
+                "start_time": (header or {}).get("start"),
+                "end_time": (header or {}).get("end"),
+            },
             "attempts": attempts,
             "error": error.error.to_json() if error else None,
         }
@@ -457,8 +527,11 @@ class Client:
                 queued = None
         if queued is not None:
             self._cancel_stopped(workflow_id)
-            queued[1].set_exception(WorkflowCancellationError(f"workflow {workflow_id!r} was canceled",
-                                                              workflow_id=workflow_id))
+            queued[1].set_exception(
+                WorkflowCancellationError(
+                    f"workflow {workflow_id!r} was canceled", workflow_id=workflow_id
+                )
+            )
             with self._lock:
                 self._active.pop(workflow_id, None)
             return
@@ -467,7 +540,9 @@ class Client:
             try:
                 active[1].exception(timeout)
             except TimeoutError:
-                log.warning("workflow %s did not stop within %s s of its cancel", workflow_id, timeout)
+                log.warning(
+                    "workflow %s did not stop within %s s of its cancel", workflow_id, timeout
+                )
             return
         status = self._effective_status(record)
         if status.is_terminal:
@@ -491,8 +566,10 @@ class Client:
             record = self._record(workflow_id)
             self.store.request_cancel(workflow_id)
             now = time.time()
-            self.store.set_status(record.replace(status=WorkflowStatus.CANCELED, updated_at=now,
-                                                 end_time=now), record.status)
+            self.store.set_status(
+                record.replace(status=WorkflowStatus.CANCELED, updated_at=now, end_time=now),
+                record.status,
+            )
         finally:
             self.leases.release(workflow_id)
 
@@ -528,18 +605,18 @@ class Client:
                 self.store.set_status(record, run.record.status)
             finally:
                 self.leases.release(run.workflow_id)
-            future.set_exception(WorkflowIncompleteError(
-                f"workflow {run.workflow_id!r} was still queued at shutdown; resume it",
-                workflow_id=run.workflow_id))
+            future.set_exception(
+                WorkflowIncompleteError(
+                    f"workflow {run.workflow_id!r} was still queued at shutdown; resume it",
+                    workflow_id=run.workflow_id,
+                )
+            )
         for run, future in active:
             if (run, future) in queued:
                 continue
             if not wait:
                 run.request_stop()
-            try:
-                future.exception()
-            except BaseException:  # noqa: S110 - the run's own error is its caller's business
-                pass
+            concurrent.futures.wait([future])  # its outcome is its caller's business
         self.leases.close()
         self.executor.close(wait=wait)
         self.storage.close()
@@ -563,7 +640,9 @@ def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[s
     try:
         json.dumps(metadata)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}") from None
+        raise ValueError(
+            f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}"
+        ) from None
     return metadata
 
 
@@ -571,14 +650,23 @@ def _stopped_error(record: RunRecord, status: WorkflowStatus, task_id: str | Non
     wid = record.workflow_id
     what = f"task {task_id!r} of workflow {wid!r}" if task_id else f"workflow {wid!r}"
     if status is WorkflowStatus.CANCELED:
-        return WorkflowCancellationError(f"{what} has no output: the workflow was canceled",
-                                         workflow_id=wid, task_id=task_id)
+        return WorkflowCancellationError(
+            f"{what} has no output: the workflow was canceled", workflow_id=wid, task_id=task_id
+        )
     if status is WorkflowStatus.FAILED:
         cause = record.error.summary() if record.error else "unknown error"
         failed = record.error.task_id if record.error else None
-        return WorkflowExecutionError(f"{what} has no output: task {failed!r} failed: {cause}",
-                                      workflow_id=wid, task_id=task_id or failed)
+        return WorkflowExecutionError(
+            f"{what} has no output: task {failed!r} failed: {cause}",
+            workflow_id=wid,
+            task_id=task_id or failed,
+        )
     if task_id is not None and status is WorkflowStatus.SUCCESSFUL:
-        return WorkflowNotFoundError(f"{what} has no output (not checkpointed)", workflow_id=wid, task_id=task_id)
-    return WorkflowIncompleteError(f"{what} has no output: the workflow is {status.value}; resume it",
-                                   workflow_id=wid, task_id=task_id)
+        return WorkflowNotFoundError(
+            f"{what} has no output (not checkpointed)", workflow_id=wid, task_id=task_id
+        )
+    return WorkflowIncompleteError(
+        f"{what} has no output: the workflow is {status.value}; resume it",
+        workflow_id=wid,
+        task_id=task_id,
+    )

@@ -22,7 +22,7 @@ ENV_EXECUTOR = "DURABLEFLOW_EXECUTOR"
 
 
 def default_storage_dir() -> Path:
-    """The default storage: a folder under the user's data directory (not /tmp).
+    r"""The default storage: a folder under the user's data directory (not /tmp).
 
     Linux: ``$XDG_DATA_HOME/durableflow`` or ``~/.local/share/durableflow``; macOS:
     ``~/Library/Application Support/durableflow``; Windows: ``%LOCALAPPDATA%\\durableflow``.
@@ -38,7 +38,9 @@ def default_storage_dir() -> Path:
 
 def storage_from_env() -> str:
     """``$DURABLEFLOW_STORAGE``, else ``$RAY_WORKFLOW_STORAGE``, else the default directory."""
-    return os.environ.get(ENV_STORAGE) or os.environ.get(ENV_RAY_STORAGE) or str(default_storage_dir())
+    return (
+        os.environ.get(ENV_STORAGE) or os.environ.get(ENV_RAY_STORAGE) or str(default_storage_dir())
+    )
 
 
 def signing_key_from_env() -> bytes | None:

@@ -16,7 +16,15 @@ from typing import Any
 
 from durableflow.client import Client
 from durableflow.executors.base import Executor
-from durableflow.model.dag import Continuation, DAGNode, InputNode, TaskNode, as_node, execute, register_hook
+from durableflow.model.dag import (
+    Continuation,
+    DAGNode,
+    InputNode,
+    TaskNode,
+    as_node,
+    execute,
+    register_hook,
+)
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskFunction, task, workflow_options  # noqa: F401
 from durableflow.runtime.context import current_task_id, current_workflow_id, in_task
@@ -129,16 +137,28 @@ def _prepare(dag: Any) -> Any:
     return dag
 
 
-def run(dag: Any, *args: Any, workflow_id: str | None = None, metadata: dict[str, Any] | None = None,
-        **kwargs: Any) -> Any:
+def run(
+    dag: Any,
+    *args: Any,
+    workflow_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
     """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
     return client().run(_prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
 
 
-def run_async(dag: Any, *args: Any, workflow_id: str | None = None,
-              metadata: dict[str, Any] | None = None, **kwargs: Any) -> Future[Any]:
+def run_async(
+    dag: Any,
+    *args: Any,
+    workflow_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Future[Any]:
     """Start a DAG durably; returns a future of its output."""
-    return client().run_async(_prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+    return client().run_async(
+        _prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs
+    )
 
 
 def resume(workflow_id: str) -> Any:
@@ -156,7 +176,9 @@ def resume_all(include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
     return client().resume_all(include_failed)
 
 
-def get_output(workflow_id: str, *, task_id: str | None = None, timeout: float | None = None) -> Any:
+def get_output(
+    workflow_id: str, *, task_id: str | None = None, timeout: float | None = None
+) -> Any:
     """The output of a workflow or of one of its tasks, waiting while it runs."""
     return client().get_output(workflow_id, task_id=task_id, timeout=timeout)
 
@@ -205,4 +227,3 @@ def continuation(dag: Any) -> Any:
 
 register_hook("run", run)
 register_hook("run_async", run_async)
-

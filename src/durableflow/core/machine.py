@@ -1,4 +1,4 @@
-"""The transition table of a run: ``decide(state, event) -> commands``.
+r"""The transition table of a run: ``decide(state, event) -> commands``.
 
 Events say what happened (past tense); commands say what the runtime must do (imperative).
 The runtime performs commands, turns their results into events, and asks again. A task's
@@ -93,8 +93,11 @@ class CatchError:
 
 @dataclasses.dataclass(frozen=True)
 class CompleteParent:
-    """The continuation ``child`` of ``task_id`` is done: store the parent's output as
-    the child's (``catch``: wrapped as ``(value, None)``), then report TaskSucceeded."""
+    """The continuation ``child`` of ``task_id`` is done: store the parent's output.
+
+    The parent's output is the child's (``catch``: wrapped as ``(value, None)``); then
+    TaskSucceeded is reported for the parent.
+    """
 
     task_id: str
     child: str
@@ -163,7 +166,11 @@ def _succeeded(state: RunState, task_id: str) -> list[Command]:
     for dependent_id in task.dependents:
         dependent = state.tasks[dependent_id]
         dependent.remaining -= 1
-        if dependent.remaining == 0 and dependent.status is TaskStatus.WAITING and not state.failure:
+        if (
+            dependent.remaining == 0
+            and dependent.status is TaskStatus.WAITING
+            and not state.failure
+        ):
             commands.append(_submit(state, dependent_id))
     if state.failure:
         commands.extend(_maybe_stop(state))

@@ -18,7 +18,9 @@ class FailureAction(enum.Enum):
     FAIL = "fail"
 
 
-def on_failure(options: TaskOptions, attempts: int, error: BaseException, system: bool) -> FailureAction:
+def on_failure(
+    options: TaskOptions, attempts: int, error: BaseException, system: bool
+) -> FailureAction:
     """Decide after ``attempts`` attempts, the last of which raised ``error``.
 
     System errors (a lost worker) are retried up to ``max_retries``; application errors only

@@ -81,9 +81,11 @@ class RunState:
         """State of a resumed run.
 
         Args:
+            workflow_id: the workflow.
             batches: the stored spec batches: ``root_batch`` for the submitted DAG, and for
                 every task that returned a continuation, that task's id.
             done: ids of tasks whose output is stored.
+            root_batch: name of the batch of the submitted DAG.
         """
         done_set = set(done)
         root = batches[root_batch].root

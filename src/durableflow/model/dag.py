@@ -10,6 +10,7 @@ resume the workflow from them alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -71,7 +72,9 @@ class InputAttributeNode(DAGNode):
         key = self.key
         if isinstance(key, int):
             if key >= len(args) or key < -len(args):
-                raise TypeError(f"the DAG reads input [{key}] but run() got {len(args)} positional input(s)")
+                raise TypeError(
+                    f"the DAG reads input [{key}] but run() got {len(args)} positional input(s)"
+                )
             return args[key]
         if key in kwargs:
             return kwargs[key]
@@ -110,7 +113,9 @@ class TaskNode(DAGNode):
         """Ray 1.x style: run this node as a workflow (see ``workflow.run``)."""
         return _hook("run")(self, workflow_id=workflow_id, metadata=metadata)
 
-    def run_async(self, workflow_id: str | None = None, metadata: dict[str, Any] | None = None) -> Any:
+    def run_async(
+        self, workflow_id: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Any:
         """Ray 1.x style: start this node as a workflow and return a future."""
         return _hook("run_async")(self, workflow_id=workflow_id, metadata=metadata)
 
@@ -309,19 +314,20 @@ def flatten(
                     stack.append((child, False))
             continue
         upstream: list[str] = []
-
-        def leaf(value: Any) -> Any:
-            out = substitute(value)
-            if isinstance(out, TaskRef) and out.task_id not in upstream:
-                upstream.append(out.task_id)
-            return out
-
+        leaf = functools.partial(_substitute_leaf, substitute, upstream)
         args = map_values(node.args, leaf)
         kwargs = map_values(node.kwargs, leaf)
         task_id = ids.allocate(node.task_options.task_id or node.name)
         assigned[id(node)] = task_id
         specs.append(TaskSpec(task_id, node.func, args, kwargs, node.task_options, tuple(upstream)))
     return FlatDAG(assigned[id(root_node)], tuple(specs))
+
+
+def _substitute_leaf(substitute: Callable[[Any], Any], upstream: list[str], value: Any) -> Any:
+    out = substitute(value)
+    if isinstance(out, TaskRef) and out.task_id not in upstream:
+        upstream.append(out.task_id)
+    return out
 
 
 def _collect(value: Any, out: list[TaskNode]) -> None:

@@ -129,7 +129,9 @@ class TaskErrorRecord:
     def from_bytes(cls, raw: bytes) -> TaskErrorRecord:
         """Parse JSON bytes."""
         data = json.loads(raw)
-        return cls(data["task_id"], int(data["attempts"]), ErrorInfo.from_json(data["error"]), data["time"])
+        return cls(
+            data["task_id"], int(data["attempts"]), ErrorInfo.from_json(data["error"]), data["time"]
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +158,9 @@ class LeaseRecord:
         """Parse JSON bytes."""
         data = json.loads(raw)
         return cls(
-            str(data["owner"]), str(data["host"]), int(data["pid"]), str(data["pid_start"]),
+            str(data["owner"]),
+            str(data["host"]),
+            int(data["pid"]),
+            str(data["pid_start"]),
             float(data["expires_at"]),
         )

@@ -22,7 +22,14 @@ R = TypeVar("R")
 # Ray's ``workflow.options(...)`` returns {"_metadata": {WORKFLOW_OPTIONS_KEY: {...}}}, which
 # users pass to ``f.options(**...)``; we read the same shape.
 WORKFLOW_OPTIONS_KEY = "workflow.io/options"
-_WORKFLOW_FIELDS = ("task_id", "max_retries", "retry_exceptions", "catch_exceptions", "checkpoint", "metadata")
+_WORKFLOW_FIELDS = (
+    "task_id",
+    "max_retries",
+    "retry_exceptions",
+    "catch_exceptions",
+    "checkpoint",
+    "metadata",
+)
 
 RetryExceptions = bool | tuple[type[BaseException], ...]
 
@@ -142,7 +149,7 @@ class TaskFunction(Generic[P, R]):
         self._func = func
         self._options = options or TaskOptions()
         self._signature: inspect.Signature | None = None
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
+        functools.update_wrapper(self, func)
 
     @property
     def func(self) -> Callable[P, R]:
@@ -155,6 +162,7 @@ class TaskFunction(Generic[P, R]):
         return self._options
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function directly, outside any workflow."""
         return self._func(*args, **kwargs)
 
     def options(self, **options: Any) -> TaskFunction[P, R]:

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 __all__ = ["current_task_id", "current_workflow_id", "in_task", "task_context"]
 
-_WORKFLOW: contextvars.ContextVar[str | None] = contextvars.ContextVar("durableflow_workflow", default=None)
+_WORKFLOW: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "durableflow_workflow", default=None
+)
 _TASK: contextvars.ContextVar[str | None] = contextvars.ContextVar("durableflow_task", default=None)
 
 

@@ -135,7 +135,9 @@ class WorkflowRun:
         """
         try:
             state = self._load_state()
-            self._set_status(WorkflowStatus.RUNNING, start_time=time.time(), end_time=None, error=None)
+            self._set_status(
+                WorkflowStatus.RUNNING, start_time=time.time(), end_time=None, error=None
+            )
             self.started.set()
             self._loop(state)
             return self._result
@@ -157,7 +159,9 @@ class WorkflowRun:
                     f"workflow {self.workflow_id!r} has no stored task specs",
                     workflow_id=self.workflow_id,
                 )
-            state = RunState.from_stored(self.workflow_id, batches, self.store.list_done(self.workflow_id))
+            state = RunState.from_stored(
+                self.workflow_id, batches, self.store.list_done(self.workflow_id)
+            )
         for flat in batches.values():
             for spec in flat.specs:
                 self._specs[spec.task_id] = spec
@@ -221,7 +225,9 @@ class WorkflowRun:
             self.executor.cancel(future)
         self._futures.clear()
 
-    def _to_event(self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]) -> Event | None:
+    def _to_event(
+        self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]
+    ) -> Event | None:
         task = state.tasks.get(task_id)
         if task is None or task.attempts != attempt or self._futures.get(task_id) is not future:
             return None  # an outcome nobody waits for any more
@@ -247,7 +253,9 @@ class WorkflowRun:
             return TaskContinued(task_id, dag)
         return TaskFailed(task_id, outcome.error or RuntimeError("task failed"), outcome.system)
 
-    def _perform(self, state: RunState, commands: list[Command], pending: collections.deque[Event]) -> None:
+    def _perform(
+        self, state: RunState, commands: list[Command], pending: collections.deque[Event]
+    ) -> None:
         for command in commands:
             if isinstance(command, SubmitTask):
                 self._submit(command)
@@ -311,8 +319,13 @@ class WorkflowRun:
 
     def _record_error(self, command: RecordTaskError) -> None:
         info = ErrorInfo.from_exception(command.error, command.task_id)
-        log.info("workflow %s task %s attempt %d failed: %s", self.workflow_id, command.task_id,
-                 command.attempts, info.summary())
+        log.info(
+            "workflow %s task %s attempt %d failed: %s",
+            self.workflow_id,
+            command.task_id,
+            command.attempts,
+            info.summary(),
+        )
         self.store.write_task_error(
             self.workflow_id, TaskErrorRecord(command.task_id, command.attempts, info, time.time())
         )
@@ -323,7 +336,10 @@ class WorkflowRun:
         except SerializationError:
             # An exception that cannot be pickled is stored as its description.
             error = value[1]
-            value = (value[0], WorkflowError(f"{type(error).__name__}: {error}", workflow_id=self.workflow_id))
+            value = (
+                value[0],
+                WorkflowError(f"{type(error).__name__}: {error}", workflow_id=self.workflow_id),
+            )
             self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
         self._values[task_id] = value
 
@@ -331,7 +347,9 @@ class WorkflowRun:
         if command.catch:
             self._write_output(command.task_id, (self._value_of(command.child), None))
             return
-        self.store.write_forward(self.workflow_id, command.task_id, command.child, {"end": time.time()})
+        self.store.write_forward(
+            self.workflow_id, command.task_id, command.child, {"end": time.time()}
+        )
         if command.child in self._values:
             self._values[command.task_id] = self._values[command.child]
 
@@ -365,5 +383,8 @@ class WorkflowRun:
         try:
             self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(err))
         except StorageError:
-            log.warning("workflow %s: storage failed (%s); its lease expires and it reads RESUMABLE",
-                        self.workflow_id, err)
+            log.warning(
+                "workflow %s: storage failed (%s); its lease expires and it reads RESUMABLE",
+                self.workflow_id,
+                err,
+            )

@@ -104,20 +104,24 @@ class LeaseKeeper:
             current, current_raw = self._store.read_lease(workflow_id)
             if current is not None and current.owner == self.owner:
                 raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} is already running in this process", workflow_id=workflow_id
+                    f"workflow {workflow_id!r} is already running in this process",
+                    workflow_id=workflow_id,
                 )
             if current is not None and is_alive(current):
                 raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} is running under {current.owner}", workflow_id=workflow_id
+                    f"workflow {workflow_id!r} is running under {current.owner}",
+                    workflow_id=workflow_id,
                 )
             if current_raw is None:
                 if not self._store.create_lease(workflow_id, record):
                     raise WorkflowStillActiveError(
-                        f"workflow {workflow_id!r} was just claimed by another runner", workflow_id=workflow_id
+                        f"workflow {workflow_id!r} was just claimed by another runner",
+                        workflow_id=workflow_id,
                     )
             elif not self._store.swap_lease(workflow_id, current_raw, record):
                 raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} was just taken over by another runner", workflow_id=workflow_id
+                    f"workflow {workflow_id!r} was just taken over by another runner",
+                    workflow_id=workflow_id,
                 )
         with self._lock:
             self._held[workflow_id] = (raw, on_lost)
@@ -134,7 +138,9 @@ class LeaseKeeper:
             if current is not None and current.owner == self.owner:
                 self._store.delete_lease(workflow_id)
         except StorageError as err:
-            log.warning("could not release the lease of %s (it expires by itself): %s", workflow_id, err)
+            log.warning(
+                "could not release the lease of %s (it expires by itself): %s", workflow_id, err
+            )
 
     def holds(self, workflow_id: str) -> bool:
         """Whether this keeper holds the workflow's lease."""
@@ -143,7 +149,9 @@ class LeaseKeeper:
 
     def _start_heartbeat(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._beat, name="durableflow-lease", daemon=True)
+            self._thread = threading.Thread(
+                target=self._beat, name="durableflow-lease", daemon=True
+            )
             self._thread.start()
 
     def _beat(self) -> None:

@@ -17,6 +17,8 @@ while it reads, compares and renames.
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -28,7 +30,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, unquote
 
-from durableflow.errors import StorageError, StorageFullError, StorageUnavailableError, StorageURLError
+from durableflow.errors import (
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+    StorageURLError,
+)
 from durableflow.storage.base import Storage, check_key
 
 __all__ = ["FileStorage"]
@@ -66,7 +73,9 @@ class FileStorage(Storage):
     def from_url(cls, parts: SplitResult) -> FileStorage:
         """Open ``file:///path[?fsync=false]`` or a plain path (``parts.scheme`` empty)."""
         if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
-            raise StorageURLError(f"file URL must be file:///absolute/path, got host {parts.netloc!r}")
+            raise StorageURLError(
+                f"file URL must be file:///absolute/path, got host {parts.netloc!r}"
+            )
         path = unquote(parts.path)
         if not path:
             raise StorageURLError("file storage URL has no path")
@@ -102,10 +111,8 @@ class FileStorage(Storage):
             missing.append(probe)
             probe = probe.parent
         for new_dir in reversed(missing):
-            try:
+            with contextlib.suppress(FileExistsError):
                 new_dir.mkdir()
-            except FileExistsError:
-                pass
             if self._fsync:
                 self._fsync_dir(new_dir.parent)
         with self._dirs_lock:
@@ -235,8 +242,8 @@ class FileStorage(Storage):
         keys.sort()
         return keys
 
-    def _walk(self, directory: Path, key_prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _walk(self, directory: Path, key_prefix: str) -> builtins.list[str]:
+        keys: builtins.list[str] = []
         for dirpath, dirnames, filenames in os.walk(directory):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = os.path.relpath(dirpath, directory)
@@ -257,7 +264,9 @@ class FileStorage(Storage):
                 except OSError as err:
                     raise _os_error(err, prefix, "delete") from err
                 with self._dirs_lock:
-                    self._known_dirs = {d for d in self._known_dirs if not d.is_relative_to(directory)}
+                    self._known_dirs = {
+                        d for d in self._known_dirs if not d.is_relative_to(directory)
+                    }
                 if self._fsync:
                     self._fsync_dir(directory.parent)
                 shutil.rmtree(trash, ignore_errors=True)

@@ -79,7 +79,9 @@ class Serializer:
             CheckpointSignatureError: unsigned or tampered while a signing key is set.
         """
         if len(data) < _PREFIX.size + 4 or data[:4] != _MAGIC:
-            raise CheckpointCorruptError(f"{what} is not a durableflow value (bad magic or too short)")
+            raise CheckpointCorruptError(
+                f"{what} is not a durableflow value (bad magic or too short)"
+            )
         _, flags, head_len = _PREFIX.unpack_from(data)
         view = memoryview(data)
         if flags & _SIGNED:
@@ -87,10 +89,14 @@ class Serializer:
                 raise CheckpointSignatureError(f"{what} is signed but no signing key is configured")
             body, mac = view[:-32], view[-32:]
             if not hmac.compare_digest(hmac.new(self._key, body, hashlib.sha256).digest(), mac):
-                raise CheckpointSignatureError(f"{what} has a bad signature (tampered or another key)")
+                raise CheckpointSignatureError(
+                    f"{what} has a bad signature (tampered or another key)"
+                )
         else:
             if self._key:
-                raise CheckpointSignatureError(f"{what} is unsigned but a signing key is configured")
+                raise CheckpointSignatureError(
+                    f"{what} is unsigned but a signing key is configured"
+                )
             body = view[:-4]
             (crc,) = struct.unpack(">I", view[-4:])
             if zlib.crc32(body) != crc:
@@ -119,4 +125,6 @@ class Serializer:
         try:
             return header, pickle.loads(payload)
         except Exception as err:
-            raise SerializationError(f"cannot unpickle {what}: {type(err).__name__}: {err}") from err
+            raise SerializationError(
+                f"cannot unpickle {what}: {type(err).__name__}: {err}"
+            ) from err

@@ -131,7 +131,9 @@ class WorkflowStore:
                         task_id=spec.task_id,
                         argument=label,
                     )
-        return SerializationError(f"workflow {workflow_id!r}: the DAG cannot be pickled", workflow_id=workflow_id)
+        return SerializationError(
+            f"workflow {workflow_id!r}: the DAG cannot be pickled", workflow_id=workflow_id
+        )
 
     def read_specs(self, workflow_id: str) -> dict[str, FlatDAG]:
         """Every stored spec batch, by batch name."""
@@ -164,7 +166,9 @@ class WorkflowStore:
             ) from err
         return self._create(layout.output_key(workflow_id, task_id), data, workflow_id, task_id)
 
-    def write_forward(self, workflow_id: str, task_id: str, child: str, header: dict[str, Any]) -> bool:
+    def write_forward(
+        self, workflow_id: str, task_id: str, child: str, header: dict[str, Any]
+    ) -> bool:
         """Store that a task's output is its continuation root ``child``'s output."""
         return self.write_output(workflow_id, task_id, None, {**header, _FORWARD: child})
 
@@ -205,7 +209,9 @@ class WorkflowStore:
             if _FORWARD not in header:
                 return value
             current = header[_FORWARD]
-        raise CheckpointCorruptError(f"continuation chain of task {task_id!r} does not end", workflow_id=workflow_id)
+        raise CheckpointCorruptError(
+            f"continuation chain of task {task_id!r} does not end", workflow_id=workflow_id
+        )
 
     # --- task errors ----------------------------------------------------------------------
     def write_task_error(self, workflow_id: str, record: TaskErrorRecord) -> None:
@@ -292,7 +298,9 @@ class WorkflowStore:
         self, raw: bytes, workflow_id: str, task_id: str | None, key: str
     ) -> tuple[dict[str, Any], Any]:
         try:
-            return self.serializer.loads_with_header(raw, what=self._what(workflow_id, task_id, key))
+            return self.serializer.loads_with_header(
+                raw, what=self._what(workflow_id, task_id, key)
+            )
         except CheckpointCorruptError as err:
             raise type(err)(str(err), workflow_id=workflow_id, task_id=task_id, key=key) from None
         except SerializationError as err:
@@ -301,7 +309,10 @@ class WorkflowStore:
     @staticmethod
     def _tag(err: StorageError, workflow_id: str, task_id: str | None, key: str) -> StorageError:
         tagged = type(err)(
-            f"workflow {workflow_id!r}: {err}", workflow_id=workflow_id, task_id=task_id, key=err.key or key
+            f"workflow {workflow_id!r}: {err}",
+            workflow_id=workflow_id,
+            task_id=task_id,
+            key=err.key or key,
         )
         tagged.__cause__ = err.__cause__
         return tagged

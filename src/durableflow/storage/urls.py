@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 from urllib.parse import urlsplit
 
 from durableflow.errors import StorageURLError
@@ -50,10 +51,10 @@ def open_storage(spec: str | os.PathLike[str] | Storage) -> Storage:
 
         return FileStorage(text)
     parts = urlsplit(text)
-    return _load(parts.scheme.lower()).from_url(parts)  # type: ignore[no-any-return]
+    return _load(parts.scheme.lower()).from_url(parts)
 
 
-def _load(scheme: str) -> type:
+def _load(scheme: str) -> Any:
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(sorted(SCHEMES))
