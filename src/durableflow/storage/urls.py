@@ -51,7 +51,10 @@ def open_storage(spec: str | os.PathLike[str] | Storage) -> Storage:
 
         return FileStorage(text)
     parts = urlsplit(text)
-    return _load(parts.scheme.lower()).from_url(parts)
+    storage = _load(parts.scheme.lower()).from_url(parts)
+    if not isinstance(storage, Storage):
+        raise StorageURLError(f"storage scheme {parts.scheme!r} did not open a Storage")
+    return storage
 
 
 def _load(scheme: str) -> Any:
