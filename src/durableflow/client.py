@@ -203,14 +203,13 @@ class Client:
             workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata
         )
         run = self._new_run(record, flat)
+        run.stored_status = None
         queued = self._admit(workflow_id)
         try:
             self._claim(run)
             self.store.put_specs(workflow_id, ROOT_BATCH, data)
-            if queued:
-                self.store.set_status(record, None)
-            else:
-                run.stored_status = None
+            # The record is stored before this returns, so the id is known to every caller.
+            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
         except BaseException:
             self._release_slot(queued)
             raise
@@ -242,11 +241,7 @@ class Client:
         queued = self._admit(workflow_id)
         try:
             self._claim(run)
-            if queued:
-                record = record.replace(status=WorkflowStatus.PENDING, updated_at=time.time())
-                self.store.set_status(record, run.stored_status)
-                run.record = record
-                run.stored_status = WorkflowStatus.PENDING
+            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
         except BaseException:
             self._release_slot(queued)
             raise

@@ -135,9 +135,8 @@ class WorkflowRun:
         """
         try:
             state = self._load_state()
-            self._set_status(
-                WorkflowStatus.RUNNING, start_time=time.time(), end_time=None, error=None
-            )
+            if self.stored_status is not WorkflowStatus.RUNNING:
+                self.mark(WorkflowStatus.RUNNING)
             self.started.set()
             self._loop(state)
             return self._result
@@ -370,6 +369,13 @@ class WorkflowRun:
             task_id=command.task_id,
         )
         raise err from command.error
+
+    def mark(self, status: WorkflowStatus) -> None:
+        """Store the status the run has before ``execute`` (RUNNING, or PENDING when queued)."""
+        changes: dict[str, Any] = {"end_time": None, "error": None}
+        if status is WorkflowStatus.RUNNING:
+            changes["start_time"] = time.time()
+        self._set_status(status, **changes)
 
     def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
         record = self.record.replace(status=status, updated_at=time.time(), **changes)

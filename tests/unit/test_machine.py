@@ -1,0 +1,160 @@
+"""The pure state machine and retry policy: plain values in, commands out."""
+
+from __future__ import annotations
+
+from durableflow.core.machine import (
+    CatchError,
+    CompleteParent,
+    FailWorkflow,
+    FinishWorkflow,
+    RecordTaskError,
+    SubmitTask,
+    TaskContinued,
+    TaskFailed,
+    TaskSucceeded,
+    decide,
+    start,
+)
+from durableflow.core.retry import FailureAction, on_failure
+from durableflow.core.state import RunState, TaskStatus
+from durableflow.model.dag import FlatDAG, TaskRef, TaskSpec
+from durableflow.model.task import TaskOptions
+
+
+def f() -> None:
+    pass
+
+
+def spec(task_id: str, *upstream: str, **options: object) -> TaskSpec:
+    args = tuple(TaskRef(u) for u in upstream)
+    return TaskSpec(task_id, f, args, {}, TaskOptions(**options), tuple(upstream))  # type: ignore[arg-type]
+
+
+def dag(*specs: TaskSpec) -> FlatDAG:
+    return FlatDAG(specs[-1].task_id, specs)
+
+
+def submitted(commands: list) -> list[str]:
+    return [c.task_id for c in commands if isinstance(c, SubmitTask)]
+
+
+def test_start_submits_every_ready_task():
+    state = RunState.new("w", dag(spec("a"), spec("b"), spec("c", "a", "b")))
+    assert submitted(start(state)) == ["a", "b"]
+    assert state.tasks["a"].attempts == 1
+
+
+def test_dependent_is_submitted_when_its_last_input_is_done():
+    state = RunState.new("w", dag(spec("a"), spec("b"), spec("c", "a", "b")))
+    start(state)
+    assert submitted(decide(state, TaskSucceeded("a"))) == []
+    assert submitted(decide(state, TaskSucceeded("b"))) == ["c"]
+    assert decide(state, TaskSucceeded("c")) == [FinishWorkflow()]
+    assert state.finished
+
+
+def test_application_error_fails_without_retry_by_default():
+    state = RunState.new("w", dag(spec("a")))
+    start(state)
+    err = ValueError("x")
+    commands = decide(state, TaskFailed("a", err))
+    assert commands == [RecordTaskError("a", 1, err), FailWorkflow("a", err, False)]
+
+
+def test_retry_exceptions_true_retries_up_to_max_retries():
+    state = RunState.new("w", dag(spec("a", max_retries=2, retry_exceptions=True)))
+    start(state)
+    err = ValueError("x")
+    assert submitted(decide(state, TaskFailed("a", err))) == ["a"]
+    assert submitted(decide(state, TaskFailed("a", err))) == ["a"]
+    assert state.tasks["a"].attempts == 3
+    assert isinstance(decide(state, TaskFailed("a", err))[-1], FailWorkflow)
+
+
+def test_system_errors_are_retried_and_then_leave_the_run_resumable():
+    state = RunState.new("w", dag(spec("a", max_retries=1)))
+    start(state)
+    err = OSError("worker lost")
+    assert submitted(decide(state, TaskFailed("a", err, system=True))) == ["a"]
+    last = decide(state, TaskFailed("a", err, system=True))[-1]
+    assert last == FailWorkflow("a", err, True)
+
+
+def test_catch_exceptions_turns_failure_into_output():
+    state = RunState.new("w", dag(spec("a", catch_exceptions=True), spec("b", "a")))
+    start(state)
+    err = KeyError("k")
+    assert decide(state, TaskFailed("a", err))[-1] == CatchError("a", err)
+    assert submitted(decide(state, TaskSucceeded("a"))) == ["b"]
+
+
+def test_failure_waits_for_running_tasks_before_failing_the_run():
+    state = RunState.new("w", dag(spec("a"), spec("b"), spec("c", "a", "b")))
+    start(state)
+    err = ValueError("x")
+    assert not any(isinstance(c, FailWorkflow) for c in decide(state, TaskFailed("a", err)))
+    assert decide(state, TaskSucceeded("b")) == [FailWorkflow("a", err, False)]
+
+
+def test_continuation_completes_parent_then_root():
+    state = RunState.new("w", dag(spec("p")))
+    start(state)
+    child = dag(spec("c1"), spec("c2", "c1"))
+    assert submitted(decide(state, TaskContinued("p", child))) == ["c1"]
+    assert state.tasks["p"].status is TaskStatus.CONTINUED
+    assert submitted(decide(state, TaskSucceeded("c1"))) == ["c2"]
+    assert decide(state, TaskSucceeded("c2")) == [CompleteParent("p", "c2", False)]
+    assert decide(state, TaskSucceeded("p")) == [FinishWorkflow()]
+
+
+def test_error_in_continuation_is_caught_by_a_catching_parent():
+    state = RunState.new("w", dag(spec("p", catch_exceptions=True), spec("q", "p")))
+    start(state)
+    decide(state, TaskContinued("p", dag(spec("c"))))
+    err = RuntimeError("deep")
+    assert decide(state, TaskFailed("c", err))[-1] == CatchError("p", err)
+    assert submitted(decide(state, TaskSucceeded("p"))) == ["q"]
+
+
+def test_error_in_continuation_without_catch_fails_the_run():
+    state = RunState.new("w", dag(spec("p")))
+    start(state)
+    decide(state, TaskContinued("p", dag(spec("c"))))
+    err = RuntimeError("deep")
+    assert decide(state, TaskFailed("c", err))[-1] == FailWorkflow("c", err, False)
+
+
+def test_state_from_storage_skips_done_tasks_and_needs_only_what_the_root_needs():
+    batches = {"root": dag(spec("a"), spec("b", "a"), spec("c", "b"))}
+    state = RunState.from_stored("w", batches, done={"a", "b"})
+    assert set(state.tasks) == {"c"}
+    assert submitted(start(state)) == ["c"]
+
+
+def test_state_from_storage_resumes_inside_a_continuation():
+    batches = {"root": dag(spec("a"), spec("p", "a")), "p": dag(spec("c1"), spec("c2", "c1"))}
+    state = RunState.from_stored("w", batches, done={"a", "c1"})
+    assert set(state.tasks) == {"p", "c2"}
+    assert state.tasks["p"].status is TaskStatus.CONTINUED
+    assert submitted(start(state)) == ["c2"]
+    assert decide(state, TaskSucceeded("c2")) == [CompleteParent("p", "c2", False)]
+
+
+def test_finished_root_means_nothing_to_run():
+    state = RunState.from_stored("w", {"root": dag(spec("a"))}, done={"a"})
+    assert start(state) == [FinishWorkflow()]
+
+
+def test_retry_policy_table():
+    default = TaskOptions()
+    assert on_failure(default, 1, ValueError(), system=False) is FailureAction.FAIL
+    assert on_failure(default, 1, ValueError(), system=True) is FailureAction.RETRY
+    assert on_failure(default, 4, ValueError(), system=True) is FailureAction.FAIL
+    typed = TaskOptions(retry_exceptions=(KeyError,))
+    assert on_failure(typed, 1, KeyError(), system=False) is FailureAction.RETRY
+    assert on_failure(typed, 1, ValueError(), system=False) is FailureAction.FAIL
+    unlimited = TaskOptions(max_retries=-1, retry_exceptions=True)
+    assert on_failure(unlimited, 1000, ValueError(), system=False) is FailureAction.RETRY
+    catching = TaskOptions(catch_exceptions=True, max_retries=0)
+    assert on_failure(catching, 1, ValueError(), system=False) is FailureAction.CATCH
+    assert on_failure(catching, 1, ValueError(), system=True) is FailureAction.FAIL
