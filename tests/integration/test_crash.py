@@ -1,0 +1,142 @@
+"""Crash recovery: a real process is killed with SIGKILL at chosen points, another resumes.
+
+Each task appends its name to a log file, so the tests count how often each task ran: a task
+whose checkpoint was written before the crash must never run again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import count_lines
+
+from durableflow import Client, WorkflowNotFoundError, WorkflowStatus
+
+PROG = str(Path(__file__).with_name("crash_prog.py"))
+
+
+def run_prog(mode: str, config: dict, expect_kill: bool) -> dict | None:
+    proc = subprocess.run([sys.executable, PROG, mode, json.dumps(config)], capture_output=True,
+                          text=True, timeout=120)
+    if expect_kill:
+        assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+        return None
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def config(tmp_path):
+    return {
+        "storage": f"file://{tmp_path / 'store'}",
+        "workflow_id": "crashy",
+        "log": str(tmp_path / "log"),
+        "marker": str(tmp_path / "marker"),
+    }
+
+
+def check_resumable_and_resume(config: dict) -> Client:
+    with Client(config["storage"]) as client:
+        wid = config["workflow_id"]
+        assert client.get_status(wid) is WorkflowStatus.RESUMABLE
+        assert client.get_metadata(wid)["status"] == "RESUMABLE"
+        assert client.list_all() == [(wid, WorkflowStatus.RESUMABLE)]
+        assert client.list_all(WorkflowStatus.RESUMABLE) == [(wid, WorkflowStatus.RESUMABLE)]
+        assert client.list_all(WorkflowStatus.RUNNING) == []
+        assert client.resume(wid) == 3
+        assert client.get_status(wid) is WorkflowStatus.SUCCESSFUL
+        assert client.list_all() == [(wid, WorkflowStatus.SUCCESSFUL)]
+    return client
+
+
+def test_killed_inside_a_task(config):
+    run_prog("run", {**config, "kill_inside": "t2"}, expect_kill=True)
+    check_resumable_and_resume(config)
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 2, "t3": 1}
+
+
+def test_killed_between_task_return_and_its_checkpoint(config):
+    kill = {"op": "create", "key": "outputs/t2", "when": "before"}
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    check_resumable_and_resume(config)
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 2, "t3": 1}
+
+
+def test_killed_right_after_a_checkpoint(config):
+    kill = {"op": "create", "key": "outputs/t2", "when": "after"}
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    check_resumable_and_resume(config)
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+def test_killed_after_the_last_checkpoint_before_the_final_status(config):
+    kill = {"op": "create", "key": "outputs/t3", "when": "after"}
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    check_resumable_and_resume(config)
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+# The final status change RUNNING -> SUCCESSFUL, killed after each step of the index protocol
+# (WorkflowStore.set_status): 1 dirty marker, 2 run record, 3 new index entry, 4 old entry removed.
+@pytest.mark.parametrize(
+    ("kill", "status_after"),
+    [
+        ({"op": "put", "key": "index/dirty/", "nth": 2, "when": "after"}, WorkflowStatus.RESUMABLE),
+        ({"op": "put", "key": "/run", "nth": 2, "when": "after"}, WorkflowStatus.SUCCESSFUL),
+        ({"op": "put", "key": "index/SUCCESSFUL/", "nth": 1, "when": "after"}, WorkflowStatus.SUCCESSFUL),
+        ({"op": "delete", "key": "index/RUNNING/", "nth": 1, "when": "after"}, WorkflowStatus.SUCCESSFUL),
+    ],
+    ids=["after-step1-dirty", "after-step2-record", "after-step3-new-entry", "after-step4-old-entry"],
+)
+def test_killed_during_the_final_status_change(config, kill, status_after):
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    with Client(config["storage"]) as client:
+        wid = config["workflow_id"]
+        assert client.get_status(wid) is status_after
+        assert client.list_all() == [(wid, status_after)]
+        assert client.get_metadata(wid)["status"] == status_after.value
+        assert client.resume(wid) == 3
+        assert client.list_all() == [(wid, WorkflowStatus.SUCCESSFUL)]
+        assert client.list_all(WorkflowStatus.RUNNING) == []
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+def test_killed_while_the_first_status_is_written(config):
+    """Killed after the dirty marker of the very first status: the workflow does not exist yet."""
+    kill = {"op": "put", "key": "index/dirty/", "nth": 1, "when": "after"}
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    with Client(config["storage"]) as client:
+        assert client.list_all() == []
+        with pytest.raises(WorkflowNotFoundError):
+            client.get_status(config["workflow_id"])
+    assert run_prog("run", config, expect_kill=False) == {"result": 3}
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+def test_two_processes_racing_to_resume_run_it_once(config, tmp_path):
+    run_prog("run", {**config, "kill_inside": "t2"}, expect_kill=True)
+    go = tmp_path / "go"
+    racers = [
+        subprocess.Popen([sys.executable, PROG, "resume", json.dumps({**config, "slow": 1.0, "go": str(go)})],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    go.touch()
+    outcomes = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    results = [o for o in outcomes if "result" in o]
+    assert results and all(o == {"result": 3} for o in results)
+    assert all(o.get("error") == "WorkflowStillActiveError" for o in outcomes if "error" in o)
+    # t2 ran once before the crash and exactly once after it, t3 exactly once.
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 2, "t3": 1}
+    with Client(config["storage"]) as client:
+        assert client.get_status(config["workflow_id"]) is WorkflowStatus.SUCCESSFUL
+        assert client.get_metadata(config["workflow_id"], task_id="t3")["attempts"] == 1
