@@ -140,3 +140,18 @@ def test_two_processes_racing_to_resume_run_it_once(config, tmp_path):
     with Client(config["storage"]) as client:
         assert client.get_status(config["workflow_id"]) is WorkflowStatus.SUCCESSFUL
         assert client.get_metadata(config["workflow_id"], task_id="t3")["attempts"] == 1
+
+
+def test_get_output_waits_for_a_workflow_run_by_another_process(config, tmp_path):
+    go = tmp_path / "go"
+    proc = subprocess.Popen([sys.executable, PROG, "run", json.dumps({**config, "slow": 0.5, "go": str(go)})],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    go.touch()
+    with Client(config["storage"]) as client:
+        from helpers import wait_until
+
+        wait_until(lambda: client.list_all(WorkflowStatus.RUNNING), timeout=60)
+        assert client.get_output(config["workflow_id"], timeout=60) == 3
+        assert client.get_output(config["workflow_id"], task_id="t2") == 2
+    out, err = proc.communicate(timeout=60)
+    assert json.loads(out.strip().splitlines()[-1]) == {"result": 3}, err

@@ -1,0 +1,106 @@
+"""Ownership: leases in storage, their expiry, heartbeat and takeover."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from helpers import wait_until
+
+from durableflow import Client, WorkflowStatus, WorkflowStillActiveError, workflow
+from durableflow.model.records import LeaseRecord
+from durableflow.runtime.lease import is_alive, process_start_time
+
+
+@workflow.task
+def wait_file(path: str) -> str:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    return "done"
+
+
+@workflow.task
+def fail_without(path: str) -> str:
+    if not os.path.exists(path):
+        raise RuntimeError("missing")
+    return "ok"
+
+
+def lease(host: str, pid: int, expires_in: float, pid_start: str = "") -> LeaseRecord:
+    return LeaseRecord(f"{host}:{pid}", host, pid, pid_start, time.time() + expires_in)
+
+
+def test_liveness_rules():
+    me = os.getpid()
+    from durableflow.runtime.lease import HOST
+
+    assert is_alive(lease(HOST, me, 30, process_start_time(me) or ""))
+    assert not is_alive(lease(HOST, me, -1))  # expired even though the pid lives
+    assert not is_alive(lease(HOST, me, 30, "12345"))  # same pid, another process start: reused pid
+    dead = 2**22 + 12345
+    assert not is_alive(lease(HOST, dead, 30))  # dead pid on this host: at once
+    assert is_alive(lease("another-host", dead, 30))  # elsewhere only expiry tells
+    assert not is_alive(lease("another-host", dead, -1))
+
+
+def forge_running(client: Client, workflow_id: str, host: str, expires_in: float, gate: str) -> None:
+    """Make a FAILED workflow look RUNNING under a runner on another host."""
+    with pytest.raises(Exception):
+        client.run(fail_without.bind(gate), workflow_id=workflow_id)
+    record = client.store.read_run(workflow_id)
+    assert record is not None
+    client.store.set_status(record.replace(status=WorkflowStatus.RUNNING), record.status)
+    assert client.store.create_lease(workflow_id, lease(host, 4242, expires_in))
+
+
+def test_a_live_remote_runner_blocks_resume_and_delete(tmp_path):
+    with Client(str(tmp_path / "s")) as client:
+        forge_running(client, "remote", "another-host", 60, str(tmp_path / "gate"))
+        assert client.get_status("remote") is WorkflowStatus.RUNNING
+        with pytest.raises(WorkflowStillActiveError):
+            client.resume("remote")
+        with pytest.raises(WorkflowStillActiveError):
+            client.delete("remote")
+
+
+def test_an_expired_remote_lease_reads_resumable_and_is_taken_over(tmp_path):
+    gate = tmp_path / "gate"
+    with Client(str(tmp_path / "s")) as client:
+        forge_running(client, "expired", "another-host", -1, str(gate))
+        assert client.get_status("expired") is WorkflowStatus.RESUMABLE
+        assert client.list_all(WorkflowStatus.RESUMABLE) == [("expired", WorkflowStatus.RESUMABLE)]
+        gate.touch()
+        assert client.resume("expired") == "ok"
+        assert client.store.read_lease("expired") == (None, None)
+
+
+def test_heartbeat_keeps_a_short_lease_alive_while_the_workflow_runs(tmp_path):
+    gate = tmp_path / "gate"
+    with Client(str(tmp_path / "s"), lease_ttl=0.6) as client:
+        future = client.run_async(wait_file.bind(str(gate)), workflow_id="hb")
+        wait_until(lambda: client.get_status("hb") is WorkflowStatus.RUNNING)
+        first, _ = client.store.read_lease("hb")
+        assert first is not None
+        # Several ttl periods later the lease has been renewed and still reads RUNNING.
+        wait_until(lambda: client.store.read_lease("hb")[0].expires_at > first.expires_at + 0.5)
+        assert client.get_status("hb") is WorkflowStatus.RUNNING
+        gate.touch()
+        assert future.result(timeout=30) == "done"
+        assert client.store.read_lease("hb") == (None, None)
+
+
+def test_losing_the_lease_stops_the_runner_without_writing(tmp_path):
+    gate = tmp_path / "gate"
+    with Client(str(tmp_path / "s"), lease_ttl=0.6) as client:
+        future = client.run_async(wait_file.bind(str(gate)), workflow_id="stolen")
+        wait_until(lambda: client.get_status("stolen") is WorkflowStatus.RUNNING)
+        _, raw = client.store.read_lease("stolen")
+        thief = lease("another-host", 1, 60)
+        assert client.store.swap_lease("stolen", raw, thief)
+        with pytest.raises(WorkflowStillActiveError, match="taken over"):
+            future.result(timeout=30)
+        assert client.store.read_lease("stolen")[0] == thief
+        gate.touch()
