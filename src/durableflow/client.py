@@ -108,6 +108,11 @@ class Client:
         self._signing_key = key.encode() if isinstance(key, str) else key
         self.store = WorkflowStore(self.storage, Serializer(self._signing_key))
         self.executor = make_executor(executor)
+        if not self.executor.shares_memory and self.storage.url.startswith("memory://"):
+            raise ValueError(
+                f"the {self.executor.name} executor runs tasks in other processes, which cannot "
+                "see memory:// storage; use file, sqlite or s3 storage"
+            )
         self.leases = LeaseKeeper(self.store, lease_ttl)
         self.max_running_workflows = max_running_workflows
         self.max_pending_workflows = max_pending_workflows
