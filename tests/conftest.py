@@ -13,7 +13,12 @@ from durableflow import Client, workflow
 @pytest.fixture(autouse=True)
 def _no_ambient_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may touch the user's default storage or inherit one from the environment."""
-    for name in ("DURABLEFLOW_STORAGE", "RAY_WORKFLOW_STORAGE", "DURABLEFLOW_SIGNING_KEY", "DURABLEFLOW_EXECUTOR"):
+    for name in (
+        "DURABLEFLOW_STORAGE",
+        "RAY_WORKFLOW_STORAGE",
+        "DURABLEFLOW_SIGNING_KEY",
+        "DURABLEFLOW_EXECUTOR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 

@@ -25,6 +25,7 @@ from durableflow.model.dag import (
     execute,
     register_hook,
 )
+from durableflow.model.events import EventListener, sleep, wait_for_event
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskFunction, task, workflow_options  # noqa: F401
 from durableflow.runtime.context import current_task_id, current_workflow_id, in_task
@@ -32,6 +33,7 @@ from durableflow.storage.base import Storage
 
 __all__ = [
     "Client",
+    "EventListener",
     "InputNode",
     "WorkflowStatus",
     "cancel",
@@ -54,8 +56,10 @@ __all__ = [
     "run",
     "run_async",
     "shutdown",
+    "sleep",
     "step",
     "task",
+    "wait_for_event",
 ]
 
 _client: Client | None = None

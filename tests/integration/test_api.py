@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import count_lines, append_line, wait_until
 
 from durableflow import (
     Client,
@@ -16,6 +15,7 @@ from durableflow import (
     SerializationError,
     WorkflowCancellationError,
     WorkflowExecutionError,
+    WorkflowIncompleteError,
     WorkflowNotFoundError,
     WorkflowNotResumableError,
     WorkflowQueueFullError,
@@ -23,6 +23,7 @@ from durableflow import (
     WorkflowStillActiveError,
     workflow,
 )
+from helpers import append_line, count_lines, wait_until
 
 LOG = Path(os.environ.get("DF_TEST_LOG", "/nonexistent"))
 
@@ -136,7 +137,9 @@ def test_metadata_must_be_json(wf):
 def test_failure_is_failed_with_cause_and_resume_reruns_only_the_failed_task(wf, tmp_path):
     log, flag = str(tmp_path / "log"), str(tmp_path / "flag")
     first = logged.bind("first", log, 1)
-    dag = add.bind(fail_unless.options(max_retries=0).bind(flag, first), logged.bind("third", log, 2))
+    dag = add.bind(
+        fail_unless.options(max_retries=0).bind(flag, first), logged.bind("third", log, 2)
+    )
     with pytest.raises(WorkflowExecutionError) as info:
         workflow.run(dag, workflow_id="f")
     assert isinstance(info.value.__cause__, ValueError)
@@ -258,7 +261,9 @@ def test_continuation_with_a_dag(wf):
 def test_list_all_with_every_filter_form(wf, tmp_path):
     workflow.run(add.bind(1, 1), workflow_id="ok")
     with pytest.raises(WorkflowExecutionError):
-        workflow.run(fail_unless.options(max_retries=0).bind(str(tmp_path / "no"), 1), workflow_id="bad")
+        workflow.run(
+            fail_unless.options(max_retries=0).bind(str(tmp_path / "no"), 1), workflow_id="bad"
+        )
     everything = dict(workflow.list_all())
     assert everything == {"ok": WorkflowStatus.SUCCESSFUL, "bad": WorkflowStatus.FAILED}
     assert workflow.list_all("FAILED") == [("bad", WorkflowStatus.FAILED)]
@@ -284,7 +289,9 @@ def test_cancel_a_running_workflow(wf, gate):
 
 def test_cancel_a_failed_workflow_and_successful_is_left_alone(wf, tmp_path):
     with pytest.raises(WorkflowExecutionError):
-        workflow.run(fail_unless.options(max_retries=0).bind(str(tmp_path / "no"), 1), workflow_id="f")
+        workflow.run(
+            fail_unless.options(max_retries=0).bind(str(tmp_path / "no"), 1), workflow_id="f"
+        )
     workflow.cancel("f")
     assert workflow.get_status("f") is WorkflowStatus.CANCELED
     workflow.run(add.bind(1, 1), workflow_id="s")
@@ -325,7 +332,9 @@ def test_run_of_a_running_id_raises(wf, gate):
 
 
 # --- errors for bad input -----------------------------------------------------------------------------
-@pytest.mark.parametrize("call", ["get_status", "get_output", "get_metadata", "resume", "cancel", "delete"])
+@pytest.mark.parametrize(
+    "call", ["get_status", "get_output", "get_metadata", "resume", "cancel", "delete"]
+)
 def test_unknown_id_raises_not_found_with_the_id(wf, call):
     with pytest.raises(WorkflowNotFoundError) as info:
         getattr(workflow, call)("typo")
@@ -366,7 +375,9 @@ def test_resume_all_resumes_failed_only_when_asked(wf, tmp_path):
     flag = tmp_path / "flag"
     for i in range(3):
         with pytest.raises(WorkflowExecutionError):
-            workflow.run(fail_unless.options(max_retries=0).bind(str(flag), i), workflow_id=f"ra{i}")
+            workflow.run(
+                fail_unless.options(max_retries=0).bind(str(flag), i), workflow_id=f"ra{i}"
+            )
     assert workflow.resume_all() == []
     flag.touch()
     handles = dict(workflow.resume_all(include_failed=True))
@@ -497,7 +508,7 @@ def test_shutdown_without_wait_leaves_running_workflows_resumable(storage_dir, g
     future = workflow.run_async(wait_gate.bind(1, str(gate)), workflow_id="sd")
     wait_until(lambda: workflow.get_status("sd") is WorkflowStatus.RUNNING)
     workflow.shutdown(wait=False)
-    with pytest.raises(Exception):
+    with pytest.raises(WorkflowIncompleteError):
         future.result(timeout=30)
     gate.touch()
     with Client(str(storage_dir)) as client:

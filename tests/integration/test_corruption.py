@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import count_lines
 
 from durableflow import (
     CheckpointCorruptError,
@@ -16,6 +15,7 @@ from durableflow import (
     workflow,
 )
 from durableflow.storage import layout
+from helpers import count_lines
 
 
 @workflow.task
@@ -44,12 +44,14 @@ def test_corrupt_checkpoint_names_workflow_and_task_then_resumes_after_removal(t
         assert client.get_status("wf") is WorkflowStatus.FAILED
         path = store_dir / layout.output_key("wf", "t2")
         data = path.read_bytes()
-        path.write_bytes({
-            "truncate": data[: len(data) // 2],
-            "garbage": os.urandom(len(data)),
-            "empty": b"",
-            "foreign-pickle": pickle.dumps(1),
-        }[damage])
+        path.write_bytes(
+            {
+                "truncate": data[: len(data) // 2],
+                "garbage": os.urandom(len(data)),
+                "empty": b"",
+                "foreign-pickle": pickle.dumps(1),
+            }[damage]
+        )
 
         with pytest.raises(CheckpointCorruptError) as info:
             client.get_output("wf", task_id="t2")

@@ -13,16 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import count_lines
 
 from durableflow import Client, WorkflowNotFoundError, WorkflowStatus
+from helpers import count_lines
 
 PROG = str(Path(__file__).with_name("crash_prog.py"))
 
 
 def run_prog(mode: str, config: dict, expect_kill: bool) -> dict | None:
-    proc = subprocess.run([sys.executable, PROG, mode, json.dumps(config)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, PROG, mode, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if expect_kill:
         assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
         return None
@@ -88,10 +92,21 @@ def test_killed_after_the_last_checkpoint_before_the_final_status(config):
     [
         ({"op": "put", "key": "index/dirty/", "nth": 2, "when": "after"}, WorkflowStatus.RESUMABLE),
         ({"op": "put", "key": "/run", "nth": 2, "when": "after"}, WorkflowStatus.SUCCESSFUL),
-        ({"op": "put", "key": "index/SUCCESSFUL/", "nth": 1, "when": "after"}, WorkflowStatus.SUCCESSFUL),
-        ({"op": "delete", "key": "index/RUNNING/", "nth": 1, "when": "after"}, WorkflowStatus.SUCCESSFUL),
+        (
+            {"op": "put", "key": "index/SUCCESSFUL/", "nth": 1, "when": "after"},
+            WorkflowStatus.SUCCESSFUL,
+        ),
+        (
+            {"op": "delete", "key": "index/RUNNING/", "nth": 1, "when": "after"},
+            WorkflowStatus.SUCCESSFUL,
+        ),
     ],
-    ids=["after-step1-dirty", "after-step2-record", "after-step3-new-entry", "after-step4-old-entry"],
+    ids=[
+        "after-step1-dirty",
+        "after-step2-record",
+        "after-step3-new-entry",
+        "after-step4-old-entry",
+    ],
 )
 def test_killed_during_the_final_status_change(config, kill, status_after):
     run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
@@ -122,8 +137,12 @@ def test_two_processes_racing_to_resume_run_it_once(config, tmp_path):
     run_prog("run", {**config, "kill_inside": "t2"}, expect_kill=True)
     go = tmp_path / "go"
     racers = [
-        subprocess.Popen([sys.executable, PROG, "resume", json.dumps({**config, "slow": 1.0, "go": str(go)})],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, PROG, "resume", json.dumps({**config, "slow": 1.0, "go": str(go)})],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     go.touch()
@@ -144,8 +163,12 @@ def test_two_processes_racing_to_resume_run_it_once(config, tmp_path):
 
 def test_get_output_waits_for_a_workflow_run_by_another_process(config, tmp_path):
     go = tmp_path / "go"
-    proc = subprocess.Popen([sys.executable, PROG, "run", json.dumps({**config, "slow": 0.5, "go": str(go)})],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, PROG, "run", json.dumps({**config, "slow": 0.5, "go": str(go)})],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     go.touch()
     with Client(config["storage"]) as client:
         from helpers import wait_until

@@ -6,11 +6,17 @@ import os
 import time
 
 import pytest
-from helpers import wait_until
 
-from durableflow import Client, WorkflowStatus, WorkflowStillActiveError, workflow
+from durableflow import (
+    Client,
+    WorkflowExecutionError,
+    WorkflowStatus,
+    WorkflowStillActiveError,
+    workflow,
+)
 from durableflow.model.records import LeaseRecord
 from durableflow.runtime.lease import is_alive, process_start_time
+from helpers import wait_until
 
 
 @workflow.task
@@ -46,9 +52,11 @@ def test_liveness_rules():
     assert not is_alive(lease("another-host", dead, -1))
 
 
-def forge_running(client: Client, workflow_id: str, host: str, expires_in: float, gate: str) -> None:
+def forge_running(
+    client: Client, workflow_id: str, host: str, expires_in: float, gate: str
+) -> None:
     """Make a FAILED workflow look RUNNING under a runner on another host."""
-    with pytest.raises(Exception):
+    with pytest.raises(WorkflowExecutionError):
         client.run(fail_without.bind(gate), workflow_id=workflow_id)
     record = client.store.read_run(workflow_id)
     assert record is not None

@@ -24,7 +24,10 @@ def test_signed_values_round_trip_and_tampering_is_refused(tmp_path):
     store = tmp_path / "s"
     with Client(str(store), signing_key="k1") as client:
         with pytest.raises(WorkflowExecutionError):
-            client.run(use.options(max_retries=0).bind(make.options(task_id="m").bind(1), True), workflow_id="w")
+            client.run(
+                use.options(max_retries=0).bind(make.options(task_id="m").bind(1), True),
+                workflow_id="w",
+            )
         assert client.get_output("w", task_id="m") == 1
         path = store / layout.output_key("w", "m")
         data = bytearray(path.read_bytes())

@@ -48,7 +48,9 @@ def test_task_ids_are_deterministic_across_flattenings():
     def build():
         return total.bind(add.bind(1, 2), add.bind(3, 4), add.bind(5, 6))
 
-    assert [s.task_id for s in flatten(build()).specs] == [s.task_id for s in flatten(build()).specs]
+    assert [s.task_id for s in flatten(build()).specs] == [
+        s.task_id for s in flatten(build()).specs
+    ]
 
 
 def test_a_node_used_twice_is_one_task():
@@ -127,7 +129,9 @@ def test_options_merge_workflow_and_executor_options():
 
 
 def test_ray_style_workflow_options_are_understood():
-    ray_shape = workflow.options(task_id="t", catch_exceptions=True, checkpoint=False, metadata={"k": "v"})
+    ray_shape = workflow.options(
+        task_id="t", catch_exceptions=True, checkpoint=False, metadata={"k": "v"}
+    )
     assert set(ray_shape) == {"_metadata"}
     opts = TaskOptions().merged(**ray_shape, num_gpus=1)
     assert (opts.task_id, opts.catch_exceptions, opts.checkpoint) == ("t", True, False)

@@ -11,7 +11,9 @@ from durableflow.model.records import ErrorInfo, RunRecord
 from durableflow.model.status import parse_status_filter
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a\\b", "x" * 257, "a\x00b", "a\nb", "..", ".hidden", 5])
+@pytest.mark.parametrize(
+    "bad", ["", "../x", "a/b", "a\\b", "x" * 257, "a\x00b", "a\nb", "..", ".hidden", 5]
+)
 def test_bad_workflow_ids_are_refused(bad):
     with pytest.raises(InvalidWorkflowIdError):
         validate_workflow_id(bad)
@@ -32,7 +34,10 @@ def test_status_filter_forms():
     assert parse_status_filter(None) is None
     assert parse_status_filter("failed") == {WorkflowStatus.FAILED}
     assert parse_status_filter(WorkflowStatus.RUNNING) == {WorkflowStatus.RUNNING}
-    assert parse_status_filter({"FAILED", WorkflowStatus.CANCELED}) == {WorkflowStatus.FAILED, WorkflowStatus.CANCELED}
+    assert parse_status_filter({"FAILED", WorkflowStatus.CANCELED}) == {
+        WorkflowStatus.FAILED,
+        WorkflowStatus.CANCELED,
+    }
     with pytest.raises(ValueError, match="unknown workflow status"):
         parse_status_filter("DONE")
 
@@ -44,8 +49,15 @@ def test_status_is_a_str_enum_with_helpers():
 
 
 def test_run_record_round_trip_keeps_unknown_fields():
-    record = RunRecord("w", WorkflowStatus.FAILED, "root", 1.0, 2.0, user_metadata={"a": 1},
-                       error=ErrorInfo.from_exception(ValueError("boom"), "t"))
+    record = RunRecord(
+        "w",
+        WorkflowStatus.FAILED,
+        "root",
+        1.0,
+        2.0,
+        user_metadata={"a": 1},
+        error=ErrorInfo.from_exception(ValueError("boom"), "t"),
+    )
     raw = record.to_bytes()
     back = RunRecord.from_bytes(raw)
     assert back == record
@@ -58,13 +70,31 @@ def test_run_record_round_trip_keeps_unknown_fields():
 
 def test_public_names_are_pinned():
     assert set(durableflow.__all__) == {
-        "CheckpointCorruptError", "CheckpointSignatureError", "Client", "InputNode",
-        "InvalidWorkflowIdError", "SerializationError", "Storage", "StorageError",
-        "StorageFullError", "StorageURLError", "StorageUnavailableError", "TaskFunction",
-        "TaskOptions", "WorkflowCancellationError", "WorkflowError", "WorkflowExecutionError",
-        "WorkflowIncompleteError", "WorkflowNotFoundError", "WorkflowNotResumableError",
-        "WorkflowQueueFullError", "WorkflowStatus", "WorkflowStillActiveError", "__version__",
-        "task", "workflow",
+        "CheckpointCorruptError",
+        "CheckpointSignatureError",
+        "Client",
+        "InputNode",
+        "InvalidWorkflowIdError",
+        "SerializationError",
+        "Storage",
+        "StorageError",
+        "StorageFullError",
+        "StorageURLError",
+        "StorageUnavailableError",
+        "TaskFunction",
+        "TaskOptions",
+        "WorkflowCancellationError",
+        "WorkflowError",
+        "WorkflowExecutionError",
+        "WorkflowIncompleteError",
+        "WorkflowNotFoundError",
+        "WorkflowNotResumableError",
+        "WorkflowQueueFullError",
+        "WorkflowStatus",
+        "WorkflowStillActiveError",
+        "__version__",
+        "task",
+        "workflow",
     }
     for name in durableflow.__all__:
         assert hasattr(durableflow, name)
