@@ -317,7 +317,7 @@ class Client:
             with self._lock:
                 self._active.pop(run.workflow_id, None)
                 self._running -= 1
-                nxt = self._queue.popleft() if self._queue and not self._closed else None
+                nxt = self._queue.popleft() if self._queue else None
                 if nxt is not None:
                     self._running += 1
             if nxt is not None:
@@ -596,13 +596,21 @@ class Client:
         """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""
         with self._lock:
             self._closed = True
+        if wait:  # queued workflows start as slots free, so wait until none is left
+            while True:
+                with self._lock:
+                    futures = [future for _, future in self._active.values()]
+                if not futures:
+                    break
+                concurrent.futures.wait(futures)
+        with self._lock:
             queued = list(self._queue)
             self._queue.clear()
             active = list(self._active.values())
         for run, future in queued:
             try:
                 record = run.record.replace(status=WorkflowStatus.RESUMABLE, updated_at=time.time())
-                self.store.set_status(record, run.record.status)
+                self.store.set_status(record, run.stored_status)
             finally:
                 self.leases.release(run.workflow_id)
             future.set_exception(
@@ -614,8 +622,7 @@ class Client:
         for run, future in active:
             if (run, future) in queued:
                 continue
-            if not wait:
-                run.request_stop()
+            run.request_stop()
             concurrent.futures.wait([future])  # its outcome is its caller's business
         self.leases.close()
         self.executor.close(wait=wait)
