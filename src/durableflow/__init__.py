@@ -8,6 +8,8 @@ from durableflow.client import Client
 from durableflow.errors import (
     CheckpointCorruptError,
     CheckpointSignatureError,
+    EnvironmentChangedWarning,
+    EnvironmentMismatchError,
     InvalidWorkflowIdError,
     SerializationError,
     StorageError,
@@ -34,6 +36,8 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointSignatureError",
     "Client",
+    "EnvironmentChangedWarning",
+    "EnvironmentMismatchError",
     "InputNode",
     "InvalidWorkflowIdError",
     "SerializationError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import json
 import logging
 import os
@@ -31,13 +32,19 @@ from durableflow.errors import (
 from durableflow.executors.base import Executor
 from durableflow.executors.local import ProcessExecutor, ThreadExecutor
 from durableflow.model.dag import FlatDAG, flatten
+from durableflow.model.environment import EnvironmentDiff, validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus, parse_status_filter
 from durableflow.runtime.engine import WorkflowRun
+from durableflow.runtime.environment import capture_environment, check_environment, environment_diff
+from durableflow.runtime.inspection import task_rows
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper, is_alive
+from durableflow.runtime.scheduler import Scheduler
+from durableflow.runtime.submission import submit_detached
 from durableflow.storage.base import Storage
 from durableflow.storage.layout import ROOT_BATCH
+from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
@@ -82,6 +89,8 @@ class Client:
             (default ``$DURABLEFLOW_SIGNING_KEY``).
         lease_ttl: seconds before a silent runner's workflow reads RESUMABLE on other hosts.
         cancel_poll: seconds between a runner's checks for cancel requests in storage.
+        env_policy: on resume, what to do when the environment differs from the one recorded
+            at submission: "ignore", "warn" (default; ``$DURABLEFLOW_ENV_POLICY``) or "error".
     """
 
     def __init__(
@@ -94,6 +103,7 @@ class Client:
         signing_key: bytes | str | None = None,
         lease_ttl: float = DEFAULT_TTL,
         cancel_poll: float = 0.5,
+        env_policy: str | None = None,
     ) -> None:
         for name, value in (
             ("max_running_workflows", max_running_workflows),
@@ -117,6 +127,7 @@ class Client:
         self.max_running_workflows = max_running_workflows
         self.max_pending_workflows = max_pending_workflows
         self.cancel_poll = cancel_poll
+        self.env_policy = validate_env_policy(env_policy or config.env_policy_from_env())
         self._lock = threading.Lock()
         self._active: dict[str, tuple[WorkflowRun, Future[Any]]] = {}
         self._queue: collections.deque[tuple[WorkflowRun, Future[Any]]] = collections.deque()
@@ -147,9 +158,20 @@ class Client:
         *args: Any,
         workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        detached: bool = False,
         **kwargs: Any,
     ) -> Future[Any]:
-        """Start a DAG and return a future of its output."""
+        """Start a DAG and return a future of its output.
+
+        With ``detached=True`` nothing runs here: the workflow is stored PENDING for a worker
+        (see :meth:`submit`) and the future is already resolved to the workflow id.
+        """
+        if detached:
+            submitted: Future[Any] = Future()
+            submitted.set_result(
+                self.submit(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+            )
+            return submitted
         return self._start(dag, args, kwargs, workflow_id, metadata, inline=False)
 
     def resume(self, workflow_id: str) -> Any:
@@ -205,7 +227,8 @@ class Client:
         data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
         now = time.time()
         record = RunRecord(
-            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata
+            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata,
+            runtime_env=capture_environment(flat),
         )
         run = self._new_run(record, flat)
         run.stored_status = None
@@ -242,14 +265,25 @@ class Client:
             raise WorkflowStillActiveError(
                 f"workflow {workflow_id!r} is {status.value} now", workflow_id=workflow_id
             )
+        check_environment(record, self.env_policy)
         run = self._new_run(record, None)
         queued = self._admit(workflow_id)
         try:
             self._claim(run)
-            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
+            fresh = self.store.read_run(workflow_id)
+            stale = fresh is None or (fresh.status, fresh.updated_at) != (
+                record.status,
+                record.updated_at,
+            )
+            if not stale:
+                run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
         except BaseException:
             self._release_slot(queued)
             raise
+        if stale:  # another runner moved it on between our read and our claim: decide again
+            self.leases.release(workflow_id)
+            self._release_slot(queued)
+            return self._resume(workflow_id, inline=inline)
         return self._launch(run, queued, inline)
 
     def _new_run(self, record: RunRecord, dag: FlatDAG | None) -> WorkflowRun:
@@ -627,6 +661,135 @@ class Client:
         self.leases.close()
         self.executor.close(wait=wait)
         self.storage.close()
+
+    # --- operating: detached runs, schedules, environments (durableflow worker, CLI) ----------
+    def submit(self, dag: Any, *args: Any, workflow_id: str | None = None,
+               metadata: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        """Store a DAG as a PENDING workflow for a worker to run, and return its id at once.
+
+        Nothing runs in this process (start one with ``durableflow worker``). Task functions
+        travel pickled: by reference when importable (the worker must import the same module),
+        by value when defined in ``__main__`` or a notebook. An id already stored is left as it is.
+
+        Raises:
+            WorkflowStillActiveError: another process submits or runs this id right now.
+        """
+        self._check_open()
+        workflow_id = (
+            validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
+        )
+        metadata = _check_metadata(metadata, workflow_id)
+        self._submit_flat(workflow_id, flatten(dag, inputs=(args, kwargs)), metadata)
+        return workflow_id
+
+    def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
+        data = self.store.encode_specs(workflow_id, flat)
+        now = time.time()
+        record = RunRecord(workflow_id, WorkflowStatus.PENDING, flat.root, now, now,
+                           user_metadata=metadata, runtime_env=capture_environment(flat))
+        return submit_detached(self.store, self.leases, record, data)
+
+    def stop(self, workflow_id: str) -> bool:
+        """Stop a workflow this Client runs, leaving it RESUMABLE; False if it does not run here."""
+        with self._lock:
+            active = self._active.get(workflow_id)
+        if active is None:
+            return False
+        active[0].request_stop()
+        return True
+
+    def list_tasks(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The task table of a workflow: status, attempts, times and error of every task.
+
+        Continuation tasks follow the task that returned them, with ``parent`` and ``depth``.
+        """
+        status = self.get_status(workflow_id)
+        return task_rows(self.store, workflow_id, active=status in ACTIVE,
+                         successful=status is WorkflowStatus.SUCCESSFUL)
+
+    def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
+        """What differs between a workflow's recorded environment and this process's."""
+        return environment_diff(workflow_id, self._record(workflow_id).runtime_env)
+
+    @functools.cached_property
+    def scheduler(self) -> Scheduler:
+        """The schedules stored on this Client's storage."""
+        schedules = ScheduleStore(self.storage, self.store.serializer)
+        return Scheduler(schedules, self._submit_flat, self._status_of)
+
+    def _status_of(self, workflow_id: str) -> WorkflowStatus | None:
+        record = self.store.read_run(workflow_id)
+        return None if record is None else self._effective_status(record)
+
+    def schedule(
+        self,
+        name: str,
+        dag: Any,
+        *,
+        cron: str | None = None,
+        every: Any = None,
+        timezone: str = "UTC",
+        catchup: str = "latest",
+        overlap: str = "skip",
+        grace: float = 60.0,
+        max_catchup: int = 100,
+        metadata: dict[str, Any] | None = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """Run a workflow on a schedule; workers (``durableflow worker``) fire it.
+
+        Each tick runs the workflow ``<name>@<tick in UTC>``, at most once.
+
+        Args:
+            name: the schedule's name (letters, digits, ``_ . -``).
+            dag: a DAG (from ``.bind()``), or a callable returning one; a callable that takes a
+                parameter is given the tick as an aware datetime.
+            cron: a five-field cron expression, read on ``timezone``'s wall clock.
+            every: an interval instead: seconds, a timedelta, or a string such as ``"5m"``.
+            timezone: an IANA zone name; UTC by default.
+            catchup: ticks missed while no worker ran: "skip", "latest" (run the newest) or "all".
+            overlap: a tick while the previous run still goes: "skip" or "allow".
+            grace: seconds a tick may be late and still run under ``catchup="skip"``.
+            max_catchup: under ``catchup="all"``, the most missed ticks run.
+            metadata: copied into each run's metadata (with ``schedule`` and ``scheduled_time``).
+            replace: overwrite a schedule of the same name (its firing cursor is kept).
+
+        Returns:
+            The schedule's description, as :meth:`get_schedule`.
+        """
+        self.scheduler.add(name, dag, cron=cron, every=every, timezone=timezone, catchup=catchup,
+                           overlap=overlap, grace=grace, max_catchup=max_catchup, metadata=metadata,
+                           replace=replace)
+        return self.scheduler.describe(name)
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        """A schedule and where its firing stands (next tick, last run, counts)."""
+        return self.scheduler.describe(name)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        """Every schedule of the storage, as :meth:`get_schedule`."""
+        return [self.scheduler.describe(name) for name in self.scheduler.names()]
+
+    def pause_schedule(self, name: str) -> None:
+        """Stop firing a schedule until :meth:`resume_schedule`."""
+        self.scheduler.set_paused(name, True)
+
+    def resume_schedule(self, name: str) -> None:
+        """Fire a paused schedule again, from now on (ticks missed while paused are skipped)."""
+        self.scheduler.set_paused(name, False)
+
+    def remove_schedule(self, name: str) -> None:
+        """Delete a schedule; the workflows it started are kept."""
+        self.scheduler.remove(name)
+
+    def fire_schedules(self, now: float | None = None) -> list[str]:
+        """Submit the due ticks of every schedule as PENDING workflows (workers call this).
+
+        Returns:
+            The ids of the workflows submitted.
+        """
+        firings = self.scheduler.fire_due(time.time() if now is None else now)
+        return [workflow_id for firing in firings for workflow_id in firing.started]
 
     def _check_open(self) -> None:
         if self._closed:

@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 __all__ = [
+    "ENV_ENV_POLICY",
     "ENV_EXECUTOR",
     "ENV_RAY_STORAGE",
     "ENV_SIGNING_KEY",
     "ENV_STORAGE",
     "default_storage_dir",
+    "env_policy_from_env",
     "storage_from_env",
 ]
 
@@ -19,6 +21,7 @@ ENV_STORAGE = "DURABLEFLOW_STORAGE"
 ENV_RAY_STORAGE = "RAY_WORKFLOW_STORAGE"
 ENV_SIGNING_KEY = "DURABLEFLOW_SIGNING_KEY"
 ENV_EXECUTOR = "DURABLEFLOW_EXECUTOR"
+ENV_ENV_POLICY = "DURABLEFLOW_ENV_POLICY"
 
 
 def default_storage_dir() -> Path:
@@ -52,3 +55,8 @@ def signing_key_from_env() -> bytes | None:
 def executor_from_env() -> str:
     """``$DURABLEFLOW_EXECUTOR`` (thread, process, ray), default thread."""
     return os.environ.get(ENV_EXECUTOR, "thread") or "thread"
+
+
+def env_policy_from_env() -> str:
+    """``$DURABLEFLOW_ENV_POLICY`` (ignore, warn, error), default warn."""
+    return os.environ.get(ENV_ENV_POLICY, "warn") or "warn"

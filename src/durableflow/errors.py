@@ -8,6 +8,7 @@ The tree::
     ├── WorkflowExecutionError            a task failed; ``__cause__`` is the task's exception
     ├── WorkflowCancellationError         the workflow was canceled
     ├── WorkflowNotResumableError         e.g. resume of a CANCELED workflow
+    │   └── EnvironmentMismatchError      env_policy="error" and the environment changed
     ├── WorkflowIncompleteError           output asked of a workflow that stopped unfinished
     ├── WorkflowStillActiveError          another runner owns it, or delete while running
     ├── WorkflowQueueFullError            max_pending_workflows reached
@@ -20,6 +21,7 @@ The tree::
             └── CheckpointSignatureError  unsigned or tampered value while a signing key is set
 
 Every error carries ``workflow_id`` (and ``task_id`` / ``key`` where they apply) as attributes.
+One warning category, ``EnvironmentChangedWarning``, is issued on resume with ``env_policy="warn"``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 __all__ = [
     "CheckpointCorruptError",
     "CheckpointSignatureError",
+    "EnvironmentChangedWarning",
+    "EnvironmentMismatchError",
     "InvalidWorkflowIdError",
     "SerializationError",
     "StorageError",
@@ -89,6 +93,24 @@ class WorkflowCancellationError(WorkflowError):
 
 class WorkflowNotResumableError(WorkflowError):
     """The workflow is in a state that cannot be resumed (CANCELED)."""
+
+
+class EnvironmentMismatchError(WorkflowNotResumableError):
+    """A resume refused because the environment differs from the recorded one (policy "error").
+
+    Attributes:
+        diff: the :class:`~durableflow.model.environment.EnvironmentDiff` that was found.
+    """
+
+    def __init__(
+        self, message: str, *, workflow_id: str | None = None, diff: object = None
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.diff = diff
+
+
+class EnvironmentChangedWarning(UserWarning):
+    """A workflow resumes in an environment that differs from the recorded one (policy "warn")."""
 
 
 class WorkflowIncompleteError(WorkflowError):

@@ -12,6 +12,10 @@ Layout version 1::
     v1/workflows/<wid>/events/<tid>        a received external event (create-only)
     v1/index/<STATUS>/<wid>                status index entry (empty)
     v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status)
+    v1/schedules/<name>/spec               a recurring workflow's schedule (JSON)
+    v1/schedules/<name>/dag                its DAG or DAG factory (pickled envelope)
+    v1/schedules/<name>/state              its firing cursor (JSON, compare-and-swap)
+    v1/slots/<n>                           running slot n of the workers (JSON lease, create-only)
 
 DESIGN.md drew one folder per task (``tasks/<tid>/output``); flat ``outputs/`` and ``specs/``
 folders cost one directory fsync per checkpoint instead of two and let a resume learn every
@@ -34,6 +38,13 @@ __all__ = [
     "output_key",
     "outputs_prefix",
     "run_key",
+    "schedule_dag_key",
+    "schedule_key",
+    "schedule_prefix",
+    "schedule_state_key",
+    "schedules_prefix",
+    "slot_key",
+    "slots_prefix",
     "spec_key",
     "specs_prefix",
     "workflow_prefix",
@@ -123,6 +134,41 @@ def dirty_prefix() -> str:
 def dirty_key(workflow_id: str) -> str:
     """The marker of a status change in flight."""
     return f"{_ROOT}/index/dirty/{workflow_id}"
+
+
+def schedules_prefix() -> str:
+    """Prefix of every schedule's folder."""
+    return f"{_ROOT}/schedules/"
+
+
+def schedule_prefix(name: str) -> str:
+    """Prefix of everything stored for one schedule."""
+    return f"{_ROOT}/schedules/{name}/"
+
+
+def schedule_key(name: str) -> str:
+    """A schedule's record: when and how it fires."""
+    return f"{_ROOT}/schedules/{name}/spec"
+
+
+def schedule_dag_key(name: str) -> str:
+    """A schedule's DAG, or the factory that builds one per tick."""
+    return f"{_ROOT}/schedules/{name}/dag"
+
+
+def schedule_state_key(name: str) -> str:
+    """A schedule's firing cursor."""
+    return f"{_ROOT}/schedules/{name}/state"
+
+
+def slots_prefix() -> str:
+    """Prefix of the workers' running slots."""
+    return f"{_ROOT}/slots/"
+
+
+def slot_key(slot: int) -> str:
+    """One running slot of the workers (``max_running_workflows`` across workers)."""
+    return f"{_ROOT}/slots/{slot}"
 
 
 def name_of(key: str) -> str:

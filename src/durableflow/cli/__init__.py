@@ -1,0 +1,89 @@
+"""``durableflow``: operate the workflows of a storage from a shell.
+
+Every command takes the global ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else
+``$RAY_WORKFLOW_STORAGE``, else the library's default directory). Tables are for people;
+``--json`` is for scripts. A library error (unknown id, bad storage URL, refused action) is
+printed as one line and exits 1; a usage error exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from durableflow.cli._common import CliState, convert_errors
+from durableflow.cli.env import env
+from durableflow.cli.schedules import schedule
+from durableflow.cli.worker import worker
+from durableflow.cli.workflows import (
+    cancel,
+    delete,
+    list_workflows,
+    metadata,
+    output,
+    resume,
+    resume_all,
+    show,
+    status,
+)
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages (exit 1) instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except Exception as err:
+            converted = convert_errors(err)
+            if converted is None:
+                raise
+            raise converted from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--storage",
+    "-s",
+    metavar="URL",
+    default=None,
+    help="Storage URL or path (default: $DURABLEFLOW_STORAGE, $RAY_WORKFLOW_STORAGE, "
+    "else the default directory).",
+)
+@click.version_option(version=None, package_name="durableflow", message="durableflow %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, storage: str | None) -> None:
+    """Operate durableflow workflows: list, inspect, resume, cancel, run workers and schedules."""
+    # Task functions and schedule factories are imported by module path, as in `python -m`.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    ctx.obj = CliState(storage)
+
+
+for command in (
+    list_workflows,
+    status,
+    show,
+    output,
+    metadata,
+    resume,
+    resume_all,
+    cancel,
+    delete,
+    worker,
+    schedule,
+    env,
+):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``durableflow`` console script."""
+    cli.main(args=argv, prog_name="durableflow")

@@ -1,0 +1,168 @@
+"""``durableflow worker``: run a storage's waiting workflows and schedules until stopped."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from durableflow.cli._common import CliState, parse_seconds, pass_state
+from durableflow.worker import Worker
+
+__all__ = ["worker"]
+
+log = logging.getLogger("durableflow.worker")
+
+
+@click.command()
+@click.option(
+    "--max-running-workflows",
+    type=click.IntRange(min=1),
+    envvar="DURABLEFLOW_MAX_RUNNING_WORKFLOWS",
+    help="Most workflows RUNNING under all workers of the storage together "
+    "(give every worker the same number).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Most workflows this worker runs at once.",
+)
+@click.option(
+    "--resume/--no-resume",
+    "resume",
+    default=True,
+    show_default=True,
+    help="Also resume RESUMABLE workflows (crashed or stopped runs).",
+)
+@click.option(
+    "--schedules/--no-schedules",
+    "schedules",
+    default=True,
+    show_default=True,
+    help="Fire the storage's schedules.",
+)
+@click.option(
+    "--poll-interval",
+    callback=parse_seconds,
+    default="1s",
+    show_default=True,
+    metavar="DURATION",
+    help="Time between two scans of the storage.",
+)
+@click.option(
+    "--grace",
+    callback=parse_seconds,
+    default="10s",
+    show_default=True,
+    metavar="DURATION",
+    help="On SIGTERM/SIGINT, how long running workflows may take to finish before they are "
+    "stopped and left RESUMABLE.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["thread", "process", "ray"]),
+    default=None,
+    help="Where tasks run (default: $DURABLEFLOW_EXECUTOR, else thread).",
+)
+@click.option(
+    "--env-policy",
+    type=click.Choice(["ignore", "warn", "error"]),
+    default=None,
+    help="When a workflow's recorded environment differs "
+    "(default: $DURABLEFLOW_ENV_POLICY, else warn).",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Add a directory to sys.path to import task functions from (repeatable; the "
+    "current directory is always added).",
+)
+@click.option("--once", is_flag=True, help="Scan once, wait for the workflows started, and exit.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@pass_state
+def worker(
+    state: CliState,
+    max_running_workflows: int | None,
+    concurrency: int,
+    resume: bool,
+    schedules: bool,
+    poll_interval: float,
+    grace: float,
+    executor: str | None,
+    env_policy: str | None,
+    paths: tuple[str, ...],
+    once: bool,
+    log_level: str,
+) -> None:
+    """Run PENDING workflows, resume RESUMABLE ones, and fire schedules, until SIGTERM.
+
+    Several workers may serve one storage: each workflow runs under one of them at a time.
+    A first SIGTERM or Ctrl-C stops gracefully (see --grace); a second one stops at once.
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.captureWarnings(True)
+    for path in reversed(paths):
+        sys.path.insert(0, os.path.abspath(path))
+    client = state.client(executor=executor, env_policy=env_policy)
+    log.info("durableflow worker pid %d on storage %s", os.getpid(), client.storage.url)
+    runner = Worker(
+        client,
+        max_running_workflows=max_running_workflows,
+        concurrency=concurrency,
+        resume=resume,
+        schedules=schedules,
+        poll_interval=poll_interval or 1.0,
+    )
+    hurry = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if runner.stopping:  # a second signal: no more grace
+            hurry.set()
+        log.info(
+            "received %s: stopping (grace %gs)",
+            signal.Signals(signum).name,
+            0 if hurry.is_set() else grace,
+        )
+        runner.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if once:
+        runner.run_once()
+        runner.wait_idle()
+    else:
+        runner.serve()
+    stopped = runner.shutdown(0.0 if hurry.is_set() else (grace or 0.0))
+    client.close(wait=False)
+    log.info("worker stopped%s", f"; left RESUMABLE: {', '.join(stopped)}" if stopped else "")
+    busy = [
+        t for t in threading.enumerate() if t.name.startswith("durableflow-task") and t.is_alive()
+    ]
+    if busy:
+        # Task threads cannot be interrupted; their workflows are RESUMABLE already and every
+        # write is atomic, so exit now rather than wait for them.
+        log.info(
+            "exiting with %d task(s) still running; their workflows resume elsewhere", len(busy)
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

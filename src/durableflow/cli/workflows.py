@@ -1,0 +1,363 @@
+"""Workflow commands: list, status, show, output, metadata, resume, resume-all, cancel, delete."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+from typing import Any
+
+import click
+
+from durableflow.cli._common import (
+    CliState,
+    Table,
+    echo_json,
+    fail,
+    fmt_duration,
+    fmt_time,
+    one_line,
+    parse_seconds,
+    pass_state,
+    progress,
+    spinner,
+)
+from durableflow.errors import WorkflowError
+from durableflow.model.status import ACTIVE, WorkflowStatus
+
+__all__ = [
+    "cancel",
+    "delete",
+    "list_workflows",
+    "metadata",
+    "output",
+    "resume",
+    "resume_all",
+    "show",
+    "status",
+]
+
+_STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _duration(start: float | None, end: float | None, status: str) -> float | None:
+    if start is None:
+        return None
+    if end is None:
+        return time.time() - start if status == "RUNNING" else None
+    return end - start
+
+
+def _row(meta: dict[str, Any]) -> dict[str, Any]:
+    stats = meta["stats"]
+    start, end = stats.get("start_time"), stats.get("end_time")
+    return {
+        "workflow_id": meta["workflow_id"],
+        "status": meta["status"],
+        "created_at": stats.get("created_at"),
+        "start_time": start,
+        "end_time": end,
+        "duration": _duration(start, end, meta["status"]),
+    }
+
+
+@click.command("list")
+@click.option(
+    "--status", "statuses", type=_STATUS, multiple=True, help="Only this status (repeatable)."
+)
+@click.option(
+    "--since",
+    callback=parse_seconds,
+    metavar="DURATION",
+    help="Only workflows created within this long (30s, 5m, 2h, 1d).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Only the N most recent.")
+@_json_option
+@pass_state
+def list_workflows(
+    state: CliState,
+    statuses: tuple[str, ...],
+    since: float | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List workflows: id, status, start, end, duration (oldest first)."""
+    client = state.client()
+    rows = []
+    for workflow_id, _ in client.list_all(set(statuses) or None):
+        try:
+            rows.append(_row(client.get_metadata(workflow_id)))
+        except WorkflowError:
+            continue  # deleted while we listed
+    if since is not None:
+        rows = [r for r in rows if (r["created_at"] or 0) >= time.time() - since]
+    rows.sort(key=lambda r: (r["created_at"] or 0, r["workflow_id"]))
+    if limit is not None:
+        rows = rows[-limit:]
+    if as_json:
+        echo_json(rows)
+        return
+    table = Table(
+        "WORKFLOW ID",
+        "STATUS",
+        "START",
+        "END",
+        "DURATION",
+        caption=f"{len(rows)} workflow(s) in {client.storage.url}",
+    )
+    for r in rows:
+        table.add(
+            r["workflow_id"],
+            r["status"],
+            fmt_time(r["start_time"]),
+            fmt_time(r["end_time"]),
+            fmt_duration(r["duration"]),
+        )
+    table.print()
+
+
+@click.command()
+@click.argument("workflow_id")
+@_json_option
+@pass_state
+def status(state: CliState, workflow_id: str, as_json: bool) -> None:
+    """Print a workflow's status."""
+    value = state.client().get_status(workflow_id).value
+    if as_json:
+        echo_json({"workflow_id": workflow_id, "status": value})
+    else:
+        click.echo(value)
+
+
+def _env_summary(env: dict[str, Any]) -> str:
+    if not env:
+        return "not recorded"
+    return (
+        f"Python {env.get('python')} ({env.get('implementation')}, {env.get('platform')}), "
+        f"durableflow {env.get('durableflow')}, {len(env.get('packages') or {})} packages, "
+        f"{len(env.get('functions') or {})} task function(s) fingerprinted"
+    )
+
+
+@click.command()
+@click.argument("workflow_id")
+@_json_option
+@pass_state
+def show(state: CliState, workflow_id: str, as_json: bool) -> None:
+    """Show a workflow: status, times, metadata, environment, and its task table."""
+    client = state.client()
+    meta = client.get_metadata(workflow_id)
+    tasks = client.list_tasks(workflow_id)
+    if as_json:
+        echo_json({**meta, "tasks": tasks})
+        return
+    stats, status = meta["stats"], meta["status"]
+    took = _duration(stats.get("start_time"), stats.get("end_time"), status)
+    lines = [
+        f"workflow     {workflow_id}",
+        f"status       {meta['status']}",
+        f"created      {fmt_time(stats.get('created_at'))}",
+        f"started      {fmt_time(stats.get('start_time'))}",
+        f"ended        {fmt_time(stats.get('end_time'))}",
+        f"duration     {fmt_duration(took)}",
+        f"environment  {_env_summary(meta.get('runtime_env') or {})}",
+    ]
+    if meta.get("user_metadata"):
+        lines.append(f"metadata     {json.dumps(meta['user_metadata'])}")
+    if meta.get("error"):
+        error = meta["error"]
+        lines.append(
+            f"error        {error['type'].rpartition('.')[2]}: "
+            f"{one_line(Exception(error['message']))}"
+            + (f" (task {error['task_id']})" if error.get("task_id") else "")
+        )
+    click.echo("\n".join(lines))
+    table = Table(
+        "TASK ID",
+        "STATUS",
+        "ATTEMPTS",
+        "START",
+        "DURATION",
+        "ERROR",
+        caption=f"{len(tasks)} task(s)",
+    )
+    for t in tasks:
+        indent = "  " * t["depth"] + ("└ " if t["depth"] else "")
+        table.add(
+            indent + t["task_id"],
+            t["status"],
+            t["attempts"],
+            fmt_time(t["start_time"]),
+            fmt_duration(t["duration"]),
+            t["error"] or "",
+        )
+    table.print()
+
+
+def _print_value(value: Any, as_json: bool) -> None:
+    if as_json:
+        try:
+            click.echo(json.dumps(value, indent=2))
+        except (TypeError, ValueError):
+            raise fail(
+                f"the output is a {type(value).__name__}, which is not JSON-serializable; "
+                "omit --json to print its repr"
+            ) from None
+    elif isinstance(value, str):
+        click.echo(value)
+    else:
+        click.echo(repr(value))
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option(
+    "--task", "task_id", metavar="TASK_ID", help="One task's output instead of the workflow's."
+)
+@click.option("--wait", is_flag=True, help="Wait for a running workflow to finish.")
+@click.option(
+    "--timeout",
+    callback=parse_seconds,
+    metavar="DURATION",
+    help="With --wait: give up after this long.",
+)
+@_json_option
+@pass_state
+def output(
+    state: CliState,
+    workflow_id: str,
+    task_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Print a workflow's output (or one task's)."""
+    client = state.client()
+    try:
+        value = client.get_output(workflow_id, task_id=task_id, timeout=(timeout if wait else 0.0))
+    except TimeoutError:
+        current = client.get_status(workflow_id).value
+        hint = "" if wait else "; pass --wait to wait for it"
+        raise fail(f"workflow {workflow_id!r} is {current} and has no output yet{hint}") from None
+    _print_value(value, as_json)
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option("--task", "task_id", metavar="TASK_ID", help="One task's metadata.")
+@_json_option
+@pass_state
+def metadata(state: CliState, workflow_id: str, task_id: str | None, as_json: bool) -> None:
+    """Print a workflow's (or a task's) metadata as JSON: status, metadata, stats, environment."""
+    echo_json(state.client().get_metadata(workflow_id, task_id))
+
+
+@click.command()
+@click.argument("workflow_id")
+@_json_option
+@pass_state
+def resume(state: CliState, workflow_id: str, as_json: bool) -> None:
+    """Resume a FAILED or RESUMABLE workflow here, wait for it, and print its output."""
+    client = state.client()
+    with spinner(f"resuming {workflow_id}"):
+        value = client.resume(workflow_id)
+    if as_json:
+        echo_json({"workflow_id": workflow_id, "status": client.get_status(workflow_id).value})
+    else:
+        _print_value(value, False)
+
+
+@click.command("resume-all")
+@click.option("--include-failed", is_flag=True, help="Resume FAILED workflows too.")
+@_json_option
+@pass_state
+def resume_all(state: CliState, include_failed: bool, as_json: bool) -> None:
+    """Resume every RESUMABLE (and FAILED) workflow here, with progress; exit 1 if any fails."""
+    client = state.client()
+    handles = client.resume_all(include_failed)
+    by_future = {future: workflow_id for workflow_id, future in handles}
+    results: dict[str, dict[str, Any]] = {}
+    with progress(len(handles), "resuming") as bar:
+        for future in concurrent.futures.as_completed(by_future):
+            workflow_id = by_future[future]
+            error = future.exception()
+            try:
+                current = client.get_status(workflow_id).value
+            except WorkflowError:
+                current = "UNKNOWN"
+            results[workflow_id] = {
+                "workflow_id": workflow_id,
+                "status": current,
+                "error": one_line(error) if error else None,
+            }
+            bar.advance(f"{workflow_id}: {current}")
+    rows = [results[w] for w, _ in handles]
+    failed = [r for r in rows if r["error"]]
+    if as_json:
+        echo_json(rows)
+    elif rows:
+        table = Table(
+            "WORKFLOW ID",
+            "STATUS",
+            "ERROR",
+            caption=f"{len(rows) - len(failed)} of {len(rows)} resumed",
+        )
+        for r in rows:
+            table.add(r["workflow_id"], r["status"], r["error"] or "")
+        table.print()
+    else:
+        click.echo("nothing to resume")
+    if failed:
+        raise fail(
+            f"{len(failed)} of {len(rows)} workflow(s) did not finish: "
+            + ", ".join(r["workflow_id"] for r in failed[:5])
+            + (" ..." if len(failed) > 5 else "")
+        )
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option(
+    "--timeout",
+    callback=parse_seconds,
+    default="30s",
+    show_default=True,
+    metavar="DURATION",
+    help="How long to wait for a runner in another process to stop.",
+)
+@pass_state
+def cancel(state: CliState, workflow_id: str, timeout: float) -> None:
+    """Cancel a workflow: no new task starts; status CANCELED; checkpoints kept."""
+    client = state.client()
+    current = client.get_status(workflow_id)
+    if current.is_terminal:
+        raise fail(f"workflow {workflow_id!r} is already {current.value}; nothing to cancel")
+    client.cancel(workflow_id, timeout=timeout)
+    after = client.get_status(workflow_id)
+    if after is not WorkflowStatus.CANCELED:
+        raise fail(
+            f"workflow {workflow_id!r} is {after.value}: the cancel was not honoured "
+            f"in {timeout:g}s"
+        )
+    click.echo(f"{workflow_id}: CANCELED")
+
+
+@click.command()
+@click.argument("workflow_id")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def delete(state: CliState, workflow_id: str, yes: bool) -> None:
+    """Delete everything stored for a workflow (refused while it is RUNNING or PENDING)."""
+    client = state.client()
+    current = client.get_status(workflow_id)
+    if current in ACTIVE:
+        raise fail(f"workflow {workflow_id!r} is {current.value}; cancel it before deleting")
+    if not yes:
+        click.confirm(
+            f"Delete workflow {workflow_id!r} ({current.value}) and all its checkpoints?",
+            abort=True,
+            err=True,
+        )
+    client.delete(workflow_id)
+    click.echo(f"{workflow_id}: deleted")

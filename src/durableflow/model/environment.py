@@ -1,0 +1,159 @@
+"""The runtime environment recorded with a workflow, and what changed since: pure comparison.
+
+A recorded environment (``RunRecord.runtime_env``) is a JSON object::
+
+    {"python": "3.11.7", "implementation": "CPython", "platform": "linux-x86_64",
+     "durableflow": "0.1.0",
+     "packages": {"numpy": "2.1.0", ...},                  # installed distributions
+     "functions": {"mymod:step": "sha256:ab12...", ...},   # task function -> source fingerprint
+     "task_runtime_envs": {"train": {"pip": [...]}}}       # per-task runtime_env option
+
+It is captured by :mod:`durableflow.runtime.environment`; this module only compares two of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ENV_POLICIES", "EnvironmentDiff", "diff_environments", "validate_env_policy"]
+
+ENV_POLICIES = ("ignore", "warn", "error")
+_SCALARS = ("python", "implementation", "platform", "durableflow")
+
+
+def validate_env_policy(policy: str) -> str:
+    """Return ``policy`` (lowercased) if it is ignore, warn or error; else raise ValueError."""
+    value = str(policy).strip().lower()
+    if value not in ENV_POLICIES:
+        raise ValueError(
+            f"unknown environment policy {policy!r}; expected one of {', '.join(ENV_POLICIES)}"
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentDiff:
+    """What differs between a workflow's recorded environment and the current one."""
+
+    workflow_id: str
+    recorded: bool
+    """False when the workflow has no recorded environment (nothing to compare)."""
+    changed: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """Python, implementation, platform or durableflow version: ``name -> (then, now)``."""
+    packages_changed: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """``package -> (recorded version, current version)``."""
+    packages_added: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Installed now but not then: ``package -> version``."""
+    packages_removed: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Installed then but not now: ``package -> recorded version``."""
+    functions_changed: tuple[str, ...] = ()
+    """Task functions (``module:qualname``) whose source differs from the recorded one."""
+    functions_missing: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Task functions that cannot be imported now: ``function -> why``."""
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing differs (or nothing was recorded)."""
+        return not (
+            self.changed
+            or self.packages_changed
+            or self.packages_added
+            or self.packages_removed
+            or self.functions_changed
+            or self.functions_missing
+        )
+
+    def lines(self) -> list[str]:
+        """One human-readable line per difference."""
+        out = [f"{name}: {old} -> {new}" for name, (old, new) in sorted(self.changed.items())]
+        out += [
+            f"package {name}: {old} -> {new}"
+            for name, (old, new) in sorted(self.packages_changed.items())
+        ]
+        out += [
+            f"package {name}: removed (was {old})"
+            for name, old in sorted(self.packages_removed.items())
+        ]
+        out += [
+            f"package {name}: added ({new})" for name, new in sorted(self.packages_added.items())
+        ]
+        out += [f"task function {name}: source changed" for name in self.functions_changed]
+        out += [
+            f"task function {name}: cannot be imported ({why})"
+            for name, why in sorted(self.functions_missing.items())
+        ]
+        return out
+
+    def summary(self) -> str:
+        """One line naming every difference (shortened past a few)."""
+        lines = self.lines()
+        if not lines:
+            return "no changes"
+        shown = "; ".join(lines[:8])
+        return shown + (f"; and {len(lines) - 8} more" if len(lines) > 8 else "")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "workflow_id": self.workflow_id,
+            "recorded": self.recorded,
+            "changed": {k: list(v) for k, v in self.changed.items()},
+            "packages_changed": {k: list(v) for k, v in self.packages_changed.items()},
+            "packages_added": dict(self.packages_added),
+            "packages_removed": dict(self.packages_removed),
+            "functions_changed": list(self.functions_changed),
+            "functions_missing": dict(self.functions_missing),
+            "identical": self.is_empty,
+        }
+
+
+def diff_environments(
+    workflow_id: str,
+    recorded: Mapping[str, Any],
+    current: Mapping[str, Any],
+    current_functions: Mapping[str, str] | None = None,
+) -> EnvironmentDiff:
+    """Compare a recorded environment with the current one.
+
+    Args:
+        workflow_id: the workflow the recorded environment belongs to.
+        recorded: the ``runtime_env`` stored at submission.
+        current: the environment of this process (same shape, without ``functions``).
+        current_functions: for each recorded function that can be compared, its current
+            fingerprint, or ``"!"`` followed by why it cannot be imported. Functions absent
+            from the mapping are not compared (they were pickled by value, so the recorded
+            code is the code that runs).
+    """
+    if not recorded:
+        return EnvironmentDiff(workflow_id, recorded=False)
+    changed = {
+        name: (str(recorded.get(name)), str(current.get(name)))
+        for name in _SCALARS
+        if name in recorded and recorded.get(name) != current.get(name)
+    }
+    then: Mapping[str, str] = recorded.get("packages") or {}
+    now: Mapping[str, str] = current.get("packages") or {}
+    functions_changed: list[str] = []
+    missing: dict[str, str] = {}
+    for name, fingerprint in sorted((recorded.get("functions") or {}).items()):
+        if current_functions is None or name not in current_functions:
+            continue
+        found = current_functions[name]
+        if found.startswith("!"):
+            missing[name] = found[1:]
+        elif found != fingerprint:
+            functions_changed.append(name)
+    return EnvironmentDiff(
+        workflow_id,
+        recorded=True,
+        changed=changed,
+        packages_changed={
+            k: (then[k], now[k]) for k in sorted(then) if k in now and then[k] != now[k]
+        },
+        packages_added={k: now[k] for k in sorted(now) if k not in then} if then else {},
+        packages_removed={k: then[k] for k in sorted(then) if k not in now} if now else {},
+        functions_changed=tuple(functions_changed),
+        functions_missing=missing,
+    )

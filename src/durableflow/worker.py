@@ -1,0 +1,289 @@
+"""The long-running worker behind ``durableflow worker``.
+
+A worker serves one storage. On every poll (and whenever one of its runs ends) it:
+
+1. fires the due ticks of every schedule (each becomes a PENDING workflow ``<name>@<tick>``);
+2. lists the workflows waiting for a runner: PENDING with no owner (submitted with
+   ``submit`` / ``run_async(detached=True)``, or fired by a schedule) and, unless ``resume`` is
+   off, RESUMABLE ones (their runner crashed or was stopped); oldest first;
+3. for each, while it has room (``concurrency``) and, with ``max_running_workflows``, a slot
+   (:mod:`durableflow.runtime.slots`, shared by every worker on the storage), claims the
+   workflow's lease and runs it on its Client. Several workers never run one workflow twice:
+   the lease has one owner.
+
+A workflow that stops RESUMABLE again under this worker is retried with a growing delay
+(2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
+the environment policy) waits 300 s before it is tried again.
+
+Shutdown (:meth:`Worker.shutdown`, SIGTERM in the CLI): pick up nothing more, give running
+workflows ``grace`` seconds to finish, then stop the rest, leaving them RESUMABLE for the next
+worker. Task functions must be importable in the worker (same module path; the CLI adds the
+current directory to ``sys.path``) unless they were pickled by value (defined in ``__main__``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from durableflow.client import Client
+from durableflow.errors import (
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowIncompleteError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+    WorkflowStillActiveError,
+)
+from durableflow.model.status import WorkflowStatus
+from durableflow.runtime.slots import SlotKeeper
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("durableflow.worker")
+
+_MAX_BACKOFF = 300.0
+
+
+class Worker:
+    """Runs the waiting workflows and the schedules of one storage.
+
+    Args:
+        client: the Client whose storage and executor the worker uses (not closed by it).
+        max_running_workflows: the most workflows RUNNING under all workers of the storage
+            together (every worker must be given the same number); None: no shared limit.
+        concurrency: the most workflows this worker runs at once.
+        resume: also resume RESUMABLE workflows (not only PENDING ones).
+        schedules: fire the storage's schedules.
+        poll_interval: seconds between two scans of the storage.
+        clock: the time used for schedules (``time.time``; tests inject their own).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        max_running_workflows: int | None = None,
+        concurrency: int = 8,
+        resume: bool = True,
+        schedules: bool = True,
+        poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        self.client = client
+        self.concurrency = concurrency
+        self.resume = resume
+        self.schedules = schedules
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self.slots = (
+            SlotKeeper(client.storage, max_running_workflows, client.leases.ttl)
+            if max_running_workflows is not None
+            else None
+        )
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[int | None, Future[Any]]] = {}
+        self._backoff: dict[str, tuple[int, float]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.started: list[str] = []
+        """Ids of every workflow this worker started, in order (for tests and logs)."""
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`request_stop` was called."""
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the workflows this worker runs now."""
+        with self._lock:
+            return list(self._running)
+
+    # --- one scan ---------------------------------------------------------------------------
+    def run_once(self) -> list[str]:
+        """Fire due schedules and start what waits, as far as room allows; return ids started."""
+        if self.schedules and not self._stop.is_set():
+            try:
+                fired = self.client.fire_schedules(self.clock())
+                if fired:
+                    log.info("schedules fired: %s", ", ".join(fired))
+            except WorkflowError as err:
+                log.warning("firing schedules failed, retrying at the next poll: %s", err)
+        started: list[str] = []
+        if self._room() <= 0 or self._stop.is_set():
+            return started
+        if self.slots is not None and not self.slots.maybe_free():
+            return started
+        for workflow_id in self._candidates():
+            if self._room() <= 0 or self._stop.is_set():
+                break
+            if self._start(workflow_id):
+                started.append(workflow_id)
+            elif self.slots is not None and not self._slot_maybe_free():
+                break
+        return started
+
+    def _room(self) -> int:
+        with self._lock:
+            return self.concurrency - len(self._running)
+
+    def _slot_maybe_free(self) -> bool:
+        return self.slots is None or self.slots.maybe_free()
+
+    def _candidates(self) -> list[str]:
+        """Workflows waiting for a runner, oldest first."""
+        wanted = {WorkflowStatus.PENDING} | ({WorkflowStatus.RESUMABLE} if self.resume else set())
+        store = self.client.store
+        now = time.monotonic()
+        found: list[tuple[float, str]] = []
+        with self._lock:
+            skip = set(self._running) | {
+                w for w, (_, until) in self._backoff.items() if until > now
+            }
+        for workflow_id, status in self.client.list_all(wanted):
+            if workflow_id in skip:
+                continue
+            if status is WorkflowStatus.PENDING and store.read_lease(workflow_id)[1] is not None:
+                continue  # queued inside another process, or being submitted
+            record = store.read_run(workflow_id)
+            if record is not None:
+                found.append((record.created_at, workflow_id))
+        found.sort()
+        return [workflow_id for _, workflow_id in found]
+
+    def _start(self, workflow_id: str) -> bool:
+        slot: int | None = None
+        if self.slots is not None:
+            slot = self.slots.acquire(workflow_id, functools.partial(self._slot_lost, workflow_id))
+            if slot is None:
+                return False
+        try:
+            future = self.client.resume_async(workflow_id)
+        except (WorkflowStillActiveError, WorkflowNotFoundError):
+            self._free(slot)  # another worker was first, or it was deleted
+            return False
+        except WorkflowNotResumableError as err:
+            self._free(slot)
+            log.error("cannot run workflow %s here: %s", workflow_id, err)
+            self._delay(workflow_id, _MAX_BACKOFF)
+            return False
+        except WorkflowError as err:
+            self._free(slot)
+            log.warning("cannot start workflow %s now: %s", workflow_id, err)
+            self._delay(workflow_id)
+            return False
+        except Exception as err:  # e.g. a task function that no longer imports
+            self._free(slot)
+            log.error("cannot start workflow %s: %s: %s", workflow_id, type(err).__name__, err)
+            self._delay(workflow_id, _MAX_BACKOFF)
+            return False
+        if future.done():  # it had finished meanwhile (resume returns its output at once)
+            self._free(slot)
+            return False
+        with self._lock:
+            self._running[workflow_id] = (slot, future)
+            self.started.append(workflow_id)
+        log.info(
+            "started workflow %s%s", workflow_id, f" in slot {slot}" if slot is not None else ""
+        )
+        future.add_done_callback(functools.partial(self._finished, workflow_id, slot))
+        return True
+
+    def _free(self, slot: int | None) -> None:
+        if slot is not None and self.slots is not None:
+            self.slots.release(slot)
+
+    def _delay(self, workflow_id: str, seconds: float | None = None) -> None:
+        with self._lock:
+            failures = self._backoff.get(workflow_id, (0, 0.0))[0] + 1
+            wait = seconds if seconds is not None else min(_MAX_BACKOFF, 2.0**failures)
+            self._backoff[workflow_id] = (failures, time.monotonic() + wait)
+
+    def _slot_lost(self, workflow_id: str) -> None:
+        self.client.stop(workflow_id)
+
+    def _finished(self, workflow_id: str, slot: int | None, future: Future[Any]) -> None:
+        with self._lock:
+            self._running.pop(workflow_id, None)
+        self._free(slot)
+        error = future.exception()
+        if error is None:
+            log.info("workflow %s SUCCESSFUL", workflow_id)
+            with self._lock:
+                self._backoff.pop(workflow_id, None)
+        elif isinstance(error, WorkflowCancellationError):
+            log.info("workflow %s CANCELED", workflow_id)
+        elif isinstance(error, WorkflowIncompleteError):
+            log.info("workflow %s stopped, left RESUMABLE", workflow_id)
+        else:
+            try:
+                status = self.client.get_status(workflow_id)
+            except WorkflowError:
+                status = None
+            log.warning(
+                "workflow %s %s: %s", workflow_id, status.value if status else "stopped", error
+            )
+            if status is not WorkflowStatus.FAILED:
+                self._delay(workflow_id)
+        self._wake.set()
+
+    # --- serving ------------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Scan every ``poll_interval`` seconds (and when a run ends) until :meth:`request_stop`."""
+        log.info(
+            "worker serving %s (concurrency %d%s)",
+            self.client.storage.url,
+            self.concurrency,
+            f", max_running_workflows {self.slots.limit}" if self.slots else "",
+        )
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except WorkflowError as err:  # the storage is down: keep trying
+                log.warning("scan failed, retrying: %s", err)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def request_stop(self) -> None:
+        """Make :meth:`serve` return; start nothing more."""
+        self._stop.set()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until this worker runs nothing; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                futures = [future for _, future in self._running.values()]
+            if not futures:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            concurrent.futures.wait(futures, timeout=remaining)
+
+    def shutdown(self, grace: float = 10.0) -> list[str]:
+        """Stop: give running workflows ``grace`` seconds, then leave the rest RESUMABLE.
+
+        Returns:
+            The ids of the workflows stopped (left RESUMABLE).
+        """
+        self.request_stop()
+        self.wait_idle(grace)
+        stopped = self.running
+        for workflow_id in stopped:
+            log.info("stopping workflow %s: left RESUMABLE", workflow_id)
+            self.client.stop(workflow_id)
+        self.wait_idle(30.0)
+        if self.slots is not None:
+            self.slots.close()
+        return stopped
