@@ -135,6 +135,11 @@ class Client:
         self._closed = False
         log.info("durableflow storage: %s", self.storage.url)
 
+    @property
+    def signing_key(self) -> bytes | None:
+        """The key stored values are signed with, or None."""
+        return self._signing_key
+
     # --- running ----------------------------------------------------------------------------
     def run(
         self,

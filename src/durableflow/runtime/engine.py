@@ -103,6 +103,7 @@ class WorkflowRun:
         self._futures: dict[str, Future[TaskOutcome]] = {}
         self._specs: dict[str, TaskSpec] = {}
         self._values: dict[str, Any] = {}
+        self._refs: dict[str, Any] = {}  # executor handles to outputs (Ray ObjectRefs)
         self._consumers: dict[str, int] = {}
         self._ids = IdAllocator()
         self._result: Any = None
@@ -233,11 +234,16 @@ class WorkflowRun:
         del self._futures[task_id]
         error = future.exception()
         if error is not None:
+            # The worker or an input object may be lost: retries read inputs from storage.
+            for up in self._specs[task_id].upstream:
+                self._refs.pop(up, None)
             return TaskFailed(task_id, error, system=True)
         outcome = future.result()
         if outcome.kind == "ok":
             if outcome.has_value:
                 self._values[task_id] = outcome.value
+            if outcome.value_ref is not None:
+                self._refs[task_id] = outcome.value_ref
             return TaskSucceeded(task_id)
         if outcome.kind == "continuation" and outcome.continuation is not None:
             try:
@@ -283,6 +289,7 @@ class WorkflowRun:
             self._consumers[up] = left
             if left <= 0 and up != state.root:
                 self._values.pop(up, None)
+                self._refs.pop(up, None)
 
     def _submit(self, command: SubmitTask) -> None:
         spec = self._specs[command.task_id]
@@ -291,6 +298,7 @@ class WorkflowRun:
         for up in spec.upstream:
             if up in self._values and (shares or not self._specs[up].options.checkpoint):
                 inputs[up] = self._values[up]
+        refs = {up: self._refs[up] for up in spec.upstream if up in self._refs and up not in inputs}
         call = TaskCall(
             workflow_id=self.workflow_id,
             task_id=spec.task_id,
@@ -305,6 +313,7 @@ class WorkflowRun:
             store_url=None if shares else self.store.storage.url,
             signing_key=self.signing_key,
             return_value=shares or not spec.options.checkpoint,
+            input_refs=refs,
         )
         try:
             future = self.executor.submit(execute_task, call, spec.options.executor_options)
@@ -351,6 +360,8 @@ class WorkflowRun:
         )
         if command.child in self._values:
             self._values[command.task_id] = self._values[command.child]
+        if command.child in self._refs:
+            self._refs[command.task_id] = self._refs[command.child]
 
     def _value_of(self, task_id: str) -> Any:
         if task_id in self._values:

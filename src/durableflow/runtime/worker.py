@@ -50,6 +50,9 @@ class TaskCall:
     signing_key: bytes | None = None
     return_value: bool = True
     """Send the output back in the outcome (else the engine reads the checkpoint if needed)."""
+    input_refs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Upstream outputs as executor handles (Ray ObjectRefs); the executor resolves them into
+    ``inputs`` before the attempt runs."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -73,6 +76,8 @@ class TaskOutcome:
     start: float = 0.0
     end: float = 0.0
     has_value: bool = False
+    value_ref: Any = None
+    """An executor handle to the output (a Ray ObjectRef), handed to consumers as ``input_refs``."""
 
 
 _STORES: dict[tuple[str, bytes | None], WorkflowStore] = {}

@@ -1,0 +1,190 @@
+"""The Ray executor: every task attempt runs as a Ray task.
+
+What it does with an attempt ``fn(call)`` (``fn`` is the engine's ``execute_task``):
+
+1. The task's executor options are its Ray options (``num_cpus``, ``num_gpus``, ``resources``,
+   ``runtime_env``, ``scheduling_strategy``, ...). Ray's own retries are switched off
+   (``max_retries=0``, ``retry_exceptions=False``): the engine's retry policy counts attempts,
+   so a lost worker is retried exactly as often as the task's ``max_retries`` says.
+2. The worker reopens the storage from ``call.store_url`` and writes the checkpoint itself; the
+   output never passes through the process that submitted the task.
+3. The output also stays in Ray's object store, as the attempt's second return value. The
+   outcome carries that ObjectRef (``value_ref``); the engine hands it to consumers
+   (``call.input_refs``), which Ray resolves into ``call.inputs`` before the attempt starts. So
+   inside one cluster upstream values travel through the object store, and after a resume
+   (new cluster, no refs) consumers read the checkpoints instead.
+
+Calls and outcomes are the runtime's ``TaskCall`` / ``TaskOutcome``; this layer sits below the
+runtime, so it only relies on the fields named in :class:`_Call`.
+
+This module and :mod:`durableflow.executors.ray_dag` are the only ones importing Ray at
+module level.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Protocol, TypeVar
+
+try:
+    import ray
+except ImportError as err:  # pragma: no cover - exercised in a subprocess without Ray
+    raise ImportError(
+        "the Ray executor needs Ray, which is not installed: pip install 'durableflow[ray]'"
+    ) from err
+
+from durableflow.executors.base import Executor
+from durableflow.executors.ray_dag import unwrap
+
+__all__ = ["RayExecutor", "ray_task_options"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Options the engine owns (retries) or the executor must set itself (two return values).
+_ENGINE_OPTIONS = frozenset({"max_retries", "retry_exceptions", "num_returns", "max_calls"})
+
+
+class _Call(Protocol):
+    """The fields of a task call this executor reads and writes."""
+
+    task_id: str
+    store_url: str | None
+    inputs: dict[str, Any]
+    input_refs: dict[str, Any]
+    return_value: bool
+
+
+def ray_task_options(options: Mapping[str, Any], task_id: str) -> dict[str, Any]:
+    """The Ray options of one attempt: the task's own, with Ray's retries off.
+
+    Args:
+        options: the task's executor options.
+        task_id: named in the Ray dashboard unless the options give a ``name``.
+    """
+    ray_options = {k: v for k, v in options.items() if k not in _ENGINE_OPTIONS}
+    ray_options.setdefault("name", task_id)
+    ray_options["max_retries"] = 0
+    ray_options["retry_exceptions"] = False
+    return ray_options
+
+
+def _run_attempt(
+    fn: Callable[[Any], Any], call: Any, keys: tuple[str, ...], *values: Any
+) -> tuple[Any, Any]:
+    """The body of every Ray task: Ray resolved ``values`` (upstream outputs) from refs."""
+    if keys:
+        call.inputs = {**call.inputs, **dict(zip(keys, values, strict=True))}
+    wanted = call.return_value
+    call.return_value = True  # we want the value here, to leave it in the object store
+    outcome = fn(call)
+    if not getattr(outcome, "has_value", False):
+        return outcome, None
+    value = unwrap(outcome.value)
+    if wanted:
+        outcome.value = value
+    else:
+        outcome.value = None
+        outcome.has_value = False
+    return outcome, value
+
+
+class RayExecutor(Executor):
+    """Runs each task attempt as a Ray task in the cluster this process is connected to.
+
+    Args:
+        address: passed to ``ray.init`` when Ray is not initialized yet (None: Ray's own
+            default, ``$RAY_ADDRESS`` or a new local cluster).
+        **init_options: further ``ray.init`` arguments, used only when this initializes Ray.
+
+    Raises:
+        ImportError: Ray is not installed (with the install hint).
+    """
+
+    name = "ray"
+    shares_memory = False
+
+    def __init__(self, address: str | None = None, **init_options: Any) -> None:
+        if not ray.is_initialized():
+            ray.init(address=address, **init_options)
+        self._lock = threading.Lock()
+        self._remote: dict[int | None, Any] = {}
+        self._running: dict[Future[Any], Any] = {}
+
+    def _remote_function(self, max_calls: int | None) -> Any:
+        with self._lock:
+            if max_calls not in self._remote:
+                opts: dict[str, Any] = {"num_returns": 2}
+                if max_calls is not None:
+                    opts["max_calls"] = max_calls
+                self._remote[max_calls] = ray.remote(**opts)(_run_attempt)
+            return self._remote[max_calls]
+
+    def submit(self, fn: Callable[[T], R], call: T, options: Mapping[str, Any]) -> Future[R]:
+        """Start ``fn(call)`` as a Ray task with the task's Ray options.
+
+        Raises:
+            ValueError: the storage is ``memory://`` (Ray workers are other processes), or Ray
+                refuses the options.
+        """
+        task: _Call = call  # type: ignore[assignment]
+        url = task.store_url or ""
+        if url.startswith("memory:"):
+            raise ValueError(
+                "memory:// storage cannot be used with the Ray executor: Ray tasks run in other "
+                "processes and reopen the storage from its URL; use a directory or s3:// storage"
+            )
+        refs = dict(task.input_refs)
+        shipped = copy.copy(task)
+        shipped.input_refs = {}
+        remote = self._remote_function(options.get("max_calls"))
+        try:
+            configured = remote.options(**ray_task_options(options, task.task_id))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task {task.task_id!r}: Ray refuses its options: {err}") from err
+        outcome_ref, value_ref = configured.remote(fn, shipped, tuple(refs), *refs.values())
+        future: Future[R] = Future()
+        with self._lock:
+            self._running[future] = outcome_ref
+
+        def done(ray_future: Future[Any]) -> None:
+            with self._lock:
+                self._running.pop(future, None)
+            try:
+                error = ray_future.exception()
+                if error is not None:
+                    future.set_exception(error)
+                    return
+                outcome = ray_future.result()
+                if getattr(outcome, "kind", None) == "ok" and hasattr(outcome, "value_ref"):
+                    outcome.value_ref = value_ref
+                future.set_result(outcome)
+            except InvalidStateError:
+                pass  # the engine canceled the future meanwhile
+
+        outcome_ref.future().add_done_callback(done)
+        return future
+
+    def cancel(self, future: Future[Any]) -> None:
+        """Cancel the Ray task (a running one gets KeyboardInterrupt) and the future."""
+        with self._lock:
+            ref = self._running.pop(future, None)
+        future.cancel()
+        if ref is not None:
+            with contextlib.suppress(Exception):  # it may have finished meanwhile
+                ray.cancel(ref)
+
+    def close(self, wait: bool = True) -> None:
+        """Wait for (or cancel) running tasks; Ray itself is left running for its other users."""
+        with self._lock:
+            running = list(self._running)
+        if wait:
+            concurrent.futures.wait(running)
+            return
+        for future in running:
+            self.cancel(future)
