@@ -1,0 +1,369 @@
+"""One SQLite file on a local disk: ``sqlite:///abs/path/file.db[?fsync=false]``.
+
+Safe for several threads and processes of one machine (not for a network file system, where
+SQLite's locks are not reliable). Each thread gets its own connection; the database runs in WAL
+mode, so readers never wait for a writer, and writers wait up to ``busy_timeout`` for each other.
+
+How each promise of :class:`~durableflow.storage.base.Storage` is kept:
+
+1. ``put`` is one ``INSERT ... ON CONFLICT DO UPDATE`` statement, a transaction of its own.
+2. ``create`` is an ``INSERT ... ON CONFLICT DO NOTHING``: the row count says who won.
+3. ``swap`` is ``UPDATE ... WHERE key = ? AND value = ?``.
+4. ``list`` is a range scan of the primary-key index: ``key >= prefix AND key < upper bound``.
+
+``put_many`` writes every value in one transaction: one commit, one fsync. ``synchronous=FULL``
+(the default) makes a commit survive a power cut; ``?fsync=false`` selects ``synchronous=NORMAL``,
+which survives a killed process but may lose the last commits on a power cut.
+
+Durability scopes work on the calling thread's own connection:
+
+- ``volatile()``: the block's commits use ``synchronous=NORMAL``;
+- ``batch()``: the same, then, when the block exits normally and wrote anything, one commit
+  with ``synchronous=FULL`` (of a counter in table ``sync_marker``) fsyncs the write-ahead log,
+  and with it every commit of the block; frames checkpointed meanwhile were synced by the
+  checkpoint itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
+
+from durableflow.errors import (
+    StorageError,
+    StorageFullError,
+    StorageUnavailableError,
+    StorageURLError,
+)
+from durableflow.storage.base import Storage, check_key
+
+__all__ = ["SQLiteStorage", "prefix_upper_bound"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_MAX_CHAR = 0x10FFFF
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL exists only from Python 3.11
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sync_marker (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``.
+
+    None when there is none (an empty prefix, or one made only of U+10FFFF).
+    """
+    chars = list(prefix)
+    while chars and ord(chars[-1]) == _MAX_CHAR:
+        chars.pop()
+    if not chars:
+        return None
+    following = ord(chars[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates cannot be stored; skip past them
+        following = 0xE000
+    chars[-1] = chr(following)
+    return "".join(chars)
+
+
+def _is_full(err: sqlite3.Error) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF == _SQLITE_FULL
+    return "full" in str(err).lower()
+
+
+class SQLiteStorage(Storage):
+    """Values as rows of one table in a SQLite database file.
+
+    Args:
+        path: the database file; it and its directory are created if missing.
+        fsync: True for ``synchronous=FULL``, False for ``synchronous=NORMAL``.
+        busy_timeout: seconds a writer waits for another writer's lock before failing.
+
+    Raises:
+        StorageURLError: the path is not absolute or cannot hold a database.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, fsync: bool = True, busy_timeout: float = 30.0
+    ) -> None:
+        file = Path(path).expanduser()
+        if not file.is_absolute():
+            raise StorageURLError(f"sqlite storage needs an absolute path, got {str(path)!r}")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StorageURLError(f"cannot create the directory of {str(file)!r}: {err}") from err
+        if file.is_dir():
+            raise StorageURLError(f"sqlite storage path {str(file)!r} is a directory")
+        self._path = file
+        self._fsync = fsync
+        self._busy_ms = max(0, int(busy_timeout * 1000))
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Every open connection with its thread, so close() reaches them all and connections
+        # of finished threads are closed when the next one opens.
+        self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
+        self._closed = False
+        try:
+            with self._write() as connection:
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+        except StorageError as err:
+            raise StorageURLError(f"cannot use {str(file)!r} as a sqlite storage: {err}") from err
+
+    @classmethod
+    def from_url(cls, parts: SplitResult) -> SQLiteStorage:
+        """Open ``sqlite:///abs/path/file.db`` with an optional ``?fsync=false``."""
+        if parts.netloc not in ("", "localhost"):
+            raise StorageURLError(
+                f"sqlite URL must be sqlite:///absolute/path.db, got host {parts.netloc!r}"
+            )
+        path = unquote(parts.path)
+        if not path or not path.startswith("/"):
+            raise StorageURLError("sqlite URL must name an absolute path: sqlite:///path/wf.db")
+        fsync = True
+        for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+            if name != "fsync":
+                raise StorageURLError(f"unknown sqlite storage parameter {name!r}; known: fsync")
+            value = values[-1].lower()
+            if value not in _TRUE | _FALSE:
+                raise StorageURLError(f"fsync must be true or false, got {values[-1]!r}")
+            fsync = value in _TRUE
+        return cls(path, fsync=fsync)
+
+    @property
+    def url(self) -> str:
+        """``sqlite:///path``, with ``?fsync=false`` when commits are not synced."""
+        return f"sqlite://{quote(str(self._path))}" + ("" if self._fsync else "?fsync=false")
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Connections do not pickle; the copy reopens the same file from the URL.
+        return (_reopen, (self.url,))
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        """One SELECT by primary key."""
+        check_key(key)
+        with self._errors("read", key):
+            row = (
+                self._connection().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            )
+        return None if row is None else bytes(row[0])
+
+    def put(self, key: str, data: bytes) -> None:
+        """An upsert, a transaction of its own."""
+        check_key(key)
+        with self._errors("write", key):
+            self._connection().execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, bytes(data)),
+            )
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Every value in one transaction: one commit for the lot."""
+        rows = [(check_key(key), bytes(data)) for key, data in items]
+        if not rows:
+            return
+        with self._errors("write", rows[0][0]), self._write() as connection:
+            connection.executemany(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                rows,
+            )
+
+    def create(self, key: str, data: bytes) -> bool:
+        """An INSERT that does nothing if the key exists; True if it inserted."""
+        check_key(key)
+        with self._errors("create", key):
+            cursor = self._connection().execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, bytes(data)),
+            )
+        return cursor.rowcount == 1
+
+    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+        """An UPDATE of the row whose value still equals ``expected``."""
+        check_key(key)
+        with self._errors("swap", key):
+            cursor = self._connection().execute(
+                "UPDATE kv SET value = ? WHERE key = ? AND value = ?",
+                (bytes(data), key, bytes(expected)),
+            )
+        return cursor.rowcount == 1
+
+    def delete(self, key: str) -> None:
+        """A DELETE by primary key."""
+        check_key(key)
+        with self._errors("delete", key):
+            self._connection().execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    def list(self, prefix: str) -> list[str]:
+        """A range scan of the key index."""
+        where, args = self._range(prefix)
+        with self._errors("list", prefix):
+            rows = self._connection().execute(f"SELECT key FROM kv{where} ORDER BY key", args)
+            return [row[0] for row in rows]
+
+    def delete_prefix(self, prefix: str) -> None:
+        """One DELETE over the key range."""
+        where, args = self._range(prefix)
+        with self._errors("delete", prefix):
+            self._connection().execute(f"DELETE FROM kv{where}", args)
+
+    @contextmanager
+    def volatile(self) -> Iterator[None]:
+        """This thread's commits in the block skip the fsync (``synchronous=NORMAL``)."""
+        with self._relaxed():
+            yield
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """This thread's commits in the block skip the fsync; one fsync at its end covers all."""
+        with self._relaxed() as connection:
+            changes = connection.total_changes if connection is not None else 0
+            yield
+        if connection is not None and connection.total_changes != changes:
+            with self._errors("sync", None):
+                connection.execute(
+                    "INSERT INTO sync_marker (id, n) VALUES (1, 1) "
+                    "ON CONFLICT (id) DO UPDATE SET n = n + 1"
+                )
+
+    def close(self) -> None:
+        """Close every connection this storage opened, in every thread."""
+        self._closed = True
+        self._drop_connections()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _relaxed(self) -> Iterator[sqlite3.Connection | None]:
+        """``synchronous=NORMAL`` on this thread's connection for the block.
+
+        Yields the connection, or None when an outer scope (or ``fsync=false``) decides.
+        """
+        if not self._fsync or getattr(self._local, "scoped", False):
+            yield None
+            return
+        connection = self._connection()
+        with self._errors("configure", None):
+            connection.execute("PRAGMA synchronous = NORMAL")
+        self._local.scoped = True
+        try:
+            yield connection
+        finally:
+            self._local.scoped = False
+            with self._errors("configure", None):
+                connection.execute("PRAGMA synchronous = FULL")
+
+    @staticmethod
+    def _range(prefix: str) -> tuple[str, tuple[str, ...]]:
+        upper = prefix_upper_bound(prefix)
+        if not prefix:
+            return "", ()
+        if upper is None:
+            return " WHERE key >= ?", (prefix,)
+        return " WHERE key >= ? AND key < ?", (prefix, upper)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageUnavailableError(f"sqlite storage {self.url} is closed")
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        # A forked child must not share its parent's connection: open its own.
+        if connection is not None and self._local.pid == os.getpid():
+            return connection
+        connection = self._open()
+        self._local.connection = connection
+        self._local.pid = os.getpid()
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self._path,
+                timeout=self._busy_ms / 1000,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # close() may run in another thread
+            )
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageURLError(f"cannot put {str(self._path)!r} in WAL mode (got {mode})")
+            sync = "FULL" if self._fsync else "NORMAL"
+            connection.execute(f"PRAGMA synchronous = {sync}")
+        except sqlite3.Error as err:
+            raise self._translate(err, "open", None) from err
+        me = threading.current_thread()
+        with self._lock:
+            alive = []
+            for thread_ref, pid, other in self._connections:
+                thread = thread_ref()
+                if thread is None or not thread.is_alive() or pid != os.getpid():
+                    _close_quietly(other)
+                else:
+                    alive.append((thread_ref, pid, other))
+            alive.append((weakref.ref(me), os.getpid(), connection))
+            self._connections = alive
+        return connection
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for _, pid, connection in connections:
+            if pid == os.getpid():
+                _close_quietly(connection)
+        self._local = threading.local()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        with self._errors("write", None):
+            # IMMEDIATE takes the write lock at once, so the transaction never has to
+            # upgrade a read lock (which would fail with SQLITE_BUSY instead of waiting).
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _errors(self, action: str, key: str | None) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise self._translate(err, action, key) from err
+
+    def _translate(self, err: sqlite3.Error, action: str, key: str | None) -> StorageError:
+        target = f" {key!r}" if key is not None else ""
+        message = f"cannot {action}{target} in {self._path}: {err}"
+        if _is_full(err):
+            return StorageFullError(message, key=key)
+        return StorageUnavailableError(message, key=key)
+
+
+def _close_quietly(connection: sqlite3.Connection) -> None:
+    with suppress(sqlite3.Error):
+        connection.close()
+
+
+def _reopen(url: str) -> SQLiteStorage:
+    return SQLiteStorage.from_url(urlsplit(url))
