@@ -217,9 +217,16 @@ def _start_seaweedfs_once(
         # Like AWS: an upload to a missing bucket fails instead of creating the bucket.
         "-s3.autoCreateBucket=false",
     ]
+    if len(str(directory)) < 80:  # a unix socket path has at most 107 bytes
+        command += [
+            f"-s3.localSocket={directory}/s3.sock",
+            f"-filer.localSocket={directory}/f.sock",
+        ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
     # `weed mini` turns these into the identity it enforces on every request.
     env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY)
+    # weed writes its logs and unix sockets to the temporary directory: keep them in ours.
+    env["TMPDIR"] = str(directory)
     log_path = directory / "weed.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -235,6 +242,10 @@ def _start_seaweedfs_once(
     def stop() -> None:
         _terminate(process)
         atexit.unregister(stop)
+        # Sockets weed puts in /tmp whatever it is told, named by service and port.
+        for port in ports:
+            for leftover in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
         if owned:
             shutil.rmtree(directory, ignore_errors=True)
 
