@@ -34,3 +34,11 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.01):  # typ
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def stored_keys(storage_url: str) -> list[str]:
+    """Every key in a storage: what was written, on any backend."""
+    from durableflow import Client
+
+    with Client(storage_url) as client:
+        return client.storage.list("")

@@ -23,7 +23,7 @@ from durableflow import (
     WorkflowStillActiveError,
     workflow,
 )
-from helpers import append_line, count_lines, wait_until
+from helpers import append_line, count_lines, stored_keys, wait_until
 
 LOG = Path(os.environ.get("DF_TEST_LOG", "/nonexistent"))
 
@@ -299,14 +299,15 @@ def test_cancel_a_failed_workflow_and_successful_is_left_alone(wf, tmp_path):
     assert workflow.get_status("s") is WorkflowStatus.SUCCESSFUL
 
 
-def test_delete_removes_everything_and_the_id_can_be_reused(wf, storage_dir):
+def test_delete_removes_everything_and_the_id_can_be_reused(wf, storage_url):
+    workflow.run(add.bind(1, 1), workflow_id="keep")
+    kept = stored_keys(storage_url)
     workflow.run(add.bind(1, 1), workflow_id="d")
     workflow.delete("d")
     with pytest.raises(WorkflowNotFoundError):
         workflow.get_status("d")
-    assert workflow.list_all() == []
-    leftovers = [p for p in storage_dir.rglob("*") if p.is_file() and "/d/" in str(p) + "/"]
-    assert leftovers == []
+    assert workflow.list_all() == [("keep", WorkflowStatus.SUCCESSFUL)]
+    assert stored_keys(storage_url) == kept
     assert workflow.run(add.bind(2, 2), workflow_id="d") == 4
 
 
@@ -343,15 +344,15 @@ def test_unknown_id_raises_not_found_with_the_id(wf, call):
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 257, "a\x07b"])
-def test_bad_ids_are_refused_before_anything_is_stored(wf, bad, storage_dir):
+def test_bad_ids_are_refused_before_anything_is_stored(wf, bad, storage_url):
     with pytest.raises(InvalidWorkflowIdError):
         workflow.run(add.bind(1, 2), workflow_id=bad)
     with pytest.raises(InvalidWorkflowIdError):
         workflow.get_status(bad)
-    assert not any(p.is_file() for p in storage_dir.rglob("*"))
+    assert stored_keys(storage_url) == []
 
 
-def test_unpicklable_argument_names_task_and_argument_and_writes_nothing(wf, storage_dir):
+def test_unpicklable_argument_names_task_and_argument_and_writes_nothing(wf, storage_url):
     lock = threading.Lock()
     with pytest.raises(SerializationError) as info:
         workflow.run(add.options(task_id="needs_lock").bind(1, lock), workflow_id="unp")
@@ -361,13 +362,13 @@ def test_unpicklable_argument_names_task_and_argument_and_writes_nothing(wf, sto
     assert "needs_lock" in str(info.value)
     with pytest.raises(WorkflowNotFoundError):
         workflow.get_status("unp")
-    assert not any(p.is_file() for p in storage_dir.rglob("*"))
+    assert stored_keys(storage_url) == []
 
 
-def test_wrong_arguments_fail_before_storage_is_written(wf, storage_dir):
+def test_wrong_arguments_fail_before_storage_is_written(wf, storage_url):
     with pytest.raises(TypeError):
         workflow.run(add.bind(1, 2, 3), workflow_id="args")
-    assert not any(p.is_file() for p in storage_dir.rglob("*"))
+    assert stored_keys(storage_url) == []
 
 
 # --- resume_all, admission control ------------------------------------------------------------------
@@ -385,8 +386,8 @@ def test_resume_all_resumes_failed_only_when_asked(wf, tmp_path):
     assert {k: f.result(timeout=30) for k, f in handles.items()} == {"ra0": 0, "ra1": 1, "ra2": 2}
 
 
-def test_max_running_workflows_queues_as_pending_and_full_queue_raises(storage_dir, gate):
-    with Client(str(storage_dir), max_running_workflows=1, max_pending_workflows=1) as client:
+def test_max_running_workflows_queues_as_pending_and_full_queue_raises(storage_url, gate):
+    with Client(storage_url, max_running_workflows=1, max_pending_workflows=1) as client:
         first = client.run_async(wait_gate.bind(1, str(gate)), workflow_id="slot")
         wait_until(lambda: client.get_status("slot") is WorkflowStatus.RUNNING)
         second = client.run_async(add.bind(2, 2), workflow_id="queued")
@@ -503,14 +504,14 @@ def test_ray_1x_step_style(wf):
     assert double.step(5).run_async(workflow_id="legacy2").result(timeout=30) == 10
 
 
-def test_shutdown_without_wait_leaves_running_workflows_resumable(storage_dir, gate):
-    workflow.init(str(storage_dir))
+def test_shutdown_without_wait_leaves_running_workflows_resumable(storage_url, gate):
+    workflow.init(storage_url)
     future = workflow.run_async(wait_gate.bind(1, str(gate)), workflow_id="sd")
     wait_until(lambda: workflow.get_status("sd") is WorkflowStatus.RUNNING)
     workflow.shutdown(wait=False)
     with pytest.raises(WorkflowIncompleteError):
         future.result(timeout=30)
     gate.touch()
-    with Client(str(storage_dir)) as client:
+    with Client(storage_url) as client:
         assert client.get_status("sd") is WorkflowStatus.RESUMABLE
         assert client.resume("sd") == 1

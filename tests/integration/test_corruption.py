@@ -34,23 +34,27 @@ def build(log: str, flag: str):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "foreign-pickle"])
-def test_corrupt_checkpoint_names_workflow_and_task_then_resumes_after_removal(tmp_path, damage):
+def test_corrupt_checkpoint_names_workflow_and_task_then_resumes_after_removal(
+    storage_url, tmp_path, damage
+):
     import pickle
 
-    store_dir, log, flag = tmp_path / "store", str(tmp_path / "log"), str(tmp_path / "flag")
-    with Client(str(store_dir)) as client:
+    log, flag = str(tmp_path / "log"), str(tmp_path / "flag")
+    with Client(storage_url) as client:
         with pytest.raises(WorkflowExecutionError):
             client.run(build(log, flag), workflow_id="wf")
         assert client.get_status("wf") is WorkflowStatus.FAILED
-        path = store_dir / layout.output_key("wf", "t2")
-        data = path.read_bytes()
-        path.write_bytes(
+        key = layout.output_key("wf", "t2")
+        data = client.storage.get(key)
+        assert data is not None
+        client.storage.put(
+            key,
             {
                 "truncate": data[: len(data) // 2],
                 "garbage": os.urandom(len(data)),
                 "empty": b"",
                 "foreign-pickle": pickle.dumps(1),
-            }[damage]
+            }[damage],
         )
 
         with pytest.raises(CheckpointCorruptError) as info:
@@ -70,16 +74,15 @@ def test_corrupt_checkpoint_names_workflow_and_task_then_resumes_after_removal(t
         assert client.get_status("wf") is WorkflowStatus.RESUMABLE
         assert count_lines(Path(log))["t2"] == 1
 
-        path.unlink()
+        client.storage.delete(key)
         assert client.resume("wf") == 3
         assert count_lines(Path(log)) == {"t1": 1, "t2": 2, "t3": 2}
 
 
-def test_corrupt_run_record_is_a_clear_error(tmp_path):
-    store_dir = tmp_path / "store"
-    with Client(str(store_dir)) as client:
+def test_corrupt_run_record_is_a_clear_error(storage_url, tmp_path):
+    with Client(storage_url) as client:
         client.run(step.bind("a", 1, str(tmp_path / "log")), workflow_id="rec")
-        (store_dir / layout.run_key("rec")).write_bytes(b"{not json")
+        client.storage.put(layout.run_key("rec"), b"{not json")
         with pytest.raises(CheckpointCorruptError) as info:
             client.get_status("rec")
         assert info.value.workflow_id == "rec"
@@ -88,12 +91,12 @@ def test_corrupt_run_record_is_a_clear_error(tmp_path):
         assert client.get_status("other") is WorkflowStatus.SUCCESSFUL
 
 
-def test_corrupt_specs_are_a_clear_error_on_resume(tmp_path):
-    store_dir, log, flag = tmp_path / "store", str(tmp_path / "log"), str(tmp_path / "flag")
-    with Client(str(store_dir)) as client:
+def test_corrupt_specs_are_a_clear_error_on_resume(storage_url, tmp_path):
+    log, flag = str(tmp_path / "log"), str(tmp_path / "flag")
+    with Client(storage_url) as client:
         with pytest.raises(WorkflowExecutionError):
             client.run(build(log, flag), workflow_id="sp")
-        (store_dir / layout.spec_key("sp", "root")).write_bytes(b"DFL1 garbage")
+        client.storage.put(layout.spec_key("sp", "root"), b"DFL1 garbage")
         with pytest.raises(CheckpointCorruptError) as info:
             client.resume("sp")
         assert info.value.workflow_id == "sp"

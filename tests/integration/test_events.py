@@ -69,8 +69,8 @@ SLEEPER = textwrap.dedent(
 )
 
 
-def test_sleep_keeps_its_wake_time_across_a_crash(tmp_path):
-    store = str(tmp_path / "s")
+def test_sleep_keeps_its_wake_time_across_a_crash(storage_url):
+    store = storage_url
     proc = subprocess.Popen([sys.executable, "-c", SLEEPER, store, "1.5"])
     wake_id = wake_time.bind(0).name
     with Client(store) as client:

@@ -64,8 +64,8 @@ def forge_running(
     assert client.store.create_lease(workflow_id, lease(host, 4242, expires_in))
 
 
-def test_a_live_remote_runner_blocks_resume_and_delete(tmp_path):
-    with Client(str(tmp_path / "s")) as client:
+def test_a_live_remote_runner_blocks_resume_and_delete(storage_url, tmp_path):
+    with Client(storage_url) as client:
         forge_running(client, "remote", "another-host", 60, str(tmp_path / "gate"))
         assert client.get_status("remote") is WorkflowStatus.RUNNING
         with pytest.raises(WorkflowStillActiveError):
@@ -74,9 +74,9 @@ def test_a_live_remote_runner_blocks_resume_and_delete(tmp_path):
             client.delete("remote")
 
 
-def test_an_expired_remote_lease_reads_resumable_and_is_taken_over(tmp_path):
+def test_an_expired_remote_lease_reads_resumable_and_is_taken_over(storage_url, tmp_path):
     gate = tmp_path / "gate"
-    with Client(str(tmp_path / "s")) as client:
+    with Client(storage_url) as client:
         forge_running(client, "expired", "another-host", -1, str(gate))
         assert client.get_status("expired") is WorkflowStatus.RESUMABLE
         assert client.list_all(WorkflowStatus.RESUMABLE) == [("expired", WorkflowStatus.RESUMABLE)]
@@ -85,9 +85,9 @@ def test_an_expired_remote_lease_reads_resumable_and_is_taken_over(tmp_path):
         assert client.store.read_lease("expired") == (None, None)
 
 
-def test_heartbeat_keeps_a_short_lease_alive_while_the_workflow_runs(tmp_path):
+def test_heartbeat_keeps_a_short_lease_alive_while_the_workflow_runs(storage_url, tmp_path):
     gate = tmp_path / "gate"
-    with Client(str(tmp_path / "s"), lease_ttl=0.6) as client:
+    with Client(storage_url, lease_ttl=0.6) as client:
         future = client.run_async(wait_file.bind(str(gate)), workflow_id="hb")
         wait_until(lambda: client.get_status("hb") is WorkflowStatus.RUNNING)
         first, _ = client.store.read_lease("hb")
@@ -100,9 +100,9 @@ def test_heartbeat_keeps_a_short_lease_alive_while_the_workflow_runs(tmp_path):
         assert client.store.read_lease("hb") == (None, None)
 
 
-def test_losing_the_lease_stops_the_runner_without_writing(tmp_path):
+def test_losing_the_lease_stops_the_runner_without_writing(storage_url, tmp_path):
     gate = tmp_path / "gate"
-    with Client(str(tmp_path / "s"), lease_ttl=0.6) as client:
+    with Client(storage_url, lease_ttl=0.6) as client:
         future = client.run_async(wait_file.bind(str(gate)), workflow_id="stolen")
         wait_until(lambda: client.get_status("stolen") is WorkflowStatus.RUNNING)
         _, raw = client.store.read_lease("stolen")

@@ -20,43 +20,40 @@ def use(value: int, fail: bool) -> int:
     return value + 1
 
 
-def test_signed_values_round_trip_and_tampering_is_refused(tmp_path):
-    store = tmp_path / "s"
-    with Client(str(store), signing_key="k1") as client:
+def test_signed_values_round_trip_and_tampering_is_refused(storage_url):
+    with Client(storage_url, signing_key="k1") as client:
         with pytest.raises(WorkflowExecutionError):
             client.run(
                 use.options(max_retries=0).bind(make.options(task_id="m").bind(1), True),
                 workflow_id="w",
             )
         assert client.get_output("w", task_id="m") == 1
-        path = store / layout.output_key("w", "m")
-        data = bytearray(path.read_bytes())
-        data[-40] ^= 0xFF  # one bit pattern flipped inside the signed body
-        path.write_bytes(bytes(data))
+        key = layout.output_key("w", "m")
+        data = bytearray(client.storage.get(key) or b"")
+        data[-40] ^= 0xFF  # one byte flipped inside the signed body
+        client.storage.put(key, bytes(data))
         with pytest.raises(CheckpointSignatureError) as info:
             client.get_output("w", task_id="m")
         assert (info.value.workflow_id, info.value.task_id) == ("w", "m")
 
 
-def test_a_reader_with_a_key_refuses_unsigned_values(tmp_path):
-    store = tmp_path / "s"
-    with Client(str(store)) as writer:
+def test_a_reader_with_a_key_refuses_unsigned_values(storage_url):
+    with Client(storage_url) as writer:
         writer.run(make.options(task_id="m").bind(5), workflow_id="plain")
-    with Client(str(store), signing_key="k1") as reader:
+    with Client(storage_url, signing_key="k1") as reader:
         with pytest.raises(CheckpointSignatureError, match="unsigned"):
             reader.get_output("plain")
 
 
-def test_another_key_or_no_key_cannot_read_signed_values(tmp_path, monkeypatch):
-    store = tmp_path / "s"
+def test_another_key_or_no_key_cannot_read_signed_values(storage_url, monkeypatch):
     monkeypatch.setenv("DURABLEFLOW_SIGNING_KEY", "from-env")
-    with Client(str(store)) as writer:
+    with Client(storage_url) as writer:
         assert writer.run(make.bind(5), workflow_id="signed") == 5
-    with Client(str(store), signing_key="other") as reader:
+    with Client(storage_url, signing_key="other") as reader:
         with pytest.raises(CheckpointSignatureError, match="bad signature"):
             reader.get_output("signed")
     monkeypatch.delenv("DURABLEFLOW_SIGNING_KEY")
-    with Client(str(store)) as reader:
+    with Client(storage_url) as reader:
         with pytest.raises(CheckpointSignatureError, match="no signing key"):
             reader.get_output("signed")
         with pytest.raises(CheckpointSignatureError):
