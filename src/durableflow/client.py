@@ -114,6 +114,7 @@ class Client:
             ):
                 raise ValueError(f"{name} must be a positive int or None, got {value!r}")
         self.storage = open_storage(storage if storage is not None else config.storage_from_env())
+        self._owns_storage = self.storage is not storage  # a Storage handed in stays open
         key = signing_key if signing_key is not None else config.signing_key_from_env()
         self._signing_key = key.encode() if isinstance(key, str) else key
         self.store = WorkflowStore(self.storage, Serializer(self._signing_key))
@@ -521,31 +522,30 @@ class Client:
         }
 
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
-        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
+        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for.
+
+        Follows the readers' rule of the status index (:mod:`durableflow.storage.store`): the
+        entries of the inactive statuses asked for are trusted; a workflow with an active entry
+        (RUNNING, PENDING) or a dirty marker, always listed, is read from its run record.
+        """
         wanted = parse_status_filter(status_filter)
-        look = set(WorkflowStatus) if wanted is None else set(wanted)
-        if WorkflowStatus.RESUMABLE in look:
-            look |= ACTIVE  # a dead runner's RUNNING workflow reads RESUMABLE
         found: dict[str, WorkflowStatus] = {}
+        check = set(self.store.list_dirty())
         for status in WorkflowStatus:
-            if status in look:
+            if status in ACTIVE:
+                check.update(self.store.list_index(status))
+            elif wanted is None or status in wanted:
                 for workflow_id in self.store.list_index(status):
                     found[workflow_id] = status
-        for workflow_id in self.store.list_dirty():
+        for workflow_id in check:
             record = self.store.read_run(workflow_id)
             if record is None:
-                found.pop(workflow_id, None)
+                found.pop(workflow_id, None)  # a new workflow's first entry, or a deleted one
             else:
-                found[workflow_id] = record.status
-        result = []
-        for workflow_id, status in found.items():
-            if status in ACTIVE:
-                record = self.store.read_run(workflow_id)
-                if record is None:
-                    continue
-                status = self._effective_status(record)
-            if wanted is None or status in wanted:
-                result.append((workflow_id, status))
+                found[workflow_id] = self._effective_status(record)
+        result = [
+            (wid, status) for wid, status in found.items() if wanted is None or status in wanted
+        ]
         result.sort()
         return result
 
@@ -665,7 +665,8 @@ class Client:
             concurrent.futures.wait([future])  # its outcome is its caller's business
         self.leases.close()
         self.executor.close(wait=wait)
-        self.storage.close()
+        if self._owns_storage:
+            self.storage.close()
 
     # --- operating: detached runs, schedules, environments (durableflow worker, CLI) ----------
     def submit(self, dag: Any, *args: Any, workflow_id: str | None = None,
