@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import gc
@@ -162,6 +163,12 @@ class CountingStorage(Storage):
 
     def delete_prefix(self, prefix: str) -> None:
         self.inner.delete_prefix(prefix)
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return self.inner.batch()
+
+    def volatile(self) -> contextlib.AbstractContextManager[None]:
+        return self.inner.volatile()
 
     def close(self) -> None:
         if self.close_inner:

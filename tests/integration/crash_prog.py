@@ -3,7 +3,7 @@
 Usage: python crash_prog.py run CONFIG_JSON | resume CONFIG_JSON
 
 CONFIG: {"storage": url, "workflow_id": id, "log": path, "marker": path,
-         "kill_inside": task id or null,
+         "kill_inside": task id or null, "fail_once": task id that raises on its first run,
          "kill_at": {"op": "put"|"create"|"delete", "key": substring, "nth": n, "when": "before"|"after"} or null,
          "slow": seconds the task t2 sleeps (for races), "go": path to wait for before starting}
 Prints one JSON line: {"result": value} or {"error": exception class name}.
@@ -71,6 +71,9 @@ class KillAt(Storage):
 def step(name: str, value: int, config: dict[str, Any]) -> int:
     with open(config["log"], "a") as handle:
         handle.write(name + "\n")
+    if config.get("fail_once") == name and not os.path.exists(config["marker"]):
+        open(config["marker"], "w").close()
+        raise RuntimeError(f"{name} fails once")
     if config.get("kill_inside") == name and not os.path.exists(config["marker"]):
         open(config["marker"], "w").close()
         os.kill(os.getpid(), signal.SIGKILL)

@@ -85,12 +85,13 @@ def test_killed_after_the_last_checkpoint_before_the_final_status(config):
     assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
 
 
-# The final status change RUNNING -> SUCCESSFUL, killed after each step of the index protocol
-# (WorkflowStore.set_status): 1 dirty marker, 2 run record, 3 new index entry, 4 old entry removed.
+# The final status change RUNNING -> SUCCESSFUL (path B of WorkflowStore.set_status), killed
+# before its first step and after each one: B1 run record, B1 new index entry, B2 old entry
+# removed.
 @pytest.mark.parametrize(
     ("kill", "status_after"),
     [
-        ({"op": "put", "key": "index/dirty/", "nth": 2, "when": "after"}, WorkflowStatus.RESUMABLE),
+        ({"op": "put", "key": "/run", "nth": 2, "when": "before"}, WorkflowStatus.RESUMABLE),
         ({"op": "put", "key": "/run", "nth": 2, "when": "after"}, WorkflowStatus.SUCCESSFUL),
         (
             {"op": "put", "key": "index/SUCCESSFUL/", "nth": 1, "when": "after"},
@@ -102,10 +103,10 @@ def test_killed_after_the_last_checkpoint_before_the_final_status(config):
         ),
     ],
     ids=[
-        "after-step1-dirty",
-        "after-step2-record",
-        "after-step3-new-entry",
-        "after-step4-old-entry",
+        "before-B1-record",
+        "after-B1-record",
+        "after-B1-new-entry",
+        "after-B2-old-entry",
     ],
 )
 def test_killed_during_the_final_status_change(config, kill, status_after):
@@ -114,23 +115,80 @@ def test_killed_during_the_final_status_change(config, kill, status_after):
         wid = config["workflow_id"]
         assert client.get_status(wid) is status_after
         assert client.list_all() == [(wid, status_after)]
+        assert client.list_all(status_after) == [(wid, status_after)]
         assert client.get_metadata(wid)["status"] == status_after.value
         assert client.resume(wid) == 3
         assert client.list_all() == [(wid, WorkflowStatus.SUCCESSFUL)]
+        assert client.list_all(WorkflowStatus.SUCCESSFUL) == [(wid, WorkflowStatus.SUCCESSFUL)]
         assert client.list_all(WorkflowStatus.RUNNING) == []
     assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
 
 
 def test_killed_while_the_first_status_is_written(config):
-    """Killed after the dirty marker of the very first status: the workflow does not exist yet."""
-    kill = {"op": "put", "key": "index/dirty/", "nth": 1, "when": "after"}
+    """Killed after the index entry of the very first status (A1): the workflow does not exist."""
+    kill = {"op": "put", "key": "index/RUNNING/", "nth": 1, "when": "after"}
     run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
     with Client(config["storage"]) as client:
         assert client.list_all() == []
+        assert client.list_all(WorkflowStatus.RUNNING) == []
         with pytest.raises(WorkflowNotFoundError):
             client.get_status(config["workflow_id"])
     assert run_prog("run", config, expect_kill=False) == {"result": 3}
     assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+def test_killed_right_after_the_first_status(config):
+    """Killed after the first run record (A2): RUNNING with no live runner reads RESUMABLE."""
+    kill = {"op": "put", "key": "/run", "nth": 1, "when": "after"}
+    run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
+    check_resumable_and_resume(config)
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
+
+
+# Resuming a FAILED workflow changes its status FAILED -> RUNNING through path C of
+# WorkflowStore.set_status: killed after each step, it reads FAILED until the run record says
+# RUNNING, then RESUMABLE (its runner is dead); either way a resume finishes it.
+@pytest.mark.parametrize(
+    ("kill", "status_after"),
+    [
+        ({"op": "put", "key": "index/dirty/", "nth": 1, "when": "after"}, WorkflowStatus.FAILED),
+        ({"op": "put", "key": "/run", "nth": 1, "when": "after"}, WorkflowStatus.RESUMABLE),
+        (
+            {"op": "put", "key": "index/RUNNING/", "nth": 1, "when": "after"},
+            WorkflowStatus.RESUMABLE,
+        ),
+        (
+            {"op": "delete", "key": "index/FAILED/", "nth": 1, "when": "after"},
+            WorkflowStatus.RESUMABLE,
+        ),
+        (
+            {"op": "delete", "key": "index/dirty/", "nth": 1, "when": "after"},
+            WorkflowStatus.RESUMABLE,
+        ),
+    ],
+    ids=[
+        "after-C1-dirty",
+        "after-C2-record",
+        "after-C2-new-entry",
+        "after-C2-old-entry",
+        "after-C3-dirty-removed",
+    ],
+)
+def test_killed_during_the_status_change_of_a_resume(config, kill, status_after):
+    failing = {**config, "fail_once": "t2"}
+    assert run_prog("run", failing, expect_kill=False)["error"] == "WorkflowExecutionError"
+    run_prog("resume", {**config, "kill_at": kill}, expect_kill=True)
+    with Client(config["storage"]) as client:
+        wid = config["workflow_id"]
+        assert client.get_status(wid) is status_after
+        assert client.list_all() == [(wid, status_after)]
+        assert client.list_all(status_after) == [(wid, status_after)]
+        other = {WorkflowStatus.FAILED, WorkflowStatus.RESUMABLE} - {status_after}
+        assert client.list_all(other) == []
+        assert client.resume(wid) == 3
+        assert client.list_all() == [(wid, WorkflowStatus.SUCCESSFUL)]
+        assert client.list_all(WorkflowStatus.FAILED) == []
+    assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 2, "t3": 1}
 
 
 def test_two_processes_racing_to_resume_run_it_once(config, tmp_path):

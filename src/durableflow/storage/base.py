@@ -11,16 +11,25 @@ Every backend keeps the same promises, checked by the contract suite in
 3. ``swap`` is compare-and-swap: it replaces the value only if it still equals ``expected``.
 4. ``list`` under a prefix is complete and sorted.
 5. ``url`` reopens the same storage from another process (for all but ``memory://``).
+
+Durability: a write is durable when it returns (it survives a power cut where the backend
+promises that, e.g. file storage with fsync on). Two optional scopes let a caller relax that
+where correctness allows, and let a backend share the cost: :meth:`Storage.batch` (the writes
+of a block are durable together when it exits) and :meth:`Storage.volatile` (the writes of a
+block need not survive a power cut). Both default to doing nothing special.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import re
 from collections.abc import Iterable
 
 __all__ = ["MAX_KEY_LENGTH", "Storage", "check_key"]
 
 MAX_KEY_LENGTH = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_key(key: str) -> str:
@@ -34,7 +43,7 @@ def check_key(key: str) -> str:
     for part in key.split("/"):
         if not part or part.startswith("."):
             raise ValueError(f"illegal storage key segment {part!r} in {key!r}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if _CONTROL.search(key):
         raise ValueError(f"control character in storage key {key!r}")
     return key
 
@@ -88,6 +97,26 @@ class Storage(abc.ABC):
         """
         for key, data in items:
             self.put(key, data)
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Make the writes this thread does inside the block durable together, at its end.
+
+        Each write stays atomic and visible to readers at once; what changes is when it is
+        durable: all of them when the block exits normally (not each on its return). Backends
+        use it to share one sync (a directory fsync, a commit) between values written together.
+        Nested scopes join the outermost one. Default: every write is durable on its own.
+        """
+        return contextlib.nullcontext()
+
+    def volatile(self) -> contextlib.AbstractContextManager[None]:
+        """Let the writes this thread does inside the block skip power-cut durability.
+
+        They stay atomic, visible at once, and they survive a killed process (they reach the
+        operating system); only a power cut may undo them. For values whose loss in a power cut
+        is harmless: a lease (every runner on the machine died with it), a marker that readers
+        repair. Nested scopes join the outermost one. Default: the same writes as outside.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections and handles; the storage is not used afterwards."""

@@ -13,6 +13,17 @@ Compare-and-swap (``swap``) holds a POSIX ``lockf`` lock (honoured over NFSv4) o
 while it reads, compares and renames.
 
 ``?fsync=false`` skips steps 2 and 4: a value then survives a killed process but not a power cut.
+
+An empty value needs neither a temporary file nor step 2: it is created in place with
+``O_CREAT | O_EXCL`` (an empty file is complete the moment it exists), then step 4. If the key
+already exists, the write goes through steps 1-4 (``put``) or returns False (``create``).
+
+Durability scopes (:meth:`FileStorage.batch`, :meth:`FileStorage.volatile`), per thread:
+
+- in a ``batch`` block, step 2 is done at once, and step 4 (and the fsync of the parent of a
+  new directory) is done once per directory when the block exits: the writes of the block are
+  durable together then;
+- in a ``volatile`` block, steps 2 and 4 are skipped, as with ``?fsync=false``.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import SplitResult, parse_qs, unquote
 
@@ -68,6 +79,8 @@ class FileStorage(Storage):
         self._fsync = fsync
         self._known_dirs: set[Path] = {path}
         self._dirs_lock = threading.Lock()
+        self._scope = threading.local()
+        """Per thread: ``mode`` ("batch" or "volatile") and, in a batch, ``dirs`` to fsync."""
 
     @classmethod
     def from_url(cls, parts: SplitResult) -> FileStorage:
@@ -99,6 +112,71 @@ class FileStorage(Storage):
     def url(self) -> str:
         return f"file://{self._root}" + ("" if self._fsync else "?fsync=false")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Fsync each directory written in the block once, when it exits (see module doc)."""
+        if not self._fsync or getattr(self._scope, "mode", None):
+            yield  # nothing to sync, or an outer scope decides
+            return
+        self._scope.mode = "batch"
+        self._scope.dirs = set()
+        try:
+            yield
+            dirs = self._scope.dirs
+        finally:
+            self._scope.mode = None
+            self._scope.dirs = None
+        # Only after a normal exit: a failed block's writes are like a crash in its middle.
+        for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
+            self._fsync_dir(directory)
+
+    @contextlib.contextmanager
+    def volatile(self) -> Iterator[None]:
+        """Skip the fsyncs of the writes in the block (see module doc)."""
+        if not self._fsync or getattr(self._scope, "mode", None):
+            yield
+            return
+        self._scope.mode = "volatile"
+        try:
+            yield
+        finally:
+            self._scope.mode = None
+
+    def _sync_file(self) -> bool:
+        """Whether step 2 (fsync the temporary file) is done for a write now."""
+        return self._fsync and getattr(self._scope, "mode", None) != "volatile"
+
+    def _sync_dir(self, directory: Path) -> None:
+        """Step 4 for ``directory``: now, at the end of the batch, or not at all."""
+        if not self._fsync:
+            return
+        mode = getattr(self._scope, "mode", None)
+        if mode is None:
+            self._fsync_dir(directory)
+        elif mode == "batch":
+            self._scope.dirs.add(directory)
+
+    def _create_empty(self, target: Path) -> bool:
+        """Create ``target`` as an empty file; False if it exists (no temporary file needed)."""
+        self._ensure_dir(target.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            try:
+                fd = os.open(target, flags, 0o644)
+            except FileNotFoundError:  # the directory was removed since it was cached
+                with self._dirs_lock:
+                    self._known_dirs = {
+                        d
+                        for d in self._known_dirs
+                        if d == self._root or not target.is_relative_to(d)
+                    }
+                self._ensure_dir(target.parent)
+                fd = os.open(target, flags, 0o644)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
     def _path(self, key: str) -> Path:
         return self._root.joinpath(*check_key(key).split("/"))
 
@@ -113,8 +191,7 @@ class FileStorage(Storage):
         for new_dir in reversed(missing):
             with contextlib.suppress(FileExistsError):
                 new_dir.mkdir()
-            if self._fsync:
-                self._fsync_dir(new_dir.parent)
+            self._sync_dir(new_dir.parent)
         with self._dirs_lock:
             self._known_dirs.add(directory)
 
@@ -135,7 +212,7 @@ class FileStorage(Storage):
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            if self._fsync:
+            if self._sync_file():
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -161,27 +238,30 @@ class FileStorage(Storage):
         for key, data in items:
             target = self._path(key)
             try:
-                tmp = self._write_temp(target, data)
-                os.replace(tmp, target)
+                if not (not data and self._create_empty(target)):
+                    tmp = self._write_temp(target, data)
+                    os.replace(tmp, target)
             except OSError as err:
                 raise _os_error(err, key, "write") from err
             dirs.add(target.parent)
-        if self._fsync:
-            for directory in dirs:
-                self._fsync_dir(directory)
+        for directory in dirs:
+            self._sync_dir(directory)
 
     def create(self, key: str, data: bytes) -> bool:
         target = self._path(key)
         try:
-            tmp = self._write_temp(target, data)
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink(missing_ok=True)
-            if self._fsync:
-                self._fsync_dir(target.parent)
+            if not data:
+                if not self._create_empty(target):
+                    return False
+            else:
+                tmp = self._write_temp(target, data)
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    return False
+                finally:
+                    tmp.unlink(missing_ok=True)
+            self._sync_dir(target.parent)
         except OSError as err:
             raise _os_error(err, key, "create") from err
         return True
@@ -204,8 +284,7 @@ class FileStorage(Storage):
                 os.replace(tmp, target)
             except OSError as err:
                 raise _os_error(err, key, "write") from err
-            if self._fsync:
-                self._fsync_dir(target.parent)
+            self._sync_dir(target.parent)
             return True
         finally:
             os.close(fd)  # closing releases the lock
@@ -218,8 +297,7 @@ class FileStorage(Storage):
             return
         except OSError as err:
             raise _os_error(err, key, "delete") from err
-        if self._fsync:
-            self._fsync_dir(target.parent)
+        self._sync_dir(target.parent)
 
     def list(self, prefix: str) -> list[str]:
         head, _, name_prefix = prefix.rpartition("/")
@@ -267,8 +345,7 @@ class FileStorage(Storage):
                     self._known_dirs = {
                         d for d in self._known_dirs if not d.is_relative_to(directory)
                     }
-                if self._fsync:
-                    self._fsync_dir(directory.parent)
+                self._sync_dir(directory.parent)
                 shutil.rmtree(trash, ignore_errors=True)
             return
         super().delete_prefix(prefix)

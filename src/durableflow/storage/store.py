@@ -1,17 +1,46 @@
 """WorkflowStore: workflow records to and from storage keys, and the status index protocol.
 
-The status index lets ``list_all(status)`` be a listing instead of a read of every workflow.
-A status change (:meth:`WorkflowStore.set_status`) is five steps; a crash between any two leaves
-a state every reader repairs from the run record:
+The status index lets ``list_all(status)`` be a listing instead of a read of every workflow:
+an empty entry ``index/<STATUS>/<wid>`` per workflow, beside its run record.
 
-1. put the dirty marker ``index/dirty/<wid>`` (old and new status);
-2. put the run record with the new status;
-3. put the index entry ``index/<NEW>/<wid>``;
-4. delete the index entry ``index/<OLD>/<wid>``;
-5. delete the dirty marker.
+Readers' rule: for a workflow with a dirty marker ``index/dirty/<wid>`` or an entry under an
+active status (RUNNING, PENDING), the run record decides its status, whatever other entries
+it has; readers always list the active entries and the markers, whatever status they want.
+So an active entry guards a change away from it the way a dirty marker does.
 
-A reader that meets a dirty marker trusts the run record for that workflow; entries of one
-workflow under two statuses only exist while its dirty marker does.
+A status change (:meth:`WorkflowStore.set_status`) takes one of three paths. "Sync" makes
+every write before it durable (:meth:`Storage.batch`: one directory fsync per directory on file
+storage instead of one per write); a write "without sync" may be undone by a power cut
+(:meth:`Storage.volatile`), never by a killed process. A crash at any point, a killed process
+or a power cut, leaves a state that reads as the old or the new status:
+
+A. The first status of a new workflow, an active one (``old`` None, RUNNING or PENDING):
+
+   1. put the entry ``index/<NEW>/<wid>``; sync;
+   2. put the run record; sync.
+
+   A crash after 1 leaves an entry with no run record: readers skip it, and the workflow
+   does not exist (running its id again starts it afresh).
+
+B. From an active status (``old`` RUNNING or PENDING, no dirty marker):
+
+   1. put the run record and the entry ``index/<NEW>/<wid>``; sync (both, in one batch);
+   2. delete ``index/<OLD>/<wid>``, without sync.
+
+   Until step 2 the old active entry makes readers trust the run record, which is the old or
+   the new one. If step 2 is lost, the leftover active entry still only sends readers to the
+   run record, which says NEW; path C removes it later.
+
+C. Every other change (from FAILED, RESUMABLE, SUCCESSFUL or CANCELED; from nothing to an
+   inactive status; or when a dirty marker shows an interrupted change):
+
+   1. put the dirty marker ``index/dirty/<wid>`` (old and new status); sync;
+   2. put the run record and the entry ``index/<NEW>/<wid>``, delete the entries of the old
+      status and of the active statuses (of every status after an interrupted change); sync;
+   3. delete the dirty marker, without sync: a leftover marker only sends readers (and the
+      next change, through path C) to the run record.
+
+Each numbered step is a fault-injection point of the crash tests.
 """
 
 from __future__ import annotations
@@ -27,7 +56,7 @@ from durableflow.errors import (
 )
 from durableflow.model.dag import FlatDAG
 from durableflow.model.records import LeaseRecord, RunRecord, TaskErrorRecord
-from durableflow.model.status import WorkflowStatus
+from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
@@ -70,19 +99,40 @@ class WorkflowStore:
         self._put(layout.run_key(record.workflow_id), record.to_bytes(), record.workflow_id)
 
     def set_status(self, record: RunRecord, old: WorkflowStatus | None) -> None:
-        """Write ``record`` (with its new status) following the index protocol above."""
+        """Write ``record`` (with its new status) following the index protocol above.
+
+        Args:
+            record: the run record to store.
+            old: the status stored now (None if the workflow has no run record yet).
+        """
         wid = record.workflow_id
         new = record.status
-        # An earlier change interrupted before step 5 may have left an entry anywhere.
+        storage = self.storage
+        run_key = layout.run_key(wid)
+        new_key = layout.index_key(new.value, wid)
+        # An earlier change interrupted before its last step may have left entries anywhere.
         interrupted = self._get(layout.dirty_key(wid), wid) is not None
-        marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
-        self._put(layout.dirty_key(wid), marker, wid)  # 1
-        self._put(layout.run_key(wid), record.to_bytes(), wid)  # 2
-        self._put(layout.index_key(new.value, wid), b"", wid)  # 3
-        for status in WorkflowStatus:  # 4
-            if status is not new and (status is old or interrupted):
-                self._delete(layout.index_key(status.value, wid), wid)
-        self._delete(layout.dirty_key(wid), wid)  # 5
+        if not interrupted and old is None and new in ACTIVE:  # A
+            self._put(new_key, b"", wid)  # A1
+            self._put(run_key, record.to_bytes(), wid)  # A2
+        elif not interrupted and old in ACTIVE:  # B
+            with storage.batch():  # B1
+                self._put(run_key, record.to_bytes(), wid)
+                self._put(new_key, b"", wid)
+            if old is not new:
+                with storage.volatile():  # B2
+                    self._delete(layout.index_key(old.value, wid), wid)
+        else:  # C
+            marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
+            self._put(layout.dirty_key(wid), marker, wid)  # C1
+            with storage.batch():  # C2
+                self._put(run_key, record.to_bytes(), wid)
+                self._put(new_key, b"", wid)
+                for status in WorkflowStatus:
+                    if status is not new and (status is old or status in ACTIVE or interrupted):
+                        self._delete(layout.index_key(status.value, wid), wid)
+            with storage.volatile():  # C3
+                self._delete(layout.dirty_key(wid), wid)
 
     def list_index(self, status: WorkflowStatus) -> list[str]:
         """Ids of workflows whose index entry says ``status``."""
@@ -247,21 +297,28 @@ class WorkflowStore:
         except (ValueError, KeyError, TypeError):
             return None, raw
 
+    # A lease is written without power-cut durability (Storage.volatile): a power cut kills
+    # every runner of the machine whose storage lost it, and a lost or garbled lease reads as
+    # "no live owner" (RESUMABLE), which is what the workflow then is. Create-only and
+    # compare-and-swap keep their atomicity, which is what makes a lease exclusive.
     def create_lease(self, workflow_id: str, lease: LeaseRecord) -> bool:
         """Claim a free lease; False if one exists."""
-        return self._create(layout.lease_key(workflow_id), lease.to_bytes(), workflow_id, None)
+        with self.storage.volatile():
+            return self._create(layout.lease_key(workflow_id), lease.to_bytes(), workflow_id, None)
 
     def swap_lease(self, workflow_id: str, old: bytes, lease: LeaseRecord) -> bool:
         """Replace the lease if it still is ``old``."""
         key = layout.lease_key(workflow_id)
         try:
-            return self.storage.swap(key, old, lease.to_bytes())
+            with self.storage.volatile():
+                return self.storage.swap(key, old, lease.to_bytes())
         except StorageError as err:
             raise self._tag(err, workflow_id, None, key) from None
 
     def delete_lease(self, workflow_id: str) -> None:
         """Remove the lease."""
-        self._delete(layout.lease_key(workflow_id), workflow_id)
+        with self.storage.volatile():
+            self._delete(layout.lease_key(workflow_id), workflow_id)
 
     def request_cancel(self, workflow_id: str) -> None:
         """Ask the runner to cancel."""
