@@ -8,7 +8,6 @@ from durableflow.client import Client
 from durableflow.errors import (
     CheckpointCorruptError,
     CheckpointSignatureError,
-    EnvironmentChangedWarning,
     EnvironmentMismatchError,
     InvalidWorkflowIdError,
     SerializationError,
@@ -36,7 +35,6 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointSignatureError",
     "Client",
-    "EnvironmentChangedWarning",
     "EnvironmentMismatchError",
     "InputNode",
     "InvalidWorkflowIdError",

@@ -37,7 +37,12 @@ from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus, parse_status_filter
 from durableflow.runtime.engine import WorkflowRun
-from durableflow.runtime.environment import capture_environment, check_environment, environment_diff
+from durableflow.runtime.environment import (
+    capture_environment,
+    check_environment,
+    environment_diff,
+    expand_environment,
+)
 from durableflow.runtime.inspection import task_rows
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper, is_alive
 from durableflow.runtime.scheduler import Scheduler
@@ -234,7 +239,7 @@ class Client:
         now = time.time()
         record = RunRecord(
             workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata,
-            runtime_env=capture_environment(flat),
+            runtime_env=capture_environment(flat, self.store),
         )
         run = self._new_run(record, flat)
         run.stored_status = None
@@ -271,7 +276,7 @@ class Client:
             raise WorkflowStillActiveError(
                 f"workflow {workflow_id!r} is {status.value} now", workflow_id=workflow_id
             )
-        check_environment(record, self.env_policy)
+        check_environment(self.store, record, self.env_policy)
         run = self._new_run(record, None)
         queued = self._admit(workflow_id)
         try:
@@ -494,7 +499,7 @@ class Client:
                     "updated_at": record.updated_at,
                 },
                 "error": record.error.to_json() if record.error else None,
-                "runtime_env": dict(record.runtime_env),
+                "runtime_env": expand_environment(self.store, record.runtime_env),
             }
         spec = self._task_spec(workflow_id, task_id)
         header = self.store.read_output_header(workflow_id, task_id)
@@ -691,8 +696,10 @@ class Client:
     def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
         data = self.store.encode_specs(workflow_id, flat)
         now = time.time()
-        record = RunRecord(workflow_id, WorkflowStatus.PENDING, flat.root, now, now,
-                           user_metadata=metadata, runtime_env=capture_environment(flat))
+        record = RunRecord(
+            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata,
+            runtime_env=capture_environment(flat, self.store),
+        )
         return submit_detached(self.store, self.leases, record, data)
 
     def stop(self, workflow_id: str) -> bool:
@@ -715,7 +722,7 @@ class Client:
 
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""
-        return environment_diff(workflow_id, self._record(workflow_id).runtime_env)
+        return environment_diff(self.store, workflow_id, self._record(workflow_id).runtime_env)
 
     @functools.cached_property
     def scheduler(self) -> Scheduler:

@@ -103,9 +103,14 @@ class EnvironmentMismatchError(WorkflowNotResumableError):
     """
 
     def __init__(
-        self, message: str, *, workflow_id: str | None = None, diff: object = None
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        diff: object = None,
     ) -> None:
-        super().__init__(message, workflow_id=workflow_id)
+        super().__init__(message, workflow_id=workflow_id, task_id=task_id)
         self.diff = diff
 
 

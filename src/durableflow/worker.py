@@ -212,10 +212,15 @@ class Worker:
         self.client.stop(workflow_id)
 
     def _finished(self, workflow_id: str, slot: int | None, future: Future[Any]) -> None:
-        with self._lock:
-            self._running.pop(workflow_id, None)
-        self._free(slot)
-        error = future.exception()
+        try:
+            self._free(slot)
+            self._judge(workflow_id, future.exception())
+        finally:
+            with self._lock:  # last: an idle worker holds no slot and has its backoff decided
+                self._running.pop(workflow_id, None)
+            self._wake.set()
+
+    def _judge(self, workflow_id: str, error: BaseException | None) -> None:
         if error is None:
             log.info("workflow %s SUCCESSFUL", workflow_id)
             with self._lock:
@@ -234,7 +239,6 @@ class Worker:
             )
             if status is not WorkflowStatus.FAILED:
                 self._delay(workflow_id)
-        self._wake.set()
 
     # --- serving ------------------------------------------------------------------------------
     def serve(self) -> None:

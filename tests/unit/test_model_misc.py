@@ -73,6 +73,7 @@ def test_public_names_are_pinned():
         "CheckpointCorruptError",
         "CheckpointSignatureError",
         "Client",
+        "EnvironmentMismatchError",
         "InputNode",
         "InvalidWorkflowIdError",
         "SerializationError",

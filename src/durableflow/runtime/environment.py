@@ -8,7 +8,11 @@ Capture must be cheap, because it happens for every workflow started:
   through ``importlib.metadata`` (200-450 ms); only a folder whose name carries no version is
   opened. Packages installed after the first capture are not seen by this process.
 - a task function's fingerprint (a hash of its source, ``inspect.getsource``) is computed once
-  per function object.
+  per function object;
+- the package list (100+ entries) is not put in the run record, which every status change
+  rewrites: it is stored once, content-addressed (``environments/<digest>``, written at most once
+  per process and storage), and the record holds its digest. Readers get it back expanded
+  (:func:`expand_environment`).
 
 The check on resume (:func:`check_environment`) compares the recorded environment with this
 process's: package versions, Python, durableflow, and the source of every task function that
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import json
 import logging
 import os
 import platform
@@ -35,11 +40,15 @@ from durableflow.errors import EnvironmentChangedWarning, EnvironmentMismatchErr
 from durableflow.model.dag import FlatDAG
 from durableflow.model.environment import EnvironmentDiff, diff_environments, validate_env_policy
 from durableflow.model.records import RunRecord
+from durableflow.storage import layout
+from durableflow.storage.base import Storage
+from durableflow.storage.store import WorkflowStore
 
 __all__ = [
     "capture_environment",
     "check_environment",
     "environment_diff",
+    "expand_environment",
     "fingerprint",
     "function_key",
     "installed_distributions",
@@ -51,6 +60,9 @@ log = logging.getLogger("durableflow")
 _lock = threading.Lock()
 _process_env: dict[str, Any] | None = None
 _fingerprints: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_written: weakref.WeakKeyDictionary[Storage, set[str]] = weakref.WeakKeyDictionary()
+_read: dict[str, dict[str, str]] = {}
+_SCALARS = ("python", "implementation", "platform", "durableflow")
 
 
 def _normalize(name: str) -> str:
@@ -121,12 +133,14 @@ def process_environment() -> dict[str, Any]:
                     version = dist_version("durableflow")
                 except Exception:  # not installed: running from a source tree
                     version = "unknown"
+            canonical = json.dumps(packages, sort_keys=True, separators=(",", ":")).encode()
             _process_env = {
                 "python": platform.python_version(),
                 "implementation": platform.python_implementation(),
                 "platform": f"{sys.platform}-{platform.machine()}",
                 "durableflow": version,
                 "packages": packages,
+                "packages_digest": hashlib.sha256(canonical).hexdigest()[:32],
             }
         return _process_env
 
@@ -179,9 +193,14 @@ def fingerprint(func: Any) -> str:
     return value
 
 
-def capture_environment(flat: FlatDAG) -> dict[str, Any]:
-    """The environment to record with a workflow about to run ``flat``."""
-    env = dict(process_environment())
+def capture_environment(flat: FlatDAG, store: WorkflowStore) -> dict[str, Any]:
+    """The environment to record with a workflow about to run ``flat`` (stores its packages)."""
+    current = process_environment()
+    digest = current["packages_digest"]
+    _store_packages(store.storage, digest, current["packages"])
+    env: dict[str, Any] = {name: current[name] for name in _SCALARS}
+    env["packages_digest"] = digest
+    env["package_count"] = len(current["packages"])
     functions: dict[str, str] = {}
     task_envs: dict[str, Any] = {}
     for spec in flat.specs:
@@ -196,6 +215,38 @@ def capture_environment(flat: FlatDAG) -> dict[str, Any]:
     env["functions"] = functions
     if task_envs:
         env["task_runtime_envs"] = task_envs
+    return env
+
+
+def _store_packages(storage: Storage, digest: str, packages: Mapping[str, str]) -> None:
+    with _lock:
+        if digest in _written.get(storage, ()):
+            return
+    data = json.dumps(dict(packages), sort_keys=True, separators=(",", ":")).encode()
+    storage.create(layout.environment_key(digest), data)  # False: stored already, same bytes
+    with _lock:
+        _written.setdefault(storage, set()).add(digest)
+
+
+def expand_environment(store: WorkflowStore, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded environment with its ``packages`` read back from their digest."""
+    env = dict(recorded)
+    digest = env.get("packages_digest")
+    if "packages" in env or not digest:
+        return env
+    packages = _read.get(digest)
+    if packages is None:
+        raw = store.storage.get(layout.environment_key(digest))
+        try:
+            packages = json.loads(raw) if raw is not None else None
+        except ValueError:
+            packages = None
+        if not isinstance(packages, dict):
+            env["packages"] = {}
+            env["packages_missing"] = True
+            return env
+        _read[digest] = packages
+    env["packages"] = packages
     return env
 
 
@@ -217,20 +268,27 @@ def current_functions(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def environment_diff(workflow_id: str, recorded: Mapping[str, Any]) -> EnvironmentDiff:
+def environment_diff(
+    store: WorkflowStore, workflow_id: str, recorded: Mapping[str, Any]
+) -> EnvironmentDiff:
     """Compare a recorded environment with this process's."""
+    current = process_environment()
+    if recorded.get("packages_digest") == current["packages_digest"] and "packages" not in recorded:
+        full = {**recorded, "packages": current["packages"]}  # same digest: no read needed
+    else:
+        full = expand_environment(store, recorded)
     return diff_environments(
-        workflow_id,
-        recorded,
-        process_environment(),
-        current_functions(recorded.get("functions") or {}),
+        workflow_id, full, current, current_functions(recorded.get("functions") or {})
     )
 
 
-def check_environment(record: RunRecord, policy: str) -> EnvironmentDiff | None:
+def check_environment(
+    store: WorkflowStore, record: RunRecord, policy: str
+) -> EnvironmentDiff | None:
     """Apply the environment policy before a workflow resumes here.
 
     Args:
+        store: where the recorded package lists are.
         record: the workflow's run record (its ``runtime_env`` is the recorded environment).
         policy: ``ignore`` (no check), ``warn`` (an EnvironmentChangedWarning naming every
             change) or ``error`` (refuse).
@@ -241,7 +299,7 @@ def check_environment(record: RunRecord, policy: str) -> EnvironmentDiff | None:
     policy = validate_env_policy(policy)
     if policy == "ignore" or not record.runtime_env:
         return None
-    diff = environment_diff(record.workflow_id, record.runtime_env)
+    diff = environment_diff(store, record.workflow_id, record.runtime_env)
     if diff.is_empty:
         return diff
     message = f"workflow {record.workflow_id!r} resumes in a changed environment: {diff.summary()}"

@@ -16,6 +16,8 @@ Layout version 1::
     v1/schedules/<name>/dag                its DAG or DAG factory (pickled envelope)
     v1/schedules/<name>/state              its firing cursor (JSON, compare-and-swap)
     v1/slots/<n>                           running slot n of the workers (JSON lease, create-only)
+    v1/environments/<digest>               installed packages of a runtime environment (JSON,
+                                           content-addressed, shared by the runs that record it)
 
 DESIGN.md drew one folder per task (``tasks/<tid>/output``); flat ``outputs/`` and ``specs/``
 folders cost one directory fsync per checkpoint instead of two and let a resume learn every
@@ -29,6 +31,7 @@ __all__ = [
     "cancel_key",
     "dirty_key",
     "dirty_prefix",
+    "environment_key",
     "error_key",
     "errors_prefix",
     "event_key",
@@ -159,6 +162,11 @@ def schedule_dag_key(name: str) -> str:
 def schedule_state_key(name: str) -> str:
     """A schedule's firing cursor."""
     return f"{_ROOT}/schedules/{name}/state"
+
+
+def environment_key(digest: str) -> str:
+    """The package list of a recorded runtime environment, by its digest."""
+    return f"{_ROOT}/environments/{digest}"
 
 
 def slots_prefix() -> str:

@@ -1,0 +1,252 @@
+"""``durableflow worker`` as a real process: crash recovery, races, the shared limit, SIGTERM.
+
+Tasks log ``<label> <pid>`` lines, so the tests count how often each task ran and where.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import wtasks
+from wtools import HERE, Workers, subprocess_env
+
+from durableflow import Client, WorkflowStatus, workflow
+from helpers import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def log_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def start_and_kill(tmp_path: Path, storage: str, ids: list[str]) -> dict[str, str]:
+    """Run workflows in a subprocess until each waits in its t2, then SIGKILL it."""
+    started = tmp_path / "started"
+    started.mkdir()
+    cfg = {
+        "storage": storage,
+        "ids": ids,
+        "go": str(tmp_path / "go"),
+        "started_dir": str(started),
+        "log": str(tmp_path / "log"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "run_prog.py"), json.dumps(cfg)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(
+            lambda: len(list(started.iterdir())) == len(ids) or proc.poll() is not None, timeout=60
+        )
+        assert proc.poll() is None, proc.communicate()
+    finally:
+        proc.kill()
+        proc.wait()
+    return cfg
+
+
+def statuses(storage: str) -> dict[str, WorkflowStatus]:
+    with Client(storage) as client:
+        return dict(client.list_all())
+
+
+def test_worker_finishes_the_workflow_of_a_killed_process(tmp_path: Path, workers: Workers):
+    storage = str(tmp_path / "store")
+    cfg = start_and_kill(tmp_path, storage, ["crashed"])
+    assert statuses(storage) == {"crashed": WorkflowStatus.RESUMABLE}
+    Path(cfg["go"]).touch()
+    proc = workers.start(storage)
+    wait_until(lambda: statuses(storage) == {"crashed": WorkflowStatus.SUCCESSFUL}, timeout=30)
+    with Client(storage) as client:
+        assert client.get_output("crashed") == 2
+    lines = Counter(line.rsplit(" ", 1)[0] for line in log_lines(tmp_path / "log"))
+    assert lines == {"crashed t1": 1, "crashed t2": 1}  # t1 was checkpointed before the crash
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "started workflow crashed" in workers.log(proc)
+
+
+def test_two_workers_run_each_of_twenty_resumable_workflows_once(tmp_path: Path, workers: Workers):
+    storage = str(tmp_path / "store")
+    ids = [f"wf{i:02d}" for i in range(20)]
+    cfg = start_and_kill(tmp_path, storage, ids)
+    assert set(statuses(storage).values()) == {WorkflowStatus.RESUMABLE}
+    Path(cfg["go"]).touch()
+    first = workers.start(storage, "--concurrency", "20")
+    second = workers.start(storage, "--concurrency", "20")
+    wait_until(lambda: set(statuses(storage).values()) == {WorkflowStatus.SUCCESSFUL}, timeout=60)
+    lines = [line.rsplit(" ", 1) for line in log_lines(tmp_path / "log")]
+    ran = Counter(label for label, _ in lines)
+    assert ran == {**{f"{w} t1": 1 for w in ids}, **{f"{w} t2": 1 for w in ids}}
+    worker_pids = {str(first.pid), str(second.pid)}
+    assert {pid for label, pid in lines if label.endswith("t2")} <= worker_pids
+    with Client(storage) as client:
+        assert [client.get_output(w) for w in ids] == [2] * 20
+
+
+def test_max_running_workflows_holds_across_two_workers(tmp_path: Path, workers: Workers):
+    storage = str(tmp_path / "store")
+    running, counts = tmp_path / "running", tmp_path / "counts"
+    running.mkdir()
+    with Client(storage) as client:
+        for i in range(8):
+            client.submit(
+                wtasks.guarded.bind(str(running), str(counts), 2, f"g{i}", 0.3), workflow_id=f"g{i}"
+            )
+        assert {s for _, s in client.list_all()} == {WorkflowStatus.PENDING}
+    workers.start(storage, "--max-running-workflows", "2", "--concurrency", "4")
+    workers.start(storage, "--max-running-workflows", "2", "--concurrency", "4")
+    wait_until(lambda: set(statuses(storage).values()) == {WorkflowStatus.SUCCESSFUL}, timeout=60)
+    seen = [int(n) for n in log_lines(counts)]
+    assert len(seen) == 8
+    assert max(seen) == 2  # the limit was reached, never passed (a third would have FAILED)
+
+
+def test_sigterm_waits_for_a_task_that_finishes_within_the_grace(tmp_path: Path, workers: Workers):
+    storage = str(tmp_path / "store")
+    go, log = tmp_path / "go", tmp_path / "log"
+    with Client(storage) as client:
+        client.submit(
+            wtasks.wait_for.bind(str(go), str(tmp_path / "started"), str(log), "t", 1),
+            workflow_id="graceful",
+        )
+    proc = workers.start(storage, "--grace", "30s")
+    wait_until(lambda: (tmp_path / "started").exists(), timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "received SIGTERM" in workers.log(proc), timeout=30)
+    assert proc.poll() is None  # inside its grace period, waiting for the blocked task
+    go.touch()
+    assert proc.wait(timeout=30) == 0
+    assert statuses(storage) == {"graceful": WorkflowStatus.SUCCESSFUL}
+
+
+def test_sigterm_leaves_a_long_workflow_resumable_and_another_worker_finishes_it(
+    tmp_path: Path, workers: Workers
+):
+    storage = str(tmp_path / "store")
+    go, log = tmp_path / "go", tmp_path / "log"
+    with Client(storage) as client:
+        first = wtasks.record.options(task_id="first").bind(str(log), "first", 1)
+        client.submit(
+            wtasks.wait_for.options(task_id="long").bind(
+                str(go), str(tmp_path / "started"), str(log), "long", first
+            ),
+            workflow_id="long",
+        )
+    proc = workers.start(storage, "--grace", "0.2s")
+    wait_until(lambda: (tmp_path / "started").exists(), timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert statuses(storage) == {"long": WorkflowStatus.RESUMABLE}
+    assert "left RESUMABLE: long" in workers.log(proc)
+    go.touch()
+    workers.start(storage)
+    wait_until(lambda: statuses(storage) == {"long": WorkflowStatus.SUCCESSFUL}, timeout=30)
+    assert Counter(line.split()[0] for line in log_lines(log)) == {"first": 1, "long": 1}
+
+
+def test_detached_submission_from_a_program_that_exits(tmp_path: Path, workers: Workers):
+    storage = str(tmp_path / "store")
+    program = tmp_path / "submitter.py"
+    program.write_text(
+        textwrap.dedent(f"""
+        from durableflow import workflow
+
+        @workflow.task
+        def double(x):
+            return 2 * x
+
+        @workflow.task
+        def plus(a, b):
+            return a + b
+
+        if __name__ == "__main__":
+            workflow.init({storage!r})
+            future = workflow.run_async(plus.bind(double.bind(3), 4), workflow_id="detached", detached=True)
+            print(future.result(), workflow.get_status("detached").value)
+    """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["detached", "PENDING"]
+    workers.start(storage)  # cannot import submitter.py: the functions travel pickled by value
+    wait_until(lambda: statuses(storage) == {"detached": WorkflowStatus.SUCCESSFUL}, timeout=30)
+    with Client(storage) as client:
+        assert client.get_output("detached") == 10
+
+
+def test_no_resume_leaves_resumable_workflows_alone(tmp_path: Path):
+    storage = str(tmp_path / "store")
+    cfg = start_and_kill(tmp_path, storage, ["crashed"])
+    Path(cfg["go"]).touch()
+    with Client(storage) as client:
+        client.submit(wtasks.record.bind(str(tmp_path / "log"), "fresh", 7), workflow_id="fresh")
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("durableflow")),
+            "--storage",
+            storage,
+            "worker",
+            "--once",
+            "--no-resume",
+            "--path",
+            str(HERE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert statuses(storage) == {
+        "crashed": WorkflowStatus.RESUMABLE,
+        "fresh": WorkflowStatus.SUCCESSFUL,
+    }
+
+
+def test_in_process_worker_api(tmp_path: Path):
+    from durableflow.worker import Worker
+
+    with Client(str(tmp_path / "store")) as client:
+        for i in range(3):
+            workflow_id = client.run_async(
+                wtasks.record.bind(str(tmp_path / "log"), f"w{i}", i),
+                workflow_id=f"w{i}",
+                detached=True,
+            ).result()
+            assert workflow_id == f"w{i}"
+        runner = Worker(client, max_running_workflows=1)
+        assert runner.run_once() == ["w0"]
+        assert runner.wait_idle(30)
+        assert runner.run_once() == ["w1"]
+        assert runner.wait_idle(30)
+        assert runner.run_once() == ["w2"]
+        assert runner.wait_idle(30)
+        assert runner.run_once() == []
+        assert runner.shutdown(1.0) == []
+        assert [client.get_output(f"w{i}") for i in range(3)] == [0, 1, 2]
+
+
+def test_facade_submit_returns_the_id(tmp_path: Path, wf):
+    workflow_id = workflow.submit(
+        wtasks.record.bind(str(tmp_path / "log"), "x", 1), workflow_id="sub"
+    )
+    assert workflow_id == "sub"
+    assert workflow.get_status("sub") is WorkflowStatus.PENDING
+    assert (
+        workflow.submit(wtasks.record.bind(str(tmp_path / "log"), "y", 2), workflow_id="sub")
+        == "sub"
+    )
+    assert workflow.get_metadata("sub")["status"] == "PENDING"
