@@ -48,7 +48,6 @@ from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper, is_alive
 from durableflow.runtime.scheduler import Scheduler
 from durableflow.runtime.submission import submit_detached
 from durableflow.storage.base import Storage
-from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -246,9 +245,9 @@ class Client:
         queued = self._admit(workflow_id)
         try:
             self._claim(run)
-            self.store.put_specs(workflow_id, ROOT_BATCH, data)
-            # The record is stored before this returns, so the id is known to every caller.
-            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
+            # The specs and the record are stored before this returns (the record last), so the
+            # id is known to every caller.
+            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING, specs=data)
         except BaseException:
             self._release_slot(queued)
             raise

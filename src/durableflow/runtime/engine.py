@@ -381,16 +381,21 @@ class WorkflowRun:
         )
         raise err from command.error
 
-    def mark(self, status: WorkflowStatus) -> None:
-        """Store the status the run has before ``execute`` (RUNNING, or PENDING when queued)."""
+    def mark(self, status: WorkflowStatus, *, specs: bytes | None = None) -> None:
+        """Store the status the run has before ``execute`` (RUNNING, or PENDING when queued).
+
+        ``specs``: a new workflow's encoded root specs, stored with its first status.
+        """
         changes: dict[str, Any] = {"end_time": None, "error": None}
         if status is WorkflowStatus.RUNNING:
             changes["start_time"] = time.time()
-        self._set_status(status, **changes)
+        self._set_status(status, specs=specs, **changes)
 
-    def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
+    def _set_status(
+        self, status: WorkflowStatus, *, specs: bytes | None = None, **changes: Any
+    ) -> None:
         record = self.record.replace(status=status, updated_at=time.time(), **changes)
-        self.store.set_status(record, self.stored_status)
+        self.store.set_status(record, self.stored_status, specs=specs)
         self.record = record
         self.stored_status = status
 

@@ -18,6 +18,9 @@ An empty value needs neither a temporary file nor step 2: it is created in place
 ``O_CREAT | O_EXCL`` (an empty file is complete the moment it exists), then step 4. If the key
 already exists, the write goes through steps 1-4 (``put``) or returns False (``create``).
 
+A new directory on a value's path is fsynced into its parent (its step 4) together with the
+value's own step 4, at the end of the write.
+
 Durability scopes (:meth:`FileStorage.batch`, :meth:`FileStorage.volatile`), per thread:
 
 - in a ``batch`` block, step 2 is done at once, and step 4 (and the fsync of the parent of a
@@ -234,20 +237,22 @@ class FileStorage(Storage):
         self.put_many([(key, data)])
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        dirs: set[Path] = set()
-        for key, data in items:
-            target = self._path(key)
-            try:
-                if not (not data and self._create_empty(target)):
-                    tmp = self._write_temp(target, data)
-                    os.replace(tmp, target)
-            except OSError as err:
-                raise _os_error(err, key, "write") from err
-            dirs.add(target.parent)
-        for directory in dirs:
-            self._sync_dir(directory)
+        with self.batch():  # each directory once, a new one's parent with the rest
+            for key, data in items:
+                target = self._path(key)
+                try:
+                    if not (not data and self._create_empty(target)):
+                        tmp = self._write_temp(target, data)
+                        os.replace(tmp, target)
+                except OSError as err:
+                    raise _os_error(err, key, "write") from err
+                self._sync_dir(target.parent)
 
     def create(self, key: str, data: bytes) -> bool:
+        with self.batch():  # a new directory's parent is synced with the value's directory
+            return self._create(key, data)
+
+    def _create(self, key: str, data: bytes) -> bool:
         target = self._path(key)
         try:
             if not data:

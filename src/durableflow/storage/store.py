@@ -16,11 +16,12 @@ or a power cut, leaves a state that reads as the old or the new status:
 
 A. The first status of a new workflow, an active one (``old`` None, RUNNING or PENDING):
 
-   1. put the entry ``index/<NEW>/<wid>``; sync;
+   1. put the root task specs, if given, and the entry ``index/<NEW>/<wid>``; sync (one
+      batch);
    2. put the run record; sync.
 
-   A crash after 1 leaves an entry with no run record: readers skip it, and the workflow
-   does not exist (running its id again starts it afresh).
+   A crash after 1 leaves specs and an entry with no run record: readers skip it, and the
+   workflow does not exist (running its id again starts it afresh and overwrites the specs).
 
 B. From an active status (``old`` RUNNING or PENDING, no dirty marker):
 
@@ -98,12 +99,16 @@ class WorkflowStore:
         """Overwrite the run record without changing the status index."""
         self._put(layout.run_key(record.workflow_id), record.to_bytes(), record.workflow_id)
 
-    def set_status(self, record: RunRecord, old: WorkflowStatus | None) -> None:
+    def set_status(
+        self, record: RunRecord, old: WorkflowStatus | None, *, specs: bytes | None = None
+    ) -> None:
         """Write ``record`` (with its new status) following the index protocol above.
 
         Args:
             record: the run record to store.
             old: the status stored now (None if the workflow has no run record yet).
+            specs: a new workflow's root specs (from :meth:`encode_specs`), stored before the
+                run record, with path A's first sync.
         """
         wid = record.workflow_id
         new = record.status
@@ -113,9 +118,15 @@ class WorkflowStore:
         # An earlier change interrupted before its last step may have left entries anywhere.
         interrupted = self._get(layout.dirty_key(wid), wid) is not None
         if not interrupted and old is None and new in ACTIVE:  # A
-            self._put(new_key, b"", wid)  # A1
+            with storage.batch():  # A1
+                if specs is not None:
+                    self.put_specs(wid, layout.ROOT_BATCH, specs)
+                self._put(new_key, b"", wid)
             self._put(run_key, record.to_bytes(), wid)  # A2
-        elif not interrupted and old in ACTIVE:  # B
+            return
+        if specs is not None:
+            self.put_specs(wid, layout.ROOT_BATCH, specs)
+        if not interrupted and old in ACTIVE:  # B
             with storage.batch():  # B1
                 self._put(run_key, record.to_bytes(), wid)
                 self._put(new_key, b"", wid)
