@@ -153,15 +153,9 @@ def worker(
     stopped = runner.shutdown(0.0 if hurry.is_set() else (grace or 0.0))
     client.close(wait=False)
     log.info("worker stopped%s", f"; left RESUMABLE: {', '.join(stopped)}" if stopped else "")
-    busy = [
-        t for t in threading.enumerate() if t.name.startswith("durableflow-task") and t.is_alive()
-    ]
-    if busy:
-        # Task threads cannot be interrupted; their workflows are RESUMABLE already and every
-        # write is atomic, so exit now rather than wait for them.
-        log.info(
-            "exiting with %d task(s) still running; their workflows resume elsewhere", len(busy)
-        )
+    if stopped:
+        # Their task threads cannot be interrupted; the workflows are RESUMABLE already and
+        # every write is atomic, so exit now rather than wait for the tasks to return.
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
