@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import importlib.metadata
 import logging
 import threading
@@ -222,7 +223,7 @@ def coordinator() -> Any:
         ImportError: Ray is not installed (with the install hint).
     """
     global _handle
-    import durableflow.executors.ray  # noqa: F401 - the install hint when Ray is missing
+    importlib.import_module("durableflow.executors.ray")  # the install hint if Ray is missing
     import ray
 
     if not ray.is_initialized():
@@ -332,8 +333,12 @@ def run_async(
     """Start a workflow on the cluster; returns the ObjectRef of its output."""
     settings = Settings.of(client)
     workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
+    from durableflow.executors.ray_dag import portable
+
     actor = coordinator()
     node = as_node(dag) or dag  # converted here, so the cluster needs no converter
+    args = tuple(portable(a, argument=True) for a in args)  # ObjectRefs stored by value
+    kwargs = {k: portable(v, argument=True) for k, v in kwargs.items()}
     result(actor.start.remote(settings, node, args, kwargs, workflow_id, metadata))
     return actor.wait.remote(settings, workflow_id)
 

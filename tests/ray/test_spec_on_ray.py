@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 from ray.dag import InputNode
 
-import ray
 from durableflow import (
     WorkflowCancellationError,
     WorkflowExecutionError,

@@ -94,6 +94,13 @@ def _run_attempt(
     return outcome, value
 
 
+def _force_cancel(ref: Any) -> None:
+    with contextlib.suppress(Exception):
+        ready, _ = ray.wait([ref], timeout=0)
+        if not ready:
+            ray.cancel(ref, force=True)
+
+
 class RayExecutor(Executor):
     """Runs each task attempt as a Ray task in the cluster this process is connected to.
 
@@ -108,6 +115,8 @@ class RayExecutor(Executor):
 
     name = "ray"
     shares_memory = False
+    cancel_grace = 1.0
+    """Seconds a canceled running task has to stop before it is killed."""
 
     def __init__(self, address: str | None = None, **init_options: Any) -> None:
         if not ray.is_initialized():
@@ -171,13 +180,21 @@ class RayExecutor(Executor):
         return future
 
     def cancel(self, future: Future[Any]) -> None:
-        """Cancel the Ray task (a running one gets KeyboardInterrupt) and the future."""
+        """Cancel the future and its Ray task.
+
+        A running task first gets KeyboardInterrupt; one still running ``cancel_grace`` seconds
+        later (blocked in a sleep or in C code, which that cannot interrupt) is killed.
+        """
         with self._lock:
             ref = self._running.pop(future, None)
         future.cancel()
-        if ref is not None:
-            with contextlib.suppress(Exception):  # it may have finished meanwhile
-                ray.cancel(ref)
+        if ref is None:
+            return
+        with contextlib.suppress(Exception):  # it may have finished meanwhile
+            ray.cancel(ref)
+        timer = threading.Timer(self.cancel_grace, _force_cancel, (ref,))
+        timer.daemon = True
+        timer.start()
 
     def close(self, wait: bool = True) -> None:
         """Wait for (or cancel) running tasks; Ray itself is left running for its other users."""

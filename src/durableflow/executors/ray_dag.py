@@ -39,12 +39,11 @@ from typing import Any
 import cloudpickle
 
 try:
+    import ray
     from ray.dag import DAGNode as RayDAGNode
     from ray.dag import FunctionNode
     from ray.dag import InputAttributeNode as RayInputAttributeNode
     from ray.dag import InputNode as RayInputNode
-
-    import ray
 except ImportError as err:  # pragma: no cover - exercised in a subprocess without Ray
     raise ImportError("running Ray DAGs needs Ray: pip install 'durableflow[ray]'") from err
 
@@ -170,8 +169,16 @@ def _restore(data: bytes, values: list[Any]) -> Any:
     return _RefUnpickler(data, values).load()
 
 
+def _restore_argument(data: bytes, values: list[Any]) -> Any:
+    return _PortableArgument(_restore(data, values))
+
+
 class _Portable:
-    """A value holding ObjectRefs; pickled with the refs' values instead of the refs."""
+    """A value holding ObjectRefs; pickled with the refs' values instead of the refs.
+
+    Unpickling puts the values into the object store again (when Ray is initialized) and gives
+    the plain value back, refs and all: what a reader of a stored output wants.
+    """
 
     __slots__ = ("value",)
 
@@ -186,18 +193,39 @@ class _Portable:
         return (_restore, (buffer.getvalue(), values))
 
 
-def portable(value: Any) -> Any:
-    """``value``, wrapped so that pickling keeps its ObjectRefs' values if it holds any."""
+class _PortableArgument(_Portable):
+    """Like :class:`_Portable`, but it stays wrapped through any number of picklings.
+
+    For task arguments: they travel (driver, coordinator, storage, workers) and every stored copy
+    must keep the values; :class:`RayFunction` unwraps them where it knows they are.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        _, args = super().__reduce__()
+        return (_restore_argument, args)
+
+
+def portable(value: Any, *, argument: bool = False) -> Any:
+    """``value``, wrapped if it holds ObjectRefs, so that pickling keeps their values.
+
+    Args:
+        value: any value.
+        argument: a task argument, which stays wrapped when unpickled; else (an output) the
+            plain value comes back.
+    """
     if isinstance(value, (*_ATOMS, _Portable)):
         return value
+    wrapper = _PortableArgument if argument else _Portable
     if isinstance(value, ray.ObjectRef):
-        return _Portable(value)
+        return wrapper(value)
     try:
         _RefScanner().dump(value)
     except _Found:
-        return _Portable(value)
-    except Exception:
-        pass
+        return wrapper(value)
+    except Exception:  # unpicklable: the store names the culprit when it writes the value
+        return value
     return value
 
 
@@ -226,8 +254,18 @@ def _replace(value: Any, path: Path, fn: Callable[[Any], Any]) -> Any:
     return value
 
 
+def _first(items: list[Any]) -> Any:
+    return items[0]
+
+
+_first_remote = ray.remote(num_cpus=0)(_first)
+
+
 def _put(value: Any) -> Any:
-    return ray.put(unwrap(value))
+    value = unwrap(value)
+    if isinstance(value, ray.ObjectRef):  # Ray refuses to put a ref: a task returns it instead
+        return _first_remote.remote([value])
+    return ray.put(value)
 
 
 class RayFunction:
@@ -333,6 +371,7 @@ def _convert_function(node: Any) -> TaskNode:
                 ref_paths.append(path)
             return _converted[value]
         if isinstance(value, RayDAGNode):
+            portable_paths.append(path)  # the run's input, which may come wrapped
             return convert(value)
         kind = type(value)
         if kind is list or kind is tuple:
@@ -341,7 +380,7 @@ def _convert_function(node: Any) -> TaskNode:
             return {k: walk(v, (*path, k)) for k, v in value.items()}
         if len(path) == 1 and isinstance(value, ray.ObjectRef):
             value = ray.get(value)  # Ray resolves an ObjectRef given directly as an argument
-        wrapped = portable(value)
+        wrapped = portable(value, argument=True)
         if wrapped is not value or isinstance(value, _Portable):
             portable_paths.append(path)
         return wrapped

@@ -38,12 +38,18 @@ HOST = socket.gethostname()
 
 
 def process_start_time(pid: int) -> str | None:
-    """The start time the OS reports for ``pid`` ("" where unknown), None if no such process."""
+    """The start time the OS reports for ``pid`` ("" where unknown), None if no such process.
+
+    A zombie (killed, not yet reaped: common in containers without an init) counts as gone.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
-        # Field 22, counted after the parenthesised command name (which may hold spaces).
-        return stat.rpartition(b")")[2].split()[19].decode()
+        # Fields 3 (state) and 22, counted after the parenthesised command name (may hold spaces).
+        fields = stat.rpartition(b")")[2].split()
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return fields[19].decode()
     except FileNotFoundError:
         return None
     except OSError:
