@@ -234,12 +234,12 @@ def map_values(value: Any, fn: Callable[[Any], Any]) -> Any:
     ``fn`` returns the replacement of a leaf (a leaf is anything but those containers).
     """
     kind = type(value)
+    if kind is tuple:
+        return tuple([map_values(v, fn) for v in value]) if value else value
     if kind is list:
         return [map_values(v, fn) for v in value]
-    if kind is tuple:
-        return tuple(map_values(v, fn) for v in value)
     if kind is dict:
-        return {k: map_values(v, fn) for k, v in value.items()}
+        return {k: map_values(v, fn) for k, v in value.items()} if value else {}
     if kind in (set, frozenset):
         return kind(map_values(v, fn) for v in value)
     return fn(value)

@@ -30,6 +30,9 @@ __all__ = ["MAX_KEY_LENGTH", "Storage", "check_key"]
 
 MAX_KEY_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The rules below as one pattern: segments without control characters, none empty or dotted.
+_SEGMENT = r"[^/.\x00-\x1f\x7f][^/\x00-\x1f\x7f]*"
+_LEGAL_KEY = re.compile(f"{_SEGMENT}(?:/{_SEGMENT})*")
 
 
 def check_key(key: str) -> str:
@@ -38,6 +41,8 @@ def check_key(key: str) -> str:
     A key is '/'-separated, with no empty, '.' or '..' segment, no segment starting with '.'
     (backends keep their temporary files there), and no control characters.
     """
+    if len(key) <= MAX_KEY_LENGTH and _LEGAL_KEY.fullmatch(key):
+        return key
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValueError(f"storage key must be 1..{MAX_KEY_LENGTH} characters: {key!r}")
     for part in key.split("/"):

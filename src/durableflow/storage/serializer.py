@@ -28,8 +28,24 @@ from durableflow.errors import CheckpointCorruptError, CheckpointSignatureError,
 __all__ = ["Serializer"]
 
 _MAGIC = b"DFL1"
+_HEADER = json.JSONEncoder(separators=(",", ":"))
+# Exact types whose pickle is the same from the standard pickler as from cloudpickle (which
+# only changes how functions, classes and modules are pickled): values of these types, and
+# small lists, tuples and str-keyed dicts of them, skip building a cloudpickle Pickler.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
 _SIGNED = 0x01
 _PREFIX = struct.Struct(">4sBI")
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if depth >= 2 or kind not in (list, tuple, dict) or len(value) > 64:
+        return False
+    if kind is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return all(_plain(v, depth + 1) for v in value)
 
 
 class Serializer:
@@ -57,14 +73,17 @@ class Serializer:
             SerializationError: the value cannot be pickled.
         """
         try:
-            payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            if _plain(value):
+                payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                payload = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as err:
             raise SerializationError(f"cannot pickle {type(value).__name__}: {err}") from err
         return self.wrap(payload, header)
 
     def wrap(self, payload: bytes, header: dict[str, Any] | None = None) -> bytes:
         """Put already-pickled bytes into an envelope."""
-        head = json.dumps(header, separators=(",", ":")).encode() if header else b""
+        head = _HEADER.encode(header).encode() if header else b""
         flags = _SIGNED if self._key else 0
         body = b"".join((_PREFIX.pack(_MAGIC, flags, len(head)), head, payload))
         if self._key:
