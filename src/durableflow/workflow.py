@@ -11,9 +11,9 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future
 from typing import Any
 
+from durableflow import config
 from durableflow.client import Client
 from durableflow.executors.base import Executor
 from durableflow.model.dag import (
@@ -64,8 +64,22 @@ __all__ = [
 
 _client: Client | None = None
 _lock = threading.Lock()
+_executor_chosen = False  # init(executor=...) or $DURABLEFLOW_EXECUTOR: no automatic Ray
 
-options = workflow_options
+
+def options(**workflow_opts: Any) -> dict[str, Any]:
+    """Ray's ``workflow.options``: pass the result as ``f.options(**workflow.options(...))``.
+
+    Options: ``task_id``, ``metadata``, ``catch_exceptions``, ``checkpoint``, ``max_retries``,
+    ``retry_exceptions``. With Ray imported, Ray's ``.options()`` is taught to accept them.
+    """
+    if "ray" in sys.modules:
+        import importlib
+
+        importlib.import_module("durableflow.executors.ray_dag")
+    return workflow_options(**workflow_opts)
+
+
 step = task  # Ray 1.x: @workflow.step, then f.step(...).run(workflow_id=...)
 get_current_workflow_id = current_workflow_id
 get_current_task_id = current_task_id
@@ -85,7 +99,7 @@ def init(
     Raises:
         ValueError: already initialized with a different storage or settings.
     """
-    global _client
+    global _client, _executor_chosen
     with _lock:
         if _client is not None:
             if storage is None or _same_storage(_client, storage):
@@ -94,6 +108,7 @@ def init(
                 f"durableflow is already initialized with storage {_client.storage.url}; "
                 "call workflow.shutdown() first to use another"
             )
+        _executor_chosen = executor is not None or bool(os.environ.get(config.ENV_EXECUTOR))
         _client = Client(
             storage,
             executor=executor,
@@ -141,6 +156,16 @@ def _prepare(dag: Any) -> Any:
     return dag
 
 
+def _on_ray(dag: Any = None, *, has_dag: bool = False) -> bool:
+    """Whether the call goes to the Ray cluster's coordinator (see ``ray_coordinator``)."""
+    current = client()
+    if current.executor.name != "ray" and ("ray" not in sys.modules or _executor_chosen):
+        return False
+    from durableflow import ray_coordinator
+
+    return ray_coordinator.uses_ray(current, dag, has_dag=has_dag, executor_chosen=_executor_chosen)
+
+
 def run(
     dag: Any,
     *args: Any,
@@ -149,7 +174,13 @@ def run(
     **kwargs: Any,
 ) -> Any:
     """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
-    return client().run(_prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+    dag = _prepare(dag)
+    if _on_ray(dag, has_dag=True):
+        from durableflow import ray_coordinator
+
+        ref = ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
+        return ray_coordinator.result(ref)
+    return client().run(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
 
 
 def run_async(
@@ -158,25 +189,43 @@ def run_async(
     workflow_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     **kwargs: Any,
-) -> Future[Any]:
-    """Start a DAG durably; returns a future of its output."""
-    return client().run_async(
-        _prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs
-    )
+) -> Any:
+    """Start a DAG durably; returns a future of its output (a ``ray.ObjectRef`` on Ray)."""
+    dag = _prepare(dag)
+    if _on_ray(dag, has_dag=True):
+        from durableflow import ray_coordinator
+
+        return ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
+    return client().run_async(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
 
 
 def resume(workflow_id: str) -> Any:
     """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
+    if _on_ray():
+        from durableflow import ray_coordinator
+
+        return ray_coordinator.result(ray_coordinator.resume_async(client(), workflow_id))
     return client().resume(workflow_id)
 
 
-def resume_async(workflow_id: str) -> Future[Any]:
-    """Like ``resume``, returning a future."""
+def resume_async(workflow_id: str) -> Any:
+    """Like ``resume``, returning a future (a ``ray.ObjectRef`` on Ray)."""
+    if _on_ray():
+        from durableflow import ray_coordinator
+
+        return ray_coordinator.resume_async(client(), workflow_id)
     return client().resume_async(workflow_id)
 
 
-def resume_all(include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
-    """Resume every RESUMABLE (and FAILED if asked) workflow: ``[(workflow_id, future)]``."""
+def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:
+    """Resume every RESUMABLE (and FAILED if asked) workflow: ``[(workflow_id, future)]``.
+
+    On Ray the handles are ``ray.ObjectRef`` s.
+    """
+    if _on_ray():
+        from durableflow import ray_coordinator
+
+        return ray_coordinator.resume_all(client(), include_failed)
     return client().resume_all(include_failed)
 
 
@@ -187,8 +236,12 @@ def get_output(
     return client().get_output(workflow_id, task_id=task_id, timeout=timeout)
 
 
-def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Future[Any]:
-    """Like ``get_output``, returning a future."""
+def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Any:
+    """Like ``get_output``, returning a future (a ``ray.ObjectRef`` on Ray)."""
+    if _on_ray():
+        from durableflow import ray_coordinator
+
+        return ray_coordinator.get_output_async(client(), workflow_id, task_id)
     return client().get_output_async(workflow_id, task_id=task_id)
 
 
@@ -226,6 +279,11 @@ def continuation(dag: Any) -> Any:
         raise TypeError(f"continuation() takes a DAG node (from .bind()), got {dag!r}")
     if in_task():
         return Continuation(node)
+    if node is not dag and "ray" in sys.modules:  # a Ray DAG: run it on Ray, like Ray did
+        from durableflow.executors.ray_dag import execute_ray_dag, is_ray_dag
+
+        if is_ray_dag(dag):
+            return execute_ray_dag(dag)
     return execute(node)
 
 
