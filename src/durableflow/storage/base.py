@@ -26,7 +26,7 @@ import contextlib
 import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_KEY_LENGTH", "Storage", "check_key"]
+__all__ = ["MAX_KEY_LENGTH", "Storage", "check_key", "matches_no_key"]
 
 MAX_KEY_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -51,6 +51,21 @@ def check_key(key: str) -> str:
     if _CONTROL.search(key):
         raise ValueError(f"control character in storage key {key!r}")
     return key
+
+
+def matches_no_key(prefix: str) -> bool:
+    """True if no legal key starts with ``prefix`` (a complete segment is empty or dotted).
+
+    Backends answer such a listing with nothing, so that ``../x/`` never escapes a root and
+    ``a//`` never matches what a server folds into ``a/``.
+    """
+    if "/" not in prefix:
+        return False
+    try:
+        check_key(prefix.rpartition("/")[0])
+    except ValueError:
+        return True
+    return False
 
 
 class Storage(abc.ABC):

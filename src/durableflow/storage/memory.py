@@ -38,7 +38,7 @@ class MemoryStorage(Storage):
         return f"memory://{self._name}"
 
     def get(self, key: str) -> bytes | None:
-        return self._data.get(key)
+        return self._data.get(check_key(key))
 
     def put(self, key: str, data: bytes) -> None:
         check_key(key)
@@ -62,6 +62,7 @@ class MemoryStorage(Storage):
             return True
 
     def delete(self, key: str) -> None:
+        check_key(key)
         with self._lock:
             self._data.pop(key, None)
 

@@ -39,7 +39,7 @@ from durableflow.errors import (
     StorageURLError,
 )
 from durableflow.storage._s3url import S3Options, check_bucket_and_prefix, parse_s3_url
-from durableflow.storage.base import MAX_KEY_LENGTH, Storage, check_key
+from durableflow.storage.base import MAX_KEY_LENGTH, Storage, check_key, matches_no_key
 
 try:
     import boto3
@@ -302,7 +302,7 @@ class S3Storage(Storage):
 
     def list(self, prefix: str) -> list[str]:
         """ListObjectsV2, every page."""
-        if _matches_no_key(prefix):
+        if matches_no_key(prefix):
             # SeaweedFS folds '//' into '/', so such a prefix would find other keys.
             return []
         keys: list[str] = []
@@ -427,17 +427,6 @@ class S3Storage(Storage):
                     f"cannot reach S3 {self._where}: {type(err).__name__}: {err}"
                 )
             raise translated from err
-
-
-def _matches_no_key(prefix: str) -> bool:
-    """True if no legal key starts with ``prefix``: a complete segment is empty or dotted."""
-    if "/" not in prefix:
-        return False
-    try:
-        check_key(prefix.rpartition("/")[0])
-    except ValueError:
-        return True
-    return False
 
 
 def _reopen(url: str) -> S3Storage:
