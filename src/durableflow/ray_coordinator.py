@@ -44,6 +44,8 @@ from durableflow.errors import WorkflowError
 from durableflow.model.dag import as_node
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.status import WorkflowStatus
+from durableflow.storage import layout
+from durableflow.storage.layout import ROOT_BATCH
 
 __all__ = [
     "NAME",
@@ -285,27 +287,45 @@ def shutdown_coordinator() -> None:
 
 
 def uses_ray(
-    client: Client, dag: Any = None, *, has_dag: bool = False, executor_chosen: bool = False
+    client: Client,
+    *,
+    executor_chosen: bool,
+    dag: Any = None,
+    workflow_id: str | None = None,
 ) -> bool:
     """Whether a facade call goes to the coordinator.
 
-    Yes when the Client's executor is Ray; else, when no executor was chosen (``init`` or
-    ``$DURABLEFLOW_EXECUTOR``) and Ray is initialized in this process: for a Ray DAG, or for a
-    call without a DAG (``resume``, ``resume_all``, ``get_output_async``).
+    Yes when the Client's executor is Ray. Else, when no executor was chosen (by ``init`` or
+    ``$DURABLEFLOW_EXECUTOR``) and Ray is initialized in this process: for a Ray DAG, and for a
+    stored workflow made of Ray functions.
     """
     if client.executor.name == "ray":
         return True
-    if executor_chosen:
+    if executor_chosen or not _ray_initialized():
         return False
-    import sys
-
-    if "ray" not in sys.modules or not sys.modules["ray"].is_initialized():
-        return False
-    if not has_dag:
-        return True
     from durableflow.executors.ray_dag import is_ray_dag
 
-    return is_ray_dag(dag)
+    if dag is not None:
+        return is_ray_dag(dag)
+    return workflow_id is not None and is_ray_workflow(client, workflow_id)
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    return "ray" in sys.modules and bool(sys.modules["ray"].is_initialized())
+
+
+def is_ray_workflow(client: Client, workflow_id: str) -> bool:
+    """Whether a stored workflow's DAG was a Ray DAG (False if there is no such workflow)."""
+    from durableflow.executors.ray_dag import RayFunction
+
+    try:
+        raw = client.storage.get(layout.spec_key(validate_workflow_id(workflow_id), ROOT_BATCH))
+        flat = client.store.serializer.loads(raw) if raw is not None else None
+    except WorkflowError:
+        return False
+    return flat is not None and any(isinstance(spec.func, RayFunction) for spec in flat.specs)
 
 
 def result(ref: Any) -> Any:
@@ -351,16 +371,23 @@ def resume_async(client: Client, workflow_id: str) -> Any:
     return actor.wait.remote(settings, workflow_id)
 
 
-def resume_all(client: Client, include_failed: bool) -> list[tuple[str, Any]]:
+def resume_all(
+    client: Client, include_failed: bool, *, only_ray: bool = False
+) -> list[tuple[str, Any]]:
     """Resume every RESUMABLE (and FAILED if asked) workflow on the cluster.
 
     One that cannot be resumed does not stop the others: ``ray.get`` of its handle raises.
+    With ``only_ray``, workflows not made of Ray functions resume in this process instead
+    (their handles are futures).
     """
     settings = Settings.of(client)
     actor = coordinator()
     wanted = {WorkflowStatus.RESUMABLE} | ({WorkflowStatus.FAILED} if include_failed else set())
-    handles = []
+    handles: list[tuple[str, Any]] = []
     for workflow_id, _ in client.list_all(wanted):
+        if only_ray and not is_ray_workflow(client, workflow_id):
+            handles.extend(_resume_here(client, workflow_id))
+            continue
         started = actor.resume.remote(settings, workflow_id)
         try:
             result(started)
@@ -370,6 +397,21 @@ def resume_all(client: Client, include_failed: bool) -> list[tuple[str, Any]]:
             continue
         handles.append((workflow_id, actor.wait.remote(settings, workflow_id)))
     return handles
+
+
+def _resume_here(client: Client, workflow_id: str) -> list[tuple[str, Any]]:
+    try:
+        return [(workflow_id, client.resume_async(workflow_id))]
+    except WorkflowError as err:
+        log.warning("resume_all: %s cannot be resumed: %s", workflow_id, err)
+        failed: Future[Any] = Future()
+        failed.set_exception(err)
+        return [(workflow_id, failed)]
+
+
+def can_auto_route(client: Client, *, executor_chosen: bool) -> bool:
+    """Whether calls without a DAG may go to Ray: the executor is Ray, or may be chosen so."""
+    return client.executor.name == "ray" or (not executor_chosen and _ray_initialized())
 
 
 def get_output_async(client: Client, workflow_id: str, task_id: str | None) -> Any:

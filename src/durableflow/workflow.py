@@ -156,14 +156,16 @@ def _prepare(dag: Any) -> Any:
     return dag
 
 
-def _on_ray(dag: Any = None, *, has_dag: bool = False) -> bool:
+def _on_ray(dag: Any = None, *, workflow_id: str | None = None) -> bool:
     """Whether the call goes to the Ray cluster's coordinator (see ``ray_coordinator``)."""
     current = client()
     if current.executor.name != "ray" and ("ray" not in sys.modules or _executor_chosen):
         return False
     from durableflow import ray_coordinator
 
-    return ray_coordinator.uses_ray(current, dag, has_dag=has_dag, executor_chosen=_executor_chosen)
+    return ray_coordinator.uses_ray(
+        current, executor_chosen=_executor_chosen, dag=dag, workflow_id=workflow_id
+    )
 
 
 def run(
@@ -175,7 +177,7 @@ def run(
 ) -> Any:
     """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
     dag = _prepare(dag)
-    if _on_ray(dag, has_dag=True):
+    if _on_ray(dag):
         from durableflow import ray_coordinator
 
         ref = ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
@@ -192,7 +194,7 @@ def run_async(
 ) -> Any:
     """Start a DAG durably; returns a future of its output (a ``ray.ObjectRef`` on Ray)."""
     dag = _prepare(dag)
-    if _on_ray(dag, has_dag=True):
+    if _on_ray(dag):
         from durableflow import ray_coordinator
 
         return ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
@@ -201,7 +203,7 @@ def run_async(
 
 def resume(workflow_id: str) -> Any:
     """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
-    if _on_ray():
+    if _on_ray(workflow_id=workflow_id):
         from durableflow import ray_coordinator
 
         return ray_coordinator.result(ray_coordinator.resume_async(client(), workflow_id))
@@ -210,7 +212,7 @@ def resume(workflow_id: str) -> Any:
 
 def resume_async(workflow_id: str) -> Any:
     """Like ``resume``, returning a future (a ``ray.ObjectRef`` on Ray)."""
-    if _on_ray():
+    if _on_ray(workflow_id=workflow_id):
         from durableflow import ray_coordinator
 
         return ray_coordinator.resume_async(client(), workflow_id)
@@ -222,11 +224,14 @@ def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:
 
     On Ray the handles are ``ray.ObjectRef`` s.
     """
-    if _on_ray():
+    current = client()
+    if current.executor.name == "ray" or ("ray" in sys.modules and not _executor_chosen):
         from durableflow import ray_coordinator
 
-        return ray_coordinator.resume_all(client(), include_failed)
-    return client().resume_all(include_failed)
+        if ray_coordinator.can_auto_route(current, executor_chosen=_executor_chosen):
+            only_ray = current.executor.name != "ray"
+            return ray_coordinator.resume_all(current, include_failed, only_ray=only_ray)
+    return current.resume_all(include_failed)
 
 
 def get_output(
@@ -238,7 +243,7 @@ def get_output(
 
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Any:
     """Like ``get_output``, returning a future (a ``ray.ObjectRef`` on Ray)."""
-    if _on_ray():
+    if _on_ray(workflow_id=workflow_id):
         from durableflow import ray_coordinator
 
         return ray_coordinator.get_output_async(client(), workflow_id, task_id)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 
 try:
     import ray
@@ -37,18 +38,33 @@ def worker_pythonpath() -> str:
     return os.pathsep.join(p for p in parts if p)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def ray_session() -> Iterator[None]:
-    """Ray for the whole session: 2 CPUs, no dashboard, never another cluster on the host."""
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level="ERROR",
-        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
-    )
+_started_here = False
+
+
+@pytest.fixture(autouse=True)
+def ray_session() -> None:
+    """Ray for the tests of this folder: started once, 2 CPUs, no dashboard, never another
+    cluster on the host; stopped after the folder's last test (see below)."""
+    global _started_here
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level="ERROR",
+            runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
+        )
+        _started_here = True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop our Ray when the next test is not one of this folder's (or there is none)."""
+    global _started_here
     yield
-    ray.shutdown()
+    if _started_here and (nextitem is None or Path(str(nextitem.path)).parent != HERE):
+        ray.shutdown()
+        _started_here = False
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future
 
+import pytest
 import ray
 
-from durableflow import workflow
+from durableflow import WorkflowExecutionError, workflow
 
 
 @ray.remote
@@ -65,5 +66,46 @@ def test_an_explicit_embedded_executor_keeps_ray_dags_in_this_process(storage_di
         kind, pid = run_async_kind_and_pid(ray_pid.bind(4))
         assert kind == "embedded" and pid == os.getpid()
         assert workflow.run(ray_pid.bind(5))[0] == 5
+    finally:
+        workflow.shutdown()
+
+
+@ray.remote
+def ray_flag(flag: str) -> str:
+    if not os.path.exists(flag):
+        raise ValueError("no flag")
+    return "ray"
+
+
+@workflow.task
+def native_flag(flag: str) -> str:
+    if not os.path.exists(flag):
+        raise ValueError("no flag")
+    return "native"
+
+
+def test_without_configuration_each_stored_workflow_resumes_where_its_kind_runs(
+    storage_dir, tmp_path
+):
+    flag = tmp_path / "flag"
+    workflow.init(str(storage_dir))
+    try:
+        for wid, dag in (
+            ("r1", ray_flag),
+            ("r2", ray_flag),
+            ("n1", native_flag),
+            ("n2", native_flag),
+        ):
+            with pytest.raises(WorkflowExecutionError):
+                workflow.run(dag.bind(str(flag)), workflow_id=wid)
+        flag.touch()
+        assert isinstance(workflow.resume_async("r1"), ray.ObjectRef)
+        assert isinstance(workflow.resume_async("n1"), Future)
+        handles = dict(workflow.resume_all(include_failed=True))
+        assert sorted(handles) == ["n2", "r2"]
+        assert isinstance(handles["r2"], ray.ObjectRef) and ray.get(handles["r2"]) == "ray"
+        assert isinstance(handles["n2"], Future) and handles["n2"].result(60) == "native"
+        assert ray.get(workflow.get_output_async("r1")) == "ray"
+        assert workflow.get_output_async("n1").result(60) == "native"
     finally:
         workflow.shutdown()
