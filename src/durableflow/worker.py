@@ -186,9 +186,8 @@ class Worker:
             log.error("cannot start workflow %s: %s: %s", workflow_id, type(err).__name__, err)
             self._delay(workflow_id, _MAX_BACKOFF)
             return False
-        if future.done():  # it had finished meanwhile (resume returns its output at once)
-            self._free(slot)
-            return False
+        # A future already done here is a tiny run that finished at once, or (rarely) one that
+        # another worker finished just before our claim: either way the callback frees the slot.
         with self._lock:
             self._running[workflow_id] = (slot, future)
             self.started.append(workflow_id)

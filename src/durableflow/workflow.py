@@ -55,9 +55,11 @@ __all__ = [
     "resume_async",
     "run",
     "run_async",
+    "schedule",
     "shutdown",
     "sleep",
     "step",
+    "submit",
     "task",
     "wait_for_event",
 ]
@@ -190,15 +192,52 @@ def run_async(
     *args: Any,
     workflow_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    detached: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """Start a DAG durably; returns a future of its output (a ``ray.ObjectRef`` on Ray)."""
+    """Start a DAG durably; returns a future of its output (a ``ray.ObjectRef`` on Ray).
+
+    ``detached=True``: store it PENDING for a ``durableflow worker`` and return a future already
+    resolved to the workflow id (see :func:`submit`).
+    """
     dag = _prepare(dag)
-    if _on_ray(dag):
+    if not detached and _on_ray(dag):
         from durableflow import ray_coordinator
 
         return ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
-    return client().run_async(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+    return client().run_async(
+        dag, *args, workflow_id=workflow_id, metadata=metadata, detached=detached, **kwargs
+    )
+
+
+def submit(
+    dag: Any,
+    *args: Any,
+    workflow_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> str:
+    """Store a DAG as a PENDING workflow for a ``durableflow worker``; return its id at once."""
+    return client().submit(
+        _prepare(dag), *args, workflow_id=workflow_id, metadata=metadata, **kwargs
+    )
+
+
+def schedule(
+    name: str,
+    dag_factory_or_dag: Any,
+    *,
+    cron: str | None = None,
+    every: Any = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run a workflow on a schedule (``cron="*/5 * * * *"`` or ``every=timedelta(...)``).
+
+    Workers fire it; each tick runs the workflow ``<name>@<tick in UTC>`` at most once. Options:
+    ``timezone``, ``catchup`` (skip, latest, all), ``overlap`` (skip, allow), ``grace``,
+    ``max_catchup``, ``metadata``, ``replace`` — see :meth:`Client.schedule`.
+    """
+    return client().schedule(name, dag_factory_or_dag, cron=cron, every=every, **options)
 
 
 def resume(workflow_id: str) -> Any:
