@@ -6,19 +6,17 @@ import datetime as dt
 
 import pytest
 
+from durableflow.model.cron import CronExpression, parse_duration, zone
 from durableflow.model.schedule import (
-    CronExpression,
     MissedTicks,
     Overlap,
     ScheduleRecord,
     ScheduleState,
     format_tick,
-    parse_duration,
     parse_tick_workflow_id,
     plan_ticks,
     tick_workflow_id,
     validate_schedule_name,
-    zone,
 )
 
 UTC = dt.timezone.utc

@@ -18,7 +18,7 @@ import click
 
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
-from durableflow.model.schedule import format_seconds, parse_duration
+from durableflow.model.cron import format_seconds, parse_duration
 
 __all__ = [
     "CliState",
