@@ -11,6 +11,7 @@ import concurrent.futures
 import functools
 import json
 import logging
+import operator
 import os
 import threading
 import time
@@ -547,10 +548,11 @@ class Client:
                 found.pop(workflow_id, None)  # a new workflow's first entry, or a deleted one
             else:
                 found[workflow_id] = self._effective_status(record)
-        result = [
-            (wid, status) for wid, status in found.items() if wanted is None or status in wanted
-        ]
-        result.sort()
+        if wanted is None:
+            result = list(found.items())
+        else:
+            result = [(wid, status) for wid, status in found.items() if status in wanted]
+        result.sort(key=operator.itemgetter(0))  # ids are unique: no need to compare statuses
         return result
 
     # --- stopping and removing ----------------------------------------------------------------

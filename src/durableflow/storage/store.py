@@ -147,8 +147,8 @@ class WorkflowStore:
 
     def list_index(self, status: WorkflowStatus) -> list[str]:
         """Ids of workflows whose index entry says ``status``."""
-        prefix = layout.index_prefix(status.value)
-        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+        start = len(layout.index_prefix(status.value))
+        return [key[start:] for key in self.storage.list(layout.index_prefix(status.value))]
 
     def list_dirty(self) -> list[str]:
         """Ids of workflows with a status change in flight (or interrupted)."""
