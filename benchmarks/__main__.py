@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.configs import CONFIGS, by_name
+from benchmarks.configs import CONFIGS, by_name, remove_later
 from benchmarks.context import PROFILES
 from benchmarks.harness import environment
 from benchmarks.worker import SCENARIOS
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(markdown_document(document, order))
         print(f"Markdown: {args.markdown}")
     if not args.keep and args.workdir is None:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_later(workdir)
     return 1 if errors else 0
 
 

@@ -7,10 +7,12 @@ Add a backend or an executor by appending a :class:`Config` to :data:`CONFIGS` w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
-import shutil
+import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,10 +66,25 @@ class FileBackend(Backend):
         return f"file://{self.root / name}?fsync=false"
 
     def remove(self, name: str) -> None:
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        # Renamed away now, deleted at the end: removing 100,000 workflows takes a minute.
+        trash = self.root / ".trash"
+        trash.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.root / name, trash / f"{name}-{uuid.uuid4().hex[:8]}")
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_later(self.root)
+
+
+def remove_later(path: Path) -> None:
+    """Delete ``path`` in a detached process: the run does not wait for it."""
+    if path.exists():
+        subprocess.Popen(
+            ["rm", "-rf", str(path)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 class SQLiteBackend(FileBackend):

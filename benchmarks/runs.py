@@ -252,7 +252,7 @@ def payload(ctx: Context) -> list[Result]:
 
         m = measure(
             run,
-            repeats=ctx.profile.repeats,
+            repeats=ctx.profile.repeats_large,
             setup=setup,
             storage=storage,
             sync=ctx.sync,

@@ -222,7 +222,7 @@ def _resume_at(ctx: Context, n: int) -> Result:
         source.get(layout.output_key(workflow_id, last_done))
 
     raw_s = python_seconds(raw_reads, ctx.profile.repeats)
-    m = measure(run, repeats=ctx.profile.repeats, setup=setup, sync=ctx.sync)
+    m = measure(run, repeats=ctx.repeats(n), setup=setup, sync=ctx.sync)
     m.bytes_written = median(s.counters()["bytes_written"] for _, s in states)
     m.writes = median(s.counters()["writes"] for _, s in states)
     for client, _ in states:
