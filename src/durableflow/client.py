@@ -244,12 +244,16 @@ class Client:
         run = self._new_run(record, flat)
         run.stored_status = None
         queued = self._admit(workflow_id)
+        claimed = False
         try:
             self._claim(run)
+            claimed = True
             # The specs and the record are stored before this returns (the record last), so the
             # id is known to every caller.
             run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING, specs=data)
         except BaseException:
+            if claimed:
+                self.leases.release(workflow_id)
             self._release_slot(queued)
             raise
         return self._launch(run, queued, inline)
@@ -279,8 +283,10 @@ class Client:
         check_environment(self.store, record, self.env_policy)
         run = self._new_run(record, None)
         queued = self._admit(workflow_id)
+        claimed = False
         try:
             self._claim(run)
+            claimed = True
             fresh = self.store.read_run(workflow_id)
             stale = fresh is None or (fresh.status, fresh.updated_at) != (
                 record.status,
@@ -289,6 +295,8 @@ class Client:
             if not stale:
                 run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
         except BaseException:
+            if claimed:
+                self.leases.release(workflow_id)
             self._release_slot(queued)
             raise
         if stale:  # another runner moved it on between our read and our claim: decide again

@@ -91,6 +91,7 @@ class LeaseKeeper:
         self.owner = f"{HOST}:{pid}:{self._pid_start}:{uuid.uuid4().hex[:12]}"
         self._held: dict[str, tuple[bytes, Callable[[], None]]] = {}
         self._lock = threading.Lock()
+        self._renew_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -135,18 +136,21 @@ class LeaseKeeper:
 
     def release(self, workflow_id: str) -> None:
         """Give up the lease (deleted if still ours)."""
-        with self._lock:
-            held = self._held.pop(workflow_id, None)
-        if held is None:
-            return
-        try:
-            current, _ = self._store.read_lease(workflow_id)
-            if current is not None and current.owner == self.owner:
-                self._store.delete_lease(workflow_id)
-        except StorageError as err:
-            log.warning(
-                "could not release the lease of %s (it expires by itself): %s", workflow_id, err
-            )
+        # Serialised with renewals: a renewal's swap racing this delete could re-create the
+        # lease, which would then read as alive until it expires.
+        with self._renew_lock:
+            with self._lock:
+                held = self._held.pop(workflow_id, None)
+            if held is None:
+                return
+            try:
+                current, _ = self._store.read_lease(workflow_id)
+                if current is not None and current.owner == self.owner:
+                    self._store.delete_lease(workflow_id)
+            except StorageError as err:
+                log.warning(
+                    "could not release the lease of %s (it expires by itself): %s", workflow_id, err
+                )
 
     def holds(self, workflow_id: str) -> bool:
         """Whether this keeper holds the workflow's lease."""
@@ -174,18 +178,20 @@ class LeaseKeeper:
             held = list(self._held.items())
         for workflow_id, (raw, on_lost) in held:
             record = self._record()
-            try:
-                ok = self._store.swap_lease(workflow_id, raw, record)
-            except StorageError as err:
-                log.warning("lease renewal of %s failed, will retry: %s", workflow_id, err)
-                continue
-            with self._lock:
-                if workflow_id not in self._held:
+            with self._renew_lock:
+                with self._lock:
+                    if workflow_id not in self._held:
+                        continue  # released meanwhile
+                try:
+                    ok = self._store.swap_lease(workflow_id, raw, record)
+                except StorageError as err:
+                    log.warning("lease renewal of %s failed, will retry: %s", workflow_id, err)
                     continue
-                if ok:
-                    self._held[workflow_id] = (record.to_bytes(), on_lost)
-                    continue
-                del self._held[workflow_id]
+                with self._lock:
+                    if ok:
+                        self._held[workflow_id] = (record.to_bytes(), on_lost)
+                        continue
+                    del self._held[workflow_id]
             log.error("lost the lease of workflow %s to another runner", workflow_id)
             on_lost()
 
