@@ -145,6 +145,8 @@ class FileStorage(Storage):
         self._root = path
         self._fsync = fsync
         self._known_dirs: set[Path] = {path}
+        self._unsynced: set[Path] = set()
+        """Directories made in a volatile scope whose entries are not fsynced yet."""
         self._dirs_lock = threading.Lock()
         self._scope = threading.local()
         """Per thread: ``mode`` ("batch" or "volatile") and, in a batch, ``dirs`` to fsync."""
@@ -248,19 +250,34 @@ class FileStorage(Storage):
         return self._root.joinpath(*check_key(key).split("/"))
 
     def _ensure_dir(self, directory: Path) -> None:
-        if directory in self._known_dirs:
+        """Make ``directory`` exist, with its entry (and its parents') durable unless volatile.
+
+        A directory this handle has not seen yet, created now or found on disk (another
+        process may have made it without a sync, or died first), has its entry fsynced in its
+        parent once, with the write (step 4). In a volatile scope that is put off until the
+        next write below it that is not volatile.
+        """
+        if directory in self._known_dirs and not self._unsynced:
             return
-        missing = []
+        fresh = []  # directories on the path this handle has not seen, deepest first
         probe = directory
-        while probe not in self._known_dirs and not probe.is_dir():
-            missing.append(probe)
+        while probe not in self._known_dirs:
+            fresh.append(probe)
             probe = probe.parent
-        for new_dir in reversed(missing):
+        for new_dir in reversed(fresh):
             with contextlib.suppress(FileExistsError):
                 new_dir.mkdir()
-            self._sync_dir(new_dir.parent)
+        durable = self._sync_file()
         with self._dirs_lock:
-            self._known_dirs.add(directory)
+            self._known_dirs.update(fresh)
+            if not durable:
+                if self._fsync:
+                    self._unsynced.update(fresh)
+                return
+            pending = [d for d in self._unsynced if directory.is_relative_to(d)]
+            self._unsynced.difference_update(pending)
+        for synced in {*fresh, *pending}:
+            self._sync_dir(synced.parent)
 
     @staticmethod
     def _fsync_dir(directory: Path) -> None:
