@@ -123,14 +123,19 @@ def cluster() -> Iterator[Cluster]:
 def start_driver(cluster: Cluster, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     storage, log, gate = tmp_path / "store", tmp_path / "runs.log", tmp_path / "gate"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    driver = subprocess.Popen(
-        [sys.executable, str(DRIVER), cluster.address, str(storage), str(log), str(gate),
-         str(WORKFLOWS), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
+    errors = tmp_path / "driver.err"
+    with open(errors, "w") as stderr:
+        driver = subprocess.Popen(
+            [sys.executable, str(DRIVER), cluster.address, str(storage), str(log), str(gate),
+             str(WORKFLOWS), *extra],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+        )  # fmt: skip
     assert driver.stdout is not None
     line = driver.stdout.readline()
-    assert line.strip() == "STARTED", f"driver failed (exit {driver.poll()})"
+    if line.strip() != "STARTED":
+        driver.wait(timeout=60)
+        tail = "\n".join(errors.read_text().splitlines()[-30:])
+        raise AssertionError(f"driver failed (exit {driver.returncode}):\n{tail}")
     return driver
 
 

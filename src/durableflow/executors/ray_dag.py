@@ -28,15 +28,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import io
-import pickle
 import threading
 import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
-
-import cloudpickle
 
 try:
     import ray
@@ -47,6 +43,7 @@ try:
 except ImportError as err:  # pragma: no cover - exercised in a subprocess without Ray
     raise ImportError("running Ray DAGs needs Ray: pip install 'durableflow[ray]'") from err
 
+from durableflow.executors.ray_values import _Portable, portable, unwrap
 from durableflow.model.dag import (
     Continuation,
     DAGNode,
@@ -72,7 +69,6 @@ Path = tuple[int | str, ...]
 
 _converted: weakref.WeakKeyDictionary[Any, TaskNode] = weakref.WeakKeyDictionary()
 _lock = threading.RLock()
-_ATOMS = (type(None), bool, int, float, complex, str, bytes)
 
 
 def accept_workflow_options() -> None:
@@ -110,128 +106,6 @@ def execute_ray_dag(dag: Any) -> Any:
     if not isinstance(node, TaskNode):
         raise TypeError(f"not a Ray function node: {dag!r}")
     return unwrap(execute(node))
-
-
-# --- values holding ObjectRefs -----------------------------------------------------------------
-class _Found(Exception):
-    """Raised by the scanner at the first ObjectRef."""
-
-
-class _NullFile:
-    def write(self, data: Any) -> int:
-        return len(data)
-
-
-class _RefScanner(cloudpickle.Pickler):  # type: ignore[misc]
-    """Pickles into nothing, to find out whether a value holds an ObjectRef anywhere."""
-
-    def __init__(self) -> None:
-        super().__init__(_NullFile(), protocol=5, buffer_callback=lambda _: None)
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, ray.ObjectRef):
-            raise _Found
-        return super().reducer_override(obj)
-
-
-class _RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """Pickles a value with each ObjectRef replaced by its index in ``refs``."""
-
-    def __init__(self, file: io.BytesIO, refs: list[Any]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.refs = refs
-        self._index: dict[bytes, int] = {}
-
-    def persistent_id(self, obj: Any) -> int | None:
-        if not isinstance(obj, ray.ObjectRef):
-            return None
-        key = obj.binary()
-        if key not in self._index:
-            self._index[key] = len(self.refs)
-            self.refs.append(obj)
-        return self._index[key]
-
-
-class _RefUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, values: list[Any]) -> None:
-        super().__init__(io.BytesIO(data))
-        self._values = values
-        self._refs: dict[int, Any] = {}
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid not in self._refs:
-            value = self._values[pid]
-            self._refs[pid] = ray.put(value) if ray.is_initialized() else value
-        return self._refs[pid]
-
-
-def _restore(data: bytes, values: list[Any]) -> Any:
-    return _RefUnpickler(data, values).load()
-
-
-def _restore_argument(data: bytes, values: list[Any]) -> Any:
-    return _PortableArgument(_restore(data, values))
-
-
-class _Portable:
-    """A value holding ObjectRefs; pickled with the refs' values instead of the refs.
-
-    Unpickling puts the values into the object store again (when Ray is initialized) and gives
-    the plain value back, refs and all: what a reader of a stored output wants.
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        refs: list[Any] = []
-        buffer = io.BytesIO()
-        _RefPickler(buffer, refs).dump(self.value)
-        values = [portable(v) for v in ray.get(refs)] if refs else []
-        return (_restore, (buffer.getvalue(), values))
-
-
-class _PortableArgument(_Portable):
-    """Like :class:`_Portable`, but it stays wrapped through any number of picklings.
-
-    For task arguments: they travel (driver, coordinator, storage, workers) and every stored copy
-    must keep the values; :class:`RayFunction` unwraps them where it knows they are.
-    """
-
-    __slots__ = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        _, args = super().__reduce__()
-        return (_restore_argument, args)
-
-
-def portable(value: Any, *, argument: bool = False) -> Any:
-    """``value``, wrapped if it holds ObjectRefs, so that pickling keeps their values.
-
-    Args:
-        value: any value.
-        argument: a task argument, which stays wrapped when unpickled; else (an output) the
-            plain value comes back.
-    """
-    if isinstance(value, (*_ATOMS, _Portable)):
-        return value
-    wrapper = _PortableArgument if argument else _Portable
-    if isinstance(value, ray.ObjectRef):
-        return wrapper(value)
-    try:
-        _RefScanner().dump(value)
-    except _Found:
-        return wrapper(value)
-    except Exception:  # unpicklable: the store names the culprit when it writes the value
-        return value
-    return value
-
-
-def unwrap(value: Any) -> Any:
-    """The value inside a :func:`portable` wrapper (or ``value`` itself)."""
-    return value.value if isinstance(value, _Portable) else value
 
 
 # --- the task function --------------------------------------------------------------------------
@@ -340,7 +214,10 @@ def convert(obj: Any) -> DAGNode | None:
 
 
 def _function_children(node: Any) -> list[Any]:
-    return [n for n in getattr(node, "_upstream_nodes", []) if isinstance(n, FunctionNode)]
+    children = getattr(node, "_upstream_nodes", None)  # Ray >= 2.30; a scan before that
+    if children is None:
+        children = node._get_all_child_nodes()
+    return [n for n in children if isinstance(n, FunctionNode)]
 
 
 def _convert_tree(root: Any) -> None:

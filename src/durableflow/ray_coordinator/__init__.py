@@ -1,0 +1,51 @@
+"""Workflows on Ray, driven from inside the cluster so that they outlive the driver.
+
+On Ray, the ``workflow`` facade does not drive workflows from the driver process: it asks the
+cluster's coordinator, a detached actor (``durableflow_coordinator`` in the Ray namespace
+``durableflow``, pinned to the head node, no CPU), to run them. The coordinator keeps one
+:class:`~durableflow.client.Client` per storage, on the Ray executor. Hence:
+
+- a driver that exits or is killed does not stop its workflows;
+- ``run_async`` / ``resume_async`` / ``get_output_async`` return ``ray.ObjectRef`` s, so
+  ``ray.get(workflow.run_async(dag))`` works;
+- the coordinator owns the workflows' leases; when the cluster dies its leases die with it, so
+  ``get_status`` / ``list_all`` read RESUMABLE (at once on the same host, after the lease TTL
+  elsewhere) and ``resume`` / ``resume_all`` from a new cluster on the same storage finish them.
+
+Everything else (status, metadata, listing, cancel, delete, a blocking ``get_output``) reads and
+writes the storage from the driver, as without Ray.
+
+Modules: :mod:`.actor` (the coordinator itself), :mod:`.driver` (reaching it, routing calls).
+Ray is imported lazily here: :mod:`durableflow.executors.ray` is where it is imported.
+"""
+
+from durableflow.ray_coordinator.actor import NAME, NAMESPACE, Coordinator, Settings
+from durableflow.ray_coordinator.driver import (
+    can_auto_route,
+    coordinator,
+    get_output_async,
+    is_ray_workflow,
+    result,
+    resume_all,
+    resume_async,
+    run_async,
+    shutdown_coordinator,
+    uses_ray,
+)
+
+__all__ = [
+    "NAME",
+    "NAMESPACE",
+    "Coordinator",
+    "Settings",
+    "can_auto_route",
+    "coordinator",
+    "get_output_async",
+    "is_ray_workflow",
+    "result",
+    "resume_all",
+    "resume_async",
+    "run_async",
+    "shutdown_coordinator",
+    "uses_ray",
+]
