@@ -26,6 +26,17 @@ import ray
 from durableflow import Client, WorkflowStatus, workflow
 
 DRIVER = Path(__file__).with_name("lifetime_driver.py")
+try:  # the S3 test servers' dummy credentials, for the cluster's workers
+    from durableflow.testing.s3server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+
+    S3_ENV = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+except ImportError:
+    S3_ENV = {}
 WORKFLOWS = 3
 
 
@@ -67,7 +78,7 @@ class Cluster:
             f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
         ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | S3_ENV
         self.process = subprocess.Popen(
             command,
             env=env,
@@ -120,13 +131,15 @@ def cluster() -> Iterator[Cluster]:
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def start_driver(cluster: Cluster, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    storage, log, gate = tmp_path / "store", tmp_path / "runs.log", tmp_path / "gate"
+def start_driver(
+    cluster: Cluster, tmp_path: Path, storage: str, *extra: str
+) -> subprocess.Popen[str]:
+    log, gate = tmp_path / "runs.log", tmp_path / "gate"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     errors = tmp_path / "driver.err"
     with open(errors, "w") as stderr:
         driver = subprocess.Popen(
-            [sys.executable, str(DRIVER), cluster.address, str(storage), str(log), str(gate),
+            [sys.executable, str(DRIVER), cluster.address, storage, str(log), str(gate),
              str(WORKFLOWS), *extra],
             stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
         )  # fmt: skip
@@ -158,14 +171,14 @@ def expected(i: int) -> str:
     return f"w{i}-payload:3"
 
 
-def test_a_killed_driver_does_not_stop_its_workflows(cluster, tmp_path):
-    driver = start_driver(cluster, tmp_path)
+def test_a_killed_driver_does_not_stop_its_workflows(cluster, tmp_path, storage_dir):
+    driver = start_driver(cluster, tmp_path, str(storage_dir))
     log, gate = tmp_path / "runs.log", tmp_path / "gate"
     wait_until(lambda: all(runs(log).get(f"start w{i} 3") for i in range(WORKFLOWS)))
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     gate.touch()  # the workflows go on only now, with their driver dead
-    client = Client(str(tmp_path / "store"))
+    client = Client(str(storage_dir))
     try:
         for i in range(WORKFLOWS):
             assert client.get_output(f"w{i}", timeout=120) == expected(i)
@@ -176,15 +189,15 @@ def test_a_killed_driver_does_not_stop_its_workflows(cluster, tmp_path):
 
 
 def test_a_stopped_cluster_leaves_workflows_resumable_and_a_new_cluster_finishes_them(
-    cluster, tmp_path
+    storage_url, cluster, tmp_path
 ):
-    driver = start_driver(cluster, tmp_path, "--exit")
+    driver = start_driver(cluster, tmp_path, storage_url, "--exit")
     assert driver.wait(timeout=60) == 0  # the driver is gone before anything below
     log, gate = tmp_path / "runs.log", tmp_path / "gate"
     wait_until(lambda: all(runs(log).get(f"start w{i} 3") for i in range(WORKFLOWS)))
     cluster.stop()
 
-    storage = str(tmp_path / "store")
+    storage = storage_url
     client = Client(storage)
     try:
         for i in range(WORKFLOWS):
