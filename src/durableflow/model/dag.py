@@ -313,7 +313,7 @@ def flatten(
                 if id(child) not in assigned:
                     stack.append((child, False))
             continue
-        upstream: list[str] = []
+        upstream: dict[str, None] = {}  # ordered and O(1) to test: a gather has 10,000s
         leaf = functools.partial(_substitute_leaf, substitute, upstream)
         args = map_values(node.args, leaf)
         kwargs = map_values(node.kwargs, leaf)
@@ -323,10 +323,12 @@ def flatten(
     return FlatDAG(assigned[id(root_node)], tuple(specs))
 
 
-def _substitute_leaf(substitute: Callable[[Any], Any], upstream: list[str], value: Any) -> Any:
+def _substitute_leaf(
+    substitute: Callable[[Any], Any], upstream: dict[str, None], value: Any
+) -> Any:
     out = substitute(value)
-    if isinstance(out, TaskRef) and out.task_id not in upstream:
-        upstream.append(out.task_id)
+    if isinstance(out, TaskRef):
+        upstream[out.task_id] = None
     return out
 
 
