@@ -25,7 +25,15 @@ try:
 except ImportError:  # pragma: no cover - CI installs Ray
     if os.environ.get("CI") or os.environ.get("DURABLEFLOW_REQUIRE_RAY"):
         raise
-    pytest.skip("Ray is not installed (pip install 'durableflow[ray]')", allow_module_level=True)
+    NO_RAY = "tests/ray skipped: Ray is not installed (pip install 'durableflow[ray]')"
+    collect_ignore_glob = ["test_*.py"]
+
+    def pytest_report_header() -> str:
+        return NO_RAY
+
+    def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+        terminalreporter.write_line(NO_RAY)
+
 
 import uuid  # noqa: E402
 

@@ -9,6 +9,7 @@ stopped by PID: its ``ray start`` process and every process below it, never ``ra
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -75,9 +76,10 @@ class Cluster:
             sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
             f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
             f"--temp-dir={temp_dir}", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
-            f"--ray-client-server-port={free_port()}", f"--dashboard-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
         ]  # fmt: skip
+        if importlib.util.find_spec("grpc") is not None:  # a Ray client server: not on 10001
+            command.append(f"--ray-client-server-port={free_port()}")
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | S3_ENV
         self.process = subprocess.Popen(
             command,

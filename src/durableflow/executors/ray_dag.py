@@ -202,7 +202,8 @@ def convert(obj: Any) -> DAGNode | None:
             return node
     if isinstance(obj, RayInputAttributeNode):
         kind = "attr" if getattr(obj, "_accessor_method", "") == "__getattr__" else "item"
-        return InputAttributeNode(obj.key, kind)
+        key = obj._key if hasattr(obj, "_key") else obj.key  # no ``key`` property before 2.30
+        return InputAttributeNode(key, kind)
     if isinstance(obj, RayInputNode):
         return InputNode()
     if isinstance(obj, RayDAGNode):
