@@ -143,7 +143,16 @@ def main(argv: list[str] | None = None) -> int:
             "profile": profile,
             "profile_sizes": PROFILES[profile].__dict__,
             "command": " ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
-            "configs": [c.describe() | {"max_size": c.max_size} for c in configs],
+            "configs": [
+                c.describe()
+                | {
+                    "max_size": c.max_size,
+                    "max_store": c.max_store,
+                    "max_workflows": c.max_workflows,
+                    "repeats": c.repeats,
+                }
+                for c in configs
+            ],
             "scenarios": scenarios,
         },
         "results": rows,

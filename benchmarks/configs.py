@@ -133,6 +133,10 @@ class Config:
     """Largest size a scenario runs at here (slow backends), None for no cap."""
     max_store: int | None = None
     """Largest stored-workflow count for the management scenario."""
+    max_workflows: int | None = None
+    """Largest number of one-task workflows for the tiny scenario."""
+    repeats: int | None = None
+    """Timed runs per case here (slow backends), None for the profile's."""
     management: bool = True
     """Run the management scenario (read-only calls: one mode per storage is enough)."""
 
@@ -192,7 +196,9 @@ CONFIGS: list[Config] = [
         S3Backend,
         needs=("durableflow.storage.s3", "durableflow.testing.s3server", "boto3"),
         max_size=1_000,
-        max_store=10_000,
+        max_store=1_000,
+        max_workflows=100,
+        repeats=3,
     ),
     Config(
         "file+ray",
@@ -202,6 +208,8 @@ CONFIGS: list[Config] = [
         lambda w: FileBackend(w, fsync=True),
         needs=("durableflow.executors.ray", "ray"),
         max_size=1_000,
+        max_workflows=100,
+        repeats=3,
         management=False,  # the executor does not take part in management calls
     ),
 ]

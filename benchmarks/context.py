@@ -150,11 +150,20 @@ class Context:
         self._storages: list[Storage] = []
 
     def sizes(self, sizes: tuple[int, ...], cap: int | None = None) -> list[int]:
+        """The sizes up to ``cap`` (default: the config's ``max_size``), two at least.
+
+        When the cap leaves one size, a tenth of it comes first, so that growth is visible.
+        """
         cap = cap if cap is not None else self.config.max_size
         kept = [s for s in sizes if cap is None or s <= cap]
-        return kept or [min(sizes)]
+        if len(kept) >= 2:
+            return kept
+        top = kept[0] if kept else min(cap or min(sizes), min(sizes))
+        return [max(1, top // 10), top] if top > 1 else [top]
 
     def repeats(self, size: int) -> int:
+        if self.config.repeats is not None:
+            return self.config.repeats
         return self.profile.repeats_large if size >= 10_000 else self.profile.repeats
 
     def open(self, name: str, *, bulk: bool = False) -> Storage:

@@ -119,7 +119,7 @@ def _dag_scenario(ctx: Context, kind: str, sizes: tuple[int, ...]) -> list[Resul
             "python": python_seconds(functools.partial(python, n), ctx.profile.repeats)
         }
         if ctx.ray:
-            baselines["ray.remote"] = _ray_seconds(kind, n, ctx.profile.repeats)
+            baselines["ray.remote"] = _ray_seconds(kind, n, ctx.repeats(n))
         # One write per task straight to the backend: the floor any checkpointing engine pays.
         baselines["raw writes"] = ctx.raw_writes(
             tasks_per_run, 100, threads=1 if kind == "chain" else 8
@@ -159,7 +159,7 @@ def tiny(ctx: Context) -> list[Result]:
     """3. N one-task workflows, one after another and from several threads: workflows/s."""
     results = []
     threads = ctx.profile.tiny_threads
-    for n in ctx.sizes(ctx.profile.tiny):
+    for n in ctx.sizes(ctx.profile.tiny, cap=ctx.config.max_workflows or ctx.config.max_size):
         for variant, workers in (("sequential", 1), (f"{threads} threads", threads)):
             name = f"tiny-{n}-{workers}"
             storage, client = ctx.counted_client(name)
@@ -252,7 +252,7 @@ def payload(ctx: Context) -> list[Result]:
 
         m = measure(
             run,
-            repeats=ctx.profile.repeats_large,
+            repeats=ctx.config.repeats or ctx.profile.repeats_large,
             setup=setup,
             storage=storage,
             sync=ctx.sync,

@@ -118,7 +118,7 @@ def _management_at(ctx: Context, size: int, rng: random.Random) -> list[Result]:
     ]
     notes = [f"store: {how}", "reads are warm (the store was just written)"]
     results = []
-    repeats = ctx.profile.repeats
+    repeats = ctx.config.repeats or ctx.profile.repeats
     for label, call, base in listings:
         results.append(
             ctx.result(
