@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import ray
 
-from durableflow import WorkflowCancellationError, WorkflowStatus
+from durableflow import WorkflowCancellationError, WorkflowStatus, workflow
+from durableflow.executors.packing import pack, unpack
 from durableflow.executors.ray import RayExecutor, ray_task_options
-from durableflow.model.dag import TaskRef
+from durableflow.model.dag import TaskRef, flatten
 from durableflow.runtime.worker import TaskCall, execute_task
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -33,6 +34,11 @@ def env_value(name: str) -> str:
 
 def double(x: int) -> int:
     return 2 * x
+
+
+@workflow.task
+def native_add(a: object, b: object) -> object:
+    return (a, b)
 
 
 def test_ray_options_keep_the_tasks_and_switch_ray_retries_off():
@@ -167,3 +173,37 @@ def test_cancel_stops_a_running_ray_task(wf, tmp_path):
 def sleeper(started: str) -> None:
     Path(started).touch()
     time.sleep(300)
+
+
+@ray.remote
+def inc(x: int) -> int:
+    return x + 1
+
+
+def chain(length: int):  # type: ignore[no-untyped-def]
+    node = inc.bind(0)
+    for _ in range(length - 1):
+        node = inc.bind(node)
+    return node
+
+
+@ray.remote
+def continue_with_chain(length: int):  # type: ignore[no-untyped-def]
+    return workflow.continuation(chain(length))
+
+
+def test_dags_deeper_than_the_pickle_recursion_limit_run(storage_dir):
+    workflow.init(str(storage_dir), executor="ray")
+    try:
+        assert workflow.run(chain(300), workflow_id="deep") == 300
+        assert workflow.run(continue_with_chain.bind(300), workflow_id="deep-continuation") == 300
+    finally:
+        workflow.shutdown()
+
+
+def test_packing_keeps_shared_nodes_shared():
+    shared = native_add.bind(1, 2)
+    root = native_add.bind(shared, {"again": [shared]})
+    rebuilt = unpack(pack(root))
+    assert rebuilt.args[0] is rebuilt.args[1]["again"][0]
+    assert flatten(rebuilt).specs == flatten(root).specs

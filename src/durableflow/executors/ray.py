@@ -39,7 +39,9 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
     ) from err
 
 from durableflow.executors.base import Executor
-from durableflow.executors.ray_dag import unwrap
+from durableflow.executors.packing import PackedDAG, pack, unpack
+from durableflow.executors.ray_dag import unwrap  # also lets Ray take workflow.options() again
+from durableflow.model.dag import TaskNode
 
 __all__ = ["RayExecutor", "ray_task_options"]
 
@@ -83,6 +85,8 @@ def _run_attempt(
     wanted = call.return_value
     call.return_value = True  # we want the value here, to leave it in the object store
     outcome = fn(call)
+    if isinstance(getattr(outcome, "continuation", None), TaskNode):
+        outcome.continuation = pack(outcome.continuation)  # a deep DAG pickles only packed
     if not getattr(outcome, "has_value", False):
         return outcome, None
     value = unwrap(outcome.value)
@@ -170,6 +174,8 @@ class RayExecutor(Executor):
                     future.set_exception(error)
                     return
                 outcome = ray_future.result()
+                if isinstance(getattr(outcome, "continuation", None), PackedDAG):
+                    outcome.continuation = unpack(outcome.continuation)
                 if getattr(outcome, "kind", None) == "ok" and hasattr(outcome, "value_ref"):
                     outcome.value_ref = value_ref
                 future.set_result(outcome)

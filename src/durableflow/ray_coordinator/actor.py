@@ -24,6 +24,7 @@ import cloudpickle
 
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
+from durableflow.executors.packing import PackedDAG, unpack
 
 __all__ = ["NAME", "NAMESPACE", "Coordinator", "Settings", "version"]
 
@@ -150,6 +151,8 @@ class Coordinator:
         metadata: dict[str, Any] | None,
     ) -> None:
         """Store and claim a new workflow (or resume a stored one) and start running it."""
+        if isinstance(dag, PackedDAG):
+            dag = unpack(dag)
         try:
             future = self._client(settings).run_async(
                 dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs

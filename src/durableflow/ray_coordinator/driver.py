@@ -10,7 +10,8 @@ from typing import Any
 
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
-from durableflow.model.dag import as_node
+from durableflow.executors.packing import pack
+from durableflow.model.dag import TaskNode, as_node
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.status import WorkflowStatus
 from durableflow.ray_coordinator.actor import NAME, NAMESPACE, Coordinator, Settings, version
@@ -168,9 +169,10 @@ def run_async(
 
     actor = coordinator()
     node = as_node(dag) or dag  # converted here, so the cluster needs no converter
+    shipped = pack(node) if isinstance(node, TaskNode) else node  # deep DAGs pickle packed
     args = tuple(portable(a, argument=True) for a in args)  # ObjectRefs stored by value
     kwargs = {k: portable(v, argument=True) for k, v in kwargs.items()}
-    result(actor.start.remote(settings, node, args, kwargs, workflow_id, metadata))
+    result(actor.start.remote(settings, shipped, args, kwargs, workflow_id, metadata))
     return actor.wait.remote(settings, workflow_id)
 
 
