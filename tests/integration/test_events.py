@@ -42,7 +42,9 @@ def test_wait_for_event_output_is_the_event_and_it_is_acknowledged(wf, tmp_path,
         shout.bind(workflow.wait_for_event(FileListener, str(signal_file))), workflow_id="ev"
     )
     wait_until(lambda: workflow.get_status("ev") is WorkflowStatus.RUNNING)
-    signal_file.write_text("go")
+    staged = tmp_path / "signal.tmp"
+    staged.write_text("go")
+    staged.replace(signal_file)  # appears whole: the listener never reads a half-written file
     assert future.result(timeout=30) == "GO"
     assert (tmp_path / "ack").read_text() == "go"
     assert workflow.get_output("ev", task_id=poll_for_event.bind(FileListener).name) == "go"
