@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import functools
 import json
 import logging
-import operator
 import os
 import threading
 import time
@@ -20,10 +18,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from durableflow import config
+from durableflow.client.scheduling import SchedulingMixin
 from durableflow.errors import (
     WorkflowCancellationError,
     WorkflowError,
-    WorkflowExecutionError,
     WorkflowIncompleteError,
     WorkflowNotFoundError,
     WorkflowNotResumableError,
@@ -42,14 +40,19 @@ from durableflow.runtime.environment import (
     capture_environment,
     check_environment,
     environment_diff,
-    expand_environment,
 )
 from durableflow.runtime.inspection import task_rows
-from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper, is_alive
-from durableflow.runtime.scheduler import Scheduler
+from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper
+from durableflow.runtime.status import (
+    effective_status,
+    find_task_spec,
+    list_statuses,
+    stopped_error,
+    task_metadata,
+    workflow_metadata,
+)
 from durableflow.runtime.submission import submit_detached
 from durableflow.storage.base import Storage
-from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
@@ -80,7 +83,7 @@ def make_executor(spec: str | Executor | None) -> Executor:
     raise ValueError(f"unknown executor {spec!r}; expected thread, process or ray")
 
 
-class Client:
+class Client(SchedulingMixin):
     """Runs and manages the workflows of one storage.
 
     Args:
@@ -238,7 +241,12 @@ class Client:
         data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
         now = time.time()
         record = RunRecord(
-            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata,
+            workflow_id,
+            WorkflowStatus.PENDING,
+            flat.root,
+            now,
+            now,
+            user_metadata=metadata,
             runtime_env=capture_environment(flat, self.store),
         )
         run = self._new_run(record, flat)
@@ -396,19 +404,7 @@ class Client:
         return raw is None
 
     def _effective_status(self, record: RunRecord) -> WorkflowStatus:
-        if record.status not in ACTIVE:
-            return record.status
-        lease, raw = self.store.read_lease(record.workflow_id)
-        if raw is None:
-            # PENDING with no owner waits for a worker; RUNNING with no owner lost its runner.
-            return (
-                WorkflowStatus.PENDING
-                if record.status is WorkflowStatus.PENDING
-                else WorkflowStatus.RESUMABLE
-            )
-        if lease is None or not is_alive(lease):
-            return WorkflowStatus.RESUMABLE
-        return record.status
+        return effective_status(self.store, record)
 
     def get_status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's status; a workflow whose runner is gone reads RESUMABLE."""
@@ -462,7 +458,7 @@ class Client:
                 if task_id is None and status is WorkflowStatus.SUCCESSFUL:
                     return self.store.read_output(workflow_id, current.root_task_id)
                 if status not in ACTIVE:
-                    raise _stopped_error(current, status, task_id)
+                    raise stopped_error(current, status, task_id)
                 with self._lock:
                     active = self._active.get(workflow_id)
                 if active is not None and task_id is None:
@@ -481,87 +477,18 @@ class Client:
         return wait
 
     def _task_spec(self, workflow_id: str, task_id: str) -> Any:
-        for batch in self.store.read_specs(workflow_id).values():
-            for spec in batch.specs:
-                if spec.task_id == task_id:
-                    return spec
-        raise WorkflowNotFoundError(
-            f"workflow {workflow_id!r} has no task {task_id!r}",
-            workflow_id=workflow_id,
-            task_id=task_id,
-        )
+        return find_task_spec(self.store, workflow_id, task_id)
 
     def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
         """Status, user metadata and stats of a workflow, or of one of its tasks."""
         record = self._record(workflow_id)
-        status = self._effective_status(record)
         if task_id is None:
-            return {
-                "workflow_id": workflow_id,
-                "status": status.value,
-                "user_metadata": dict(record.user_metadata),
-                "stats": {
-                    "created_at": record.created_at,
-                    "start_time": record.start_time,
-                    "end_time": record.end_time,
-                    "updated_at": record.updated_at,
-                },
-                "error": record.error.to_json() if record.error else None,
-                "runtime_env": expand_environment(self.store, record.runtime_env),
-            }
-        spec = self._task_spec(workflow_id, task_id)
-        header = self.store.read_output_header(workflow_id, task_id)
-        error = self.store.read_task_error(workflow_id, task_id)
-        if header is not None:
-            task_status = "SUCCESSFUL"
-        elif error is not None:
-            task_status = "FAILED"
-        else:
-            task_status = "PENDING"
-        attempts = (header or {}).get("attempt") or (error.attempts if error else 0)
-        return {
-            "workflow_id": workflow_id,
-            "task_id": task_id,
-            "status": task_status,
-            "name": spec.name,
-            "task_options": spec.options.to_json(),
-            "user_metadata": dict(spec.options.metadata),
-            "stats": {
-                "start_time": (header or {}).get("start"),
-                "end_time": (header or {}).get("end"),
-            },
-            "attempts": attempts,
-            "error": error.error.to_json() if error else None,
-        }
+            return workflow_metadata(self.store, record)
+        return task_metadata(self.store, workflow_id, task_id)
 
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
-        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for.
-
-        Follows the readers' rule of the status index (:mod:`durableflow.storage.store`): the
-        entries of the inactive statuses asked for are trusted; a workflow with an active entry
-        (RUNNING, PENDING) or a dirty marker, always listed, is read from its run record.
-        """
-        wanted = parse_status_filter(status_filter)
-        found: dict[str, WorkflowStatus] = {}
-        check = set(self.store.list_dirty())
-        for status in WorkflowStatus:
-            if status in ACTIVE:
-                check.update(self.store.list_index(status))
-            elif wanted is None or status in wanted:
-                for workflow_id in self.store.list_index(status):
-                    found[workflow_id] = status
-        for workflow_id in check:
-            record = self.store.read_run(workflow_id)
-            if record is None:
-                found.pop(workflow_id, None)  # a new workflow's first entry, or a deleted one
-            else:
-                found[workflow_id] = self._effective_status(record)
-        if wanted is None:
-            result = list(found.items())
-        else:
-            result = [(wid, status) for wid, status in found.items() if status in wanted]
-        result.sort(key=operator.itemgetter(0))  # ids are unique: no need to compare statuses
-        return result
+        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
+        return list_statuses(self.store, parse_status_filter(status_filter))
 
     # --- stopping and removing ----------------------------------------------------------------
     def cancel(self, workflow_id: str, timeout: float = 30.0) -> None:
@@ -683,8 +610,14 @@ class Client:
             self.storage.close()
 
     # --- operating: detached runs, schedules, environments (durableflow worker, CLI) ----------
-    def submit(self, dag: Any, *args: Any, workflow_id: str | None = None,
-               metadata: dict[str, Any] | None = None, **kwargs: Any) -> str:
+    def submit(
+        self,
+        dag: Any,
+        *args: Any,
+        workflow_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
         """Store a DAG as a PENDING workflow for a worker to run, and return its id at once.
 
         Nothing runs in this process (start one with ``durableflow worker``). Task functions
@@ -706,7 +639,12 @@ class Client:
         data = self.store.encode_specs(workflow_id, flat)
         now = time.time()
         record = RunRecord(
-            workflow_id, WorkflowStatus.PENDING, flat.root, now, now, user_metadata=metadata,
+            workflow_id,
+            WorkflowStatus.PENDING,
+            flat.root,
+            now,
+            now,
+            user_metadata=metadata,
             runtime_env=capture_environment(flat, self.store),
         )
         return submit_detached(self.store, self.leases, record, data)
@@ -726,92 +664,16 @@ class Client:
         Continuation tasks follow the task that returned them, with ``parent`` and ``depth``.
         """
         status = self.get_status(workflow_id)
-        return task_rows(self.store, workflow_id, active=status in ACTIVE,
-                         successful=status is WorkflowStatus.SUCCESSFUL)
+        return task_rows(
+            self.store,
+            workflow_id,
+            active=status in ACTIVE,
+            successful=status is WorkflowStatus.SUCCESSFUL,
+        )
 
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""
         return environment_diff(self.store, workflow_id, self._record(workflow_id).runtime_env)
-
-    @functools.cached_property
-    def scheduler(self) -> Scheduler:
-        """The schedules stored on this Client's storage."""
-        schedules = ScheduleStore(self.storage, self.store.serializer)
-        return Scheduler(schedules, self._submit_flat, self._status_of)
-
-    def _status_of(self, workflow_id: str) -> WorkflowStatus | None:
-        record = self.store.read_run(workflow_id)
-        return None if record is None else self._effective_status(record)
-
-    def schedule(
-        self,
-        name: str,
-        dag: Any,
-        *,
-        cron: str | None = None,
-        every: Any = None,
-        timezone: str = "UTC",
-        catchup: str = "latest",
-        overlap: str = "skip",
-        grace: float = 60.0,
-        max_catchup: int = 100,
-        metadata: dict[str, Any] | None = None,
-        replace: bool = False,
-    ) -> dict[str, Any]:
-        """Run a workflow on a schedule; workers (``durableflow worker``) fire it.
-
-        Each tick runs the workflow ``<name>@<tick in UTC>``, at most once.
-
-        Args:
-            name: the schedule's name (letters, digits, ``_ . -``).
-            dag: a DAG (from ``.bind()``), or a callable returning one; a callable that takes a
-                parameter is given the tick as an aware datetime.
-            cron: a five-field cron expression, read on ``timezone``'s wall clock.
-            every: an interval instead: seconds, a timedelta, or a string such as ``"5m"``.
-            timezone: an IANA zone name; UTC by default.
-            catchup: ticks missed while no worker ran: "skip", "latest" (run the newest) or "all".
-            overlap: a tick while the previous run still goes: "skip" or "allow".
-            grace: seconds a tick may be late and still run under ``catchup="skip"``.
-            max_catchup: under ``catchup="all"``, the most missed ticks run.
-            metadata: copied into each run's metadata (with ``schedule`` and ``scheduled_time``).
-            replace: overwrite a schedule of the same name (its firing cursor is kept).
-
-        Returns:
-            The schedule's description, as :meth:`get_schedule`.
-        """
-        self.scheduler.add(name, dag, cron=cron, every=every, timezone=timezone, catchup=catchup,
-                           overlap=overlap, grace=grace, max_catchup=max_catchup, metadata=metadata,
-                           replace=replace)
-        return self.scheduler.describe(name)
-
-    def get_schedule(self, name: str) -> dict[str, Any]:
-        """A schedule and where its firing stands (next tick, last run, counts)."""
-        return self.scheduler.describe(name)
-
-    def list_schedules(self) -> list[dict[str, Any]]:
-        """Every schedule of the storage, as :meth:`get_schedule`."""
-        return [self.scheduler.describe(name) for name in self.scheduler.names()]
-
-    def pause_schedule(self, name: str) -> None:
-        """Stop firing a schedule until :meth:`resume_schedule`."""
-        self.scheduler.set_paused(name, True)
-
-    def resume_schedule(self, name: str) -> None:
-        """Fire a paused schedule again, from now on (ticks missed while paused are skipped)."""
-        self.scheduler.set_paused(name, False)
-
-    def remove_schedule(self, name: str) -> None:
-        """Delete a schedule; the workflows it started are kept."""
-        self.scheduler.remove(name)
-
-    def fire_schedules(self, now: float | None = None) -> list[str]:
-        """Submit the due ticks of every schedule as PENDING workflows (workers call this).
-
-        Returns:
-            The ids of the workflows submitted.
-        """
-        firings = self.scheduler.fire_due(time.time() if now is None else now)
-        return [workflow_id for firing in firings for workflow_id in firing.started]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -836,29 +698,3 @@ def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[s
             f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}"
         ) from None
     return metadata
-
-
-def _stopped_error(record: RunRecord, status: WorkflowStatus, task_id: str | None) -> WorkflowError:
-    wid = record.workflow_id
-    what = f"task {task_id!r} of workflow {wid!r}" if task_id else f"workflow {wid!r}"
-    if status is WorkflowStatus.CANCELED:
-        return WorkflowCancellationError(
-            f"{what} has no output: the workflow was canceled", workflow_id=wid, task_id=task_id
-        )
-    if status is WorkflowStatus.FAILED:
-        cause = record.error.summary() if record.error else "unknown error"
-        failed = record.error.task_id if record.error else None
-        return WorkflowExecutionError(
-            f"{what} has no output: task {failed!r} failed: {cause}",
-            workflow_id=wid,
-            task_id=task_id or failed,
-        )
-    if task_id is not None and status is WorkflowStatus.SUCCESSFUL:
-        return WorkflowNotFoundError(
-            f"{what} has no output (not checkpointed)", workflow_id=wid, task_id=task_id
-        )
-    return WorkflowIncompleteError(
-        f"{what} has no output: the workflow is {status.value}; resume it",
-        workflow_id=wid,
-        task_id=task_id,
-    )

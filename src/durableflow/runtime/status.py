@@ -1,0 +1,165 @@
+"""Read-only answers about stored workflows: effective status, listings, metadata.
+
+Every answer comes from storage alone, so any process that reaches the storage gives the same
+one. A RUNNING or PENDING record is checked against its lease: a workflow whose runner is gone
+reads RESUMABLE (at once on the runner's host, after the lease expires elsewhere).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from durableflow.errors import (
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowExecutionError,
+    WorkflowIncompleteError,
+    WorkflowNotFoundError,
+)
+from durableflow.model.dag import TaskSpec
+from durableflow.model.records import RunRecord
+from durableflow.model.status import ACTIVE, WorkflowStatus
+from durableflow.runtime.environment import expand_environment
+from durableflow.runtime.lease import is_alive
+from durableflow.storage.store import WorkflowStore
+
+__all__ = [
+    "effective_status",
+    "find_task_spec",
+    "list_statuses",
+    "stopped_error",
+    "task_metadata",
+    "workflow_metadata",
+]
+
+
+def effective_status(store: WorkflowStore, record: RunRecord) -> WorkflowStatus:
+    """The status of a workflow, its run record checked against its lease."""
+    if record.status not in ACTIVE:
+        return record.status
+    lease, raw = store.read_lease(record.workflow_id)
+    if raw is None:
+        # PENDING with no owner waits for a worker; RUNNING with no owner lost its runner.
+        if record.status is WorkflowStatus.PENDING:
+            return WorkflowStatus.PENDING
+        return WorkflowStatus.RESUMABLE
+    if lease is None or not is_alive(lease):
+        return WorkflowStatus.RESUMABLE
+    return record.status
+
+
+def list_statuses(
+    store: WorkflowStore, wanted: frozenset[WorkflowStatus] | None
+) -> list[tuple[str, WorkflowStatus]]:
+    """``[(workflow_id, status)]`` sorted by id, for the statuses ``wanted`` (None: all).
+
+    Follows the readers' rule of the status index (:mod:`durableflow.storage.store`): the
+    entries of the inactive statuses asked for are trusted; a workflow with an active entry
+    (RUNNING, PENDING) or a dirty marker, always listed, is read from its run record.
+    """
+    found: dict[str, WorkflowStatus] = {}
+    check = set(store.list_dirty())
+    for status in WorkflowStatus:
+        if status in ACTIVE:
+            check.update(store.list_index(status))
+        elif wanted is None or status in wanted:
+            for workflow_id in store.list_index(status):
+                found[workflow_id] = status
+    for workflow_id in check:
+        record = store.read_run(workflow_id)
+        if record is None:
+            found.pop(workflow_id, None)  # a new workflow's first entry, or a deleted one
+        else:
+            found[workflow_id] = effective_status(store, record)
+    if wanted is None:
+        result = list(found.items())
+    else:
+        result = [(wid, status) for wid, status in found.items() if status in wanted]
+    result.sort(key=operator.itemgetter(0))  # ids are unique: no need to compare statuses
+    return result
+
+
+def find_task_spec(store: WorkflowStore, workflow_id: str, task_id: str) -> TaskSpec:
+    """The stored spec of one task.
+
+    Raises:
+        WorkflowNotFoundError: the workflow has no such task.
+    """
+    for batch in store.read_specs(workflow_id).values():
+        for spec in batch.specs:
+            if spec.task_id == task_id:
+                return spec
+    raise WorkflowNotFoundError(
+        f"workflow {workflow_id!r} has no task {task_id!r}",
+        workflow_id=workflow_id,
+        task_id=task_id,
+    )
+
+
+def workflow_metadata(store: WorkflowStore, record: RunRecord) -> dict[str, Any]:
+    """``get_metadata`` of a workflow: status, user metadata, stats, error, environment."""
+    return {
+        "workflow_id": record.workflow_id,
+        "status": effective_status(store, record).value,
+        "user_metadata": dict(record.user_metadata),
+        "stats": {
+            "created_at": record.created_at,
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+            "updated_at": record.updated_at,
+        },
+        "error": record.error.to_json() if record.error else None,
+        "runtime_env": expand_environment(store, record.runtime_env),
+    }
+
+
+def task_metadata(store: WorkflowStore, workflow_id: str, task_id: str) -> dict[str, Any]:
+    """``get_metadata`` of a task: its options, user metadata, stats, attempts, last error."""
+    spec = find_task_spec(store, workflow_id, task_id)
+    header = store.read_output_header(workflow_id, task_id) or {}
+    error = store.read_task_error(workflow_id, task_id)
+    if header:
+        task_status = "SUCCESSFUL"
+    elif error is not None:
+        task_status = "FAILED"
+    else:
+        task_status = "PENDING"
+    return {
+        "workflow_id": workflow_id,
+        "task_id": task_id,
+        "status": task_status,
+        "name": spec.name,
+        "task_options": spec.options.to_json(),
+        "user_metadata": dict(spec.options.metadata),
+        "stats": {"start_time": header.get("start"), "end_time": header.get("end")},
+        "attempts": header.get("attempt") or (error.attempts if error else 0),
+        "error": error.error.to_json() if error else None,
+    }
+
+
+def stopped_error(record: RunRecord, status: WorkflowStatus, task_id: str | None) -> WorkflowError:
+    """The error ``get_output`` raises for a workflow that stopped without an output."""
+    wid = record.workflow_id
+    what = f"task {task_id!r} of workflow {wid!r}" if task_id else f"workflow {wid!r}"
+    if status is WorkflowStatus.CANCELED:
+        return WorkflowCancellationError(
+            f"{what} has no output: the workflow was canceled", workflow_id=wid, task_id=task_id
+        )
+    if status is WorkflowStatus.FAILED:
+        cause = record.error.summary() if record.error else "unknown error"
+        failed = record.error.task_id if record.error else None
+        return WorkflowExecutionError(
+            f"{what} has no output: task {failed!r} failed: {cause}",
+            workflow_id=wid,
+            task_id=task_id or failed,
+        )
+    if task_id is not None and status is WorkflowStatus.SUCCESSFUL:
+        return WorkflowNotFoundError(
+            f"{what} has no output (not checkpointed)", workflow_id=wid, task_id=task_id
+        )
+    return WorkflowIncompleteError(
+        f"{what} has no output: the workflow is {status.value}; resume it",
+        workflow_id=wid,
+        task_id=task_id,
+    )
