@@ -22,6 +22,10 @@ class Executor(abc.ABC):
     name: str = "executor"
     shares_memory: bool = False
     """True when calls run in this process, so values pass by reference."""
+    max_in_flight: int | None = None
+    """Calls worth handing over at once (a few per worker); the engine keeps the rest until
+    earlier ones finish, so that a fan-out of 10,000 does not hold 10,000 pending calls.
+    None: no limit (a cluster schedules them itself)."""
 
     @abc.abstractmethod
     def submit(self, fn: Callable[[T], R], call: T, options: Mapping[str, Any]) -> Future[R]:

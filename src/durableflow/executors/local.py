@@ -37,9 +37,9 @@ class ThreadExecutor(Executor):
     shares_memory = True
 
     def __init__(self, max_workers: int | None = None) -> None:
-        self._pool = ThreadPoolExecutor(
-            max_workers=max_workers or default_workers(), thread_name_prefix="durableflow-task"
-        )
+        workers = max_workers or default_workers()
+        self.max_in_flight = 4 * workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="durableflow-task")
 
     def submit(self, fn: Callable[[T], R], call: T, options: Mapping[str, Any]) -> Future[R]:
         return self._pool.submit(fn, call)
@@ -68,6 +68,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or os.cpu_count() or 2
+        self.max_in_flight = 4 * self._max_workers
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         self._context = multiprocessing.get_context(method)
         self._lock = threading.Lock()

@@ -101,6 +101,8 @@ class WorkflowRun:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._futures: dict[str, Future[TaskOutcome]] = {}
+        self._backlog: collections.deque[SubmitTask] = collections.deque()
+        """Attempts decided but not handed to the executor yet (its max_in_flight is reached)."""
         self._specs: dict[str, TaskSpec] = {}
         self._values: dict[str, Any] = {}
         self._refs: dict[str, Any] = {}  # executor handles to outputs (Ray ObjectRefs)
@@ -221,6 +223,7 @@ class WorkflowRun:
             )
 
     def _drop_running(self) -> None:
+        self._backlog.clear()
         for future in self._futures.values():
             self.executor.cancel(future)
         self._futures.clear()
@@ -232,6 +235,7 @@ class WorkflowRun:
         if task is None or task.attempts != attempt or self._futures.get(task_id) is not future:
             return None  # an outcome nobody waits for any more
         del self._futures[task_id]
+        self._refill()
         error = future.exception()
         if error is not None:
             # The worker or an input object may be lost: retries read inputs from storage.
@@ -292,6 +296,19 @@ class WorkflowRun:
                 self._refs.pop(up, None)
 
     def _submit(self, command: SubmitTask) -> None:
+        """Hand an attempt to the executor, or keep it in order while its window is full."""
+        limit = self.executor.max_in_flight
+        if limit is not None and (self._backlog or len(self._futures) >= limit):
+            self._backlog.append(command)
+            return
+        self._ship(command)
+
+    def _refill(self) -> None:
+        limit = self.executor.max_in_flight
+        while self._backlog and (limit is None or len(self._futures) < limit):
+            self._ship(self._backlog.popleft())
+
+    def _ship(self, command: SubmitTask) -> None:
         spec = self._specs[command.task_id]
         shares = self.executor.shares_memory
         inputs = {}
