@@ -35,9 +35,10 @@ def run_prog(mode: str, config: dict, expect_kill: bool) -> dict | None:
 
 
 @pytest.fixture
-def config(tmp_path):
+def config(storage_url, tmp_path):
+    """Every crash test runs on each backend: file, SQLite and S3."""
     return {
-        "storage": f"file://{tmp_path / 'store'}",
+        "storage": storage_url,
         "workflow_id": "crashy",
         "log": str(tmp_path / "log"),
         "marker": str(tmp_path / "marker"),
