@@ -162,6 +162,14 @@ class Config:
 
 CONFIGS: list[Config] = [
     Config("memory", "memory", "none", "thread", lambda _w: MemoryBackend()),
+    Config(
+        "memory-inline",
+        "memory",
+        "none",
+        "inline",
+        lambda _w: MemoryBackend(),
+        management=False,  # a diagnostic: the engine alone, tasks run in its thread
+    ),
     Config("file", "file", "power", "thread", lambda w: FileBackend(w, fsync=True)),
     Config(
         "file-nofsync",

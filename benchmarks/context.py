@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.configs import Backend, Config, FileBackend, S3Backend, SQLiteBackend
-from benchmarks.harness import CountingStorage, Measurement, median, percentile
+from benchmarks.harness import (
+    CountingStorage,
+    InlineExecutor,
+    Measurement,
+    median,
+    percentile,
+)
 from durableflow import Client
 from durableflow.storage.base import Storage
 from durableflow.storage.urls import open_storage
@@ -176,7 +182,10 @@ class Context:
         """A Client of ``storage``; ``close_storage=False``: closing the Client leaves it open."""
         if not close_storage:
             storage = CountingStorage(storage, close_inner=False)
-        client = Client(storage, executor=self.config.executor)
+        executor: Any = self.config.executor
+        if executor == "inline":
+            executor = InlineExecutor()
+        client = Client(storage, executor=executor)
         self._clients.append(client)
         return client
 

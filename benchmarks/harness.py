@@ -16,11 +16,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from durableflow.executors.base import Executor
 from durableflow.storage.base import Storage
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -215,6 +217,31 @@ def settle(sync: bool) -> None:
     gc.collect()
     if sync:
         os.sync()
+
+
+# --- executors ---------------------------------------------------------------------------------
+
+
+class InlineExecutor(Executor):
+    """Runs each call in the engine's thread, at submission: no thread handoff at all.
+
+    A diagnostic, not a product executor (a running task would delay cancels): the difference
+    between the ``memory`` and ``memory-inline`` configs is the cost of handing each task to a
+    pool thread and its outcome back, which depends on how fast the machine wakes a thread.
+    """
+
+    name = "inline"
+    shares_memory = True
+
+    def submit(
+        self, fn: Callable[[Any], Any], call: Any, options: Mapping[str, Any]
+    ) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(call))
+        except BaseException as err:
+            future.set_exception(err)
+        return future
 
 
 # --- timing ------------------------------------------------------------------------------------
