@@ -91,10 +91,21 @@ def _read_metadata(folder: str) -> tuple[str, str] | None:
 def installed_distributions(paths: Iterable[str] | None = None) -> dict[str, str]:
     """``{normalized name: version}`` of the distributions importable from ``paths`` (sys.path).
 
-    The first one found wins, as for imports.
+    The first one found wins, as for imports. A path inside a ``site-packages`` folder of the
+    list is a package's private copy of its dependencies (Ray adds ``ray/thirdparty_files``,
+    holding psutil and colorama, to ``sys.path`` when imported): it is not what is installed,
+    and counting it would make the environment depend on whether Ray was imported yet.
     """
     found: dict[str, str] = {}
-    for path in sys.path if paths is None else paths:
+    candidates = [os.path.abspath(p or ".") for p in (sys.path if paths is None else paths)]
+    roots = [
+        p.rstrip(os.sep) + os.sep
+        for p in candidates
+        if os.path.basename(p.rstrip(os.sep)) in ("site-packages", "dist-packages")
+    ]
+    for path in candidates:
+        if any(path.startswith(root) for root in roots):
+            continue
         try:
             entries = os.scandir(path or ".")
         except OSError:
