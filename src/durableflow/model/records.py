@@ -179,6 +179,10 @@ class SlotRecord(LeaseRecord):
         """Parse JSON bytes."""
         data = json.loads(raw)
         return cls(
-            str(data["owner"]), str(data["host"]), int(data["pid"]), str(data["pid_start"]),
-            float(data["expires_at"]), str(data.get("workflow_id", "")),
+            str(data["owner"]),
+            str(data["host"]),
+            int(data["pid"]),
+            str(data["pid_start"]),
+            float(data["expires_at"]),
+            str(data.get("workflow_id", "")),
         )
