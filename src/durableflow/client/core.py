@@ -239,16 +239,7 @@ class Client(SchedulingMixin):
         if record is not None:
             return self._resume(workflow_id, inline=inline, record=record)
         data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
-        now = time.time()
-        record = RunRecord(
-            workflow_id,
-            WorkflowStatus.PENDING,
-            flat.root,
-            now,
-            now,
-            user_metadata=metadata,
-            runtime_env=capture_environment(flat, self.store),
-        )
+        record = self._new_record(workflow_id, flat, metadata)
         run = self._new_run(record, flat)
         run.stored_status = None
         queued = self._admit(workflow_id)
@@ -635,10 +626,10 @@ class Client(SchedulingMixin):
         self._submit_flat(workflow_id, flatten(dag, inputs=(args, kwargs)), metadata)
         return workflow_id
 
-    def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
-        data = self.store.encode_specs(workflow_id, flat)
+    def _new_record(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> RunRecord:
+        """The run record of a workflow about to be stored, with its runtime environment."""
         now = time.time()
-        record = RunRecord(
+        return RunRecord(
             workflow_id,
             WorkflowStatus.PENDING,
             flat.root,
@@ -647,6 +638,10 @@ class Client(SchedulingMixin):
             user_metadata=metadata,
             runtime_env=capture_environment(flat, self.store),
         )
+
+    def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
+        data = self.store.encode_specs(workflow_id, flat)
+        record = self._new_record(workflow_id, flat, metadata)
         return submit_detached(self.store, self.leases, record, data)
 
     def stop(self, workflow_id: str) -> bool:
