@@ -7,7 +7,6 @@ reads RESUMABLE (at once on the runner's host, after the lease expires elsewhere
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from durableflow.errors import (
@@ -76,7 +75,7 @@ def list_statuses(
         result = list(found.items())
     else:
         result = [(wid, status) for wid, status in found.items() if status in wanted]
-    result.sort(key=operator.itemgetter(0))  # ids are unique: no need to compare statuses
+    result.sort()
     return result
 
 

@@ -407,12 +407,13 @@ class FileStorage(Storage):
         except OSError as err:
             raise _os_error(err, prefix, "list") from err
         key_head = f"{head}/" if head else ""
-        # One pass in comprehensions: an index folder holds a file per workflow (100,000s).
-        named = [e for e in entries if e.name.startswith(name_prefix) and e.name[:1] != "."]
-        keys = [key_head + e.name for e in named if not e.is_dir(follow_symlinks=False)]
-        for entry in named:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.startswith(name_prefix):
+                continue
             if entry.is_dir(follow_symlinks=False):
                 keys.extend(self._walk(Path(entry.path), f"{key_head}{entry.name}/"))
+            else:
+                keys.append(f"{key_head}{entry.name}")
         keys.sort()
         return keys
 
