@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     profile = args.profile or ("quick" if args.quick else "full")
     configs = by_name(args.configs.split(",") if args.configs else None)
+    quick_skipped = []
+    if profile != "full" and not args.configs:
+        # A server or a cluster to start and seconds per task: named explicitly, or full runs.
+        quick_skipped = [c for c in configs if c.slow]
+        configs = [c for c in configs if not c.slow]
     scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
@@ -79,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    for config in quick_skipped:
+        note = f"slow: not in --profile {profile} unless named with --configs"
+        print(f"[{config.name}] skipped: {note}", file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = [
+        {"config": c.name, "reason": f"slow: not in --profile {profile} unless named"}
+        for c in quick_skipped
+    ]
     errors: list[dict[str, str]] = []
     extra: dict[str, Any] = {}
     for config in configs:

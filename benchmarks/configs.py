@@ -139,6 +139,8 @@ class Config:
     """Timed runs per case here (slow backends), None for the profile's."""
     management: bool = True
     """Run the management scenario (read-only calls: one mode per storage is enough)."""
+    slow: bool = False
+    """Left out of ``--quick`` unless named with ``--configs`` (a server or cluster to start)."""
 
     def unavailable(self) -> str | None:
         """Why this config cannot run here, or None."""
@@ -207,6 +209,7 @@ CONFIGS: list[Config] = [
         max_store=1_000,
         max_workflows=100,
         repeats=3,
+        slow=True,
     ),
     Config(
         "file+ray",
@@ -219,6 +222,7 @@ CONFIGS: list[Config] = [
         max_workflows=100,
         repeats=3,
         management=False,  # the executor does not take part in management calls
+        slow=True,
     ),
 ]
 
