@@ -18,9 +18,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from durableflow import config
+from durableflow.client.executors import make_executor
 from durableflow.client.scheduling import SchedulingMixin
+from durableflow.client.stopping import StoppingMixin
 from durableflow.errors import (
-    WorkflowCancellationError,
     WorkflowError,
     WorkflowIncompleteError,
     WorkflowNotFoundError,
@@ -29,7 +30,6 @@ from durableflow.errors import (
     WorkflowStillActiveError,
 )
 from durableflow.executors.base import Executor
-from durableflow.executors.local import ProcessExecutor, ThreadExecutor
 from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import EnvironmentDiff, validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
@@ -62,28 +62,9 @@ __all__ = ["Client"]
 log = logging.getLogger("durableflow")
 
 StatusFilter = str | WorkflowStatus | Iterable[str | WorkflowStatus] | None
-_EXECUTORS: dict[str, str] = {"ray": "durableflow.executors.ray:RayExecutor"}
 
 
-def make_executor(spec: str | Executor | None) -> Executor:
-    """An executor from a name (thread, process, ray) or an instance."""
-    if isinstance(spec, Executor):
-        return spec
-    name = (spec or config.executor_from_env()).lower()
-    if name == "thread":
-        return ThreadExecutor()
-    if name == "process":
-        return ProcessExecutor()
-    if name in _EXECUTORS:
-        import importlib
-
-        module, _, cls = _EXECUTORS[name].partition(":")
-        executor: Executor = getattr(importlib.import_module(module), cls)()
-        return executor
-    raise ValueError(f"unknown executor {spec!r}; expected thread, process or ray")
-
-
-class Client(SchedulingMixin):
+class Client(SchedulingMixin, StoppingMixin):
     """Runs and manages the workflows of one storage.
 
     Args:
@@ -480,88 +461,6 @@ class Client(SchedulingMixin):
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
         """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
         return list_statuses(self.store, parse_status_filter(status_filter))
-
-    # --- stopping and removing ----------------------------------------------------------------
-    def cancel(self, workflow_id: str, timeout: float = 30.0) -> None:
-        """Cancel a workflow: no new task starts; its status becomes CANCELED.
-
-        A finished (SUCCESSFUL) or already CANCELED workflow is left as it is. A workflow run by
-        another process is asked through storage; this waits up to ``timeout`` seconds for it.
-        """
-        record = self._record(workflow_id)
-        with self._lock:
-            active = self._active.get(workflow_id)
-            if active is not None and active in self._queue:
-                self._queue.remove(active)
-                queued = active
-            else:
-                queued = None
-        if queued is not None:
-            self._cancel_stopped(workflow_id)
-            queued[1].set_exception(
-                WorkflowCancellationError(
-                    f"workflow {workflow_id!r} was canceled", workflow_id=workflow_id
-                )
-            )
-            with self._lock:
-                self._active.pop(workflow_id, None)
-            return
-        if active is not None:
-            active[0].request_cancel()
-            try:
-                active[1].exception(timeout)
-            except TimeoutError:
-                log.warning(
-                    "workflow %s did not stop within %s s of its cancel", workflow_id, timeout
-                )
-            return
-        status = self._effective_status(record)
-        if status.is_terminal:
-            return
-        if status in ACTIVE and not self._unowned(workflow_id):
-            self.store.request_cancel(workflow_id)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.get_status(workflow_id) not in ACTIVE:
-                    break
-                time.sleep(0.05)
-            if self.get_status(workflow_id) is WorkflowStatus.RESUMABLE:
-                self._cancel_stopped(workflow_id)  # its runner died before it saw the request
-            return
-        self._cancel_stopped(workflow_id)
-
-    def _cancel_stopped(self, workflow_id: str) -> None:
-        """Cancel a workflow nobody runs: claim it so no resume races us, then write CANCELED."""
-        self.leases.claim(workflow_id, lambda: None)
-        try:
-            record = self._record(workflow_id)
-            self.store.request_cancel(workflow_id)
-            now = time.time()
-            self.store.set_status(
-                record.replace(status=WorkflowStatus.CANCELED, updated_at=now, end_time=now),
-                record.status,
-            )
-        finally:
-            self.leases.release(workflow_id)
-
-    def delete(self, workflow_id: str) -> None:
-        """Remove everything stored for a workflow; the id may then be reused.
-
-        Raises:
-            WorkflowStillActiveError: it is RUNNING or PENDING.
-        """
-        record = self._record(workflow_id)
-        status = self._effective_status(record)
-        if status in ACTIVE:
-            raise WorkflowStillActiveError(
-                f"workflow {workflow_id!r} is {status.value}; cancel it before deleting",
-                workflow_id=workflow_id,
-            )
-        self.leases.claim(workflow_id, lambda: None)
-        try:
-            self.store.delete_workflow(workflow_id, record.status)
-        finally:
-            self.leases.release(workflow_id)
 
     def close(self, wait: bool = True) -> None:
         """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""
