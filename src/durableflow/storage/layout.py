@@ -18,6 +18,9 @@ Layout version 1::
     v1/slots/<n>                           running slot n of the workers (JSON lease, create-only)
     v1/environments/<digest>               installed packages of a runtime environment (JSON,
                                            content-addressed, shared by the runs that record it)
+    v1/tombstones/<wid>                    a delete in progress (JSON): the id is gone for readers,
+                                           and the next delete, run or prune finishes it
+    v1/workers/<owner>                     a live worker's heartbeat (JSON: host, pid, expiry)
 
 DESIGN.md drew one folder per task (``tasks/<tid>/output``); flat ``outputs/`` and ``specs/``
 folders cost one directory fsync per checkpoint instead of two and let a resume learn every
@@ -50,6 +53,10 @@ __all__ = [
     "slots_prefix",
     "spec_key",
     "specs_prefix",
+    "tombstone_key",
+    "tombstones_prefix",
+    "worker_key",
+    "workers_prefix",
     "workflow_prefix",
     "workflows_prefix",
 ]
@@ -177,6 +184,26 @@ def slots_prefix() -> str:
 def slot_key(slot: int) -> str:
     """One running slot of the workers (``max_running_workflows`` across workers)."""
     return f"{_ROOT}/slots/{slot}"
+
+
+def tombstones_prefix() -> str:
+    """Prefix of the markers of deletes in progress."""
+    return f"{_ROOT}/tombstones/"
+
+
+def tombstone_key(workflow_id: str) -> str:
+    """The marker of a delete in progress: the workflow no longer exists for readers."""
+    return f"{_ROOT}/tombstones/{workflow_id}"
+
+
+def workers_prefix() -> str:
+    """Prefix of the workers' heartbeats."""
+    return f"{_ROOT}/workers/"
+
+
+def worker_key(owner: str) -> str:
+    """One worker's heartbeat."""
+    return f"{_ROOT}/workers/{owner}"
 
 
 def name_of(key: str) -> str:
