@@ -9,6 +9,8 @@ Layout version 1::
                                            a task id for the continuation that task returned
     v1/workflows/<wid>/outputs/<tid>       a task's checkpoint (create-only)
     v1/workflows/<wid>/errors/<tid>        the last failed attempt of a task (JSON)
+    v1/workflows/<wid>/attempts/<tid>      the task's latest attempt: number, start, end, outcome,
+                                           host and pid (JSON, written by the worker running it)
     v1/workflows/<wid>/events/<tid>        a received external event (create-only)
     v1/index/<STATUS>/<wid>                status index entry (empty)
     v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status)
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 __all__ = [
     "LAYOUT_VERSION",
+    "attempt_key",
+    "attempts_prefix",
     "cancel_key",
     "dirty_key",
     "dirty_prefix",
@@ -119,6 +123,16 @@ def errors_prefix(workflow_id: str) -> str:
 def error_key(workflow_id: str, task_id: str) -> str:
     """The record of a task's last failed attempt."""
     return f"{_ROOT}/workflows/{workflow_id}/errors/{task_id}"
+
+
+def attempts_prefix(workflow_id: str) -> str:
+    """Prefix of the workflow's attempt records."""
+    return f"{_ROOT}/workflows/{workflow_id}/attempts/"
+
+
+def attempt_key(workflow_id: str, task_id: str) -> str:
+    """The record of a task's latest attempt."""
+    return f"{_ROOT}/workflows/{workflow_id}/attempts/{task_id}"
 
 
 def event_key(workflow_id: str, task_id: str) -> str:
