@@ -87,13 +87,13 @@ def test_killed_after_the_last_checkpoint_before_the_final_status(config):
 
 
 # The final status change RUNNING -> SUCCESSFUL (path B of WorkflowStore.set_status), killed
-# before its first step and after each one: B1 run record, B1 new index entry, B2 old entry
-# removed.
+# before its first step and after each one: B1 run record (a compare-and-swap: the fence), B1
+# new index entry, B2 old entry removed.
 @pytest.mark.parametrize(
     ("kill", "status_after"),
     [
-        ({"op": "put", "key": "/run", "nth": 2, "when": "before"}, WorkflowStatus.RESUMABLE),
-        ({"op": "put", "key": "/run", "nth": 2, "when": "after"}, WorkflowStatus.SUCCESSFUL),
+        ({"op": "swap", "key": "/run", "nth": 1, "when": "before"}, WorkflowStatus.RESUMABLE),
+        ({"op": "swap", "key": "/run", "nth": 1, "when": "after"}, WorkflowStatus.SUCCESSFUL),
         (
             {"op": "put", "key": "index/SUCCESSFUL/", "nth": 1, "when": "after"},
             WorkflowStatus.SUCCESSFUL,
@@ -140,7 +140,7 @@ def test_killed_while_the_first_status_is_written(config):
 
 def test_killed_right_after_the_first_status(config):
     """Killed after the first run record (A2): RUNNING with no live runner reads RESUMABLE."""
-    kill = {"op": "put", "key": "/run", "nth": 1, "when": "after"}
+    kill = {"op": "create", "key": "/run", "nth": 1, "when": "after"}
     run_prog("run", {**config, "kill_at": kill}, expect_kill=True)
     check_resumable_and_resume(config)
     assert count_lines(Path(config["log"])) == {"t1": 1, "t2": 1, "t3": 1}
@@ -153,7 +153,7 @@ def test_killed_right_after_the_first_status(config):
     ("kill", "status_after"),
     [
         ({"op": "put", "key": "index/dirty/", "nth": 1, "when": "after"}, WorkflowStatus.FAILED),
-        ({"op": "put", "key": "/run", "nth": 1, "when": "after"}, WorkflowStatus.RESUMABLE),
+        ({"op": "swap", "key": "/run", "nth": 1, "when": "after"}, WorkflowStatus.RESUMABLE),
         (
             {"op": "put", "key": "index/RUNNING/", "nth": 1, "when": "after"},
             WorkflowStatus.RESUMABLE,

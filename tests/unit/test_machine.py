@@ -71,13 +71,32 @@ def test_retry_exceptions_true_retries_up_to_max_retries():
     assert isinstance(decide(state, TaskFailed("a", err))[-1], FailWorkflow)
 
 
-def test_system_errors_are_retried_and_then_leave_the_run_resumable():
+def test_storage_faults_are_retried_and_then_leave_the_run_resumable():
+    state = RunState.new("w", dag(spec("a", max_retries=1)))
+    start(state)
+    err = OSError("storage unreachable")
+    assert submitted(decide(state, TaskFailed("a", err, resumable=True))) == ["a"]
+    last = decide(state, TaskFailed("a", err, resumable=True))[-1]
+    assert last == FailWorkflow("a", err, True)
+
+
+def test_a_worker_that_crashes_on_every_attempt_fails_the_task_as_in_ray():
     state = RunState.new("w", dag(spec("a", max_retries=1)))
     start(state)
     err = OSError("worker lost")
     assert submitted(decide(state, TaskFailed("a", err, system=True))) == ["a"]
     last = decide(state, TaskFailed("a", err, system=True))[-1]
-    assert last == FailWorkflow("a", err, True)
+    assert last == FailWorkflow("a", err, False)
+
+
+def test_a_crashed_worker_is_caught_by_catch_exceptions_but_a_storage_fault_is_not():
+    state = RunState.new("w", dag(spec("a", max_retries=0, catch_exceptions=True)))
+    start(state)
+    err = OSError("worker lost")
+    assert decide(state, TaskFailed("a", err, system=True))[-1] == CatchError("a", err)
+    state = RunState.new("w", dag(spec("a", max_retries=0, catch_exceptions=True)))
+    start(state)
+    assert decide(state, TaskFailed("a", err, resumable=True))[-1] == FailWorkflow("a", err, True)
 
 
 def test_catch_exceptions_turns_failure_into_output():
@@ -114,6 +133,48 @@ def test_error_in_continuation_is_caught_by_a_catching_parent():
     err = RuntimeError("deep")
     assert decide(state, TaskFailed("c", err))[-1] == CatchError("p", err)
     assert submitted(decide(state, TaskSucceeded("p"))) == ["q"]
+
+
+def test_error_anywhere_in_a_continuation_dag_is_caught_by_the_catching_parent():
+    # Ray: f1 (catch) returns continuation(f2.bind(f3.bind())) and f3 raises -> (None, error).
+    state = RunState.new("w", dag(spec("f1", catch_exceptions=True)))
+    start(state)
+    assert submitted(decide(state, TaskContinued("f1", dag(spec("f3"), spec("f2", "f3"))))) == [
+        "f3"
+    ]
+    err = RuntimeError("inner")
+    assert decide(state, TaskFailed("f3", err))[-1] == CatchError("f1", err)
+    assert decide(state, TaskSucceeded("f1")) == [FinishWorkflow()]
+
+
+def test_a_caught_continuation_ignores_late_outcomes_of_its_other_tasks():
+    state = RunState.new("w", dag(spec("p", catch_exceptions=True)))
+    start(state)
+    decide(state, TaskContinued("p", dag(spec("x"), spec("y"), spec("c", "x", "y"))))
+    err = RuntimeError("x failed")
+    assert decide(state, TaskFailed("x", err))[-1] == CatchError("p", err)
+    assert decide(state, TaskSucceeded("y")) == []  # nothing of the abandoned DAG starts
+    assert decide(state, TaskSucceeded("p")) == [FinishWorkflow()]
+
+
+def test_resume_completes_a_parent_whose_continuation_finished_before_the_crash():
+    # Killed after the child's checkpoint, before the parent's forward record (issue 9.1).
+    batches = {"root": dag(spec("p"), spec("q", "p")), "p": dag(spec("c"))}
+    state = RunState.from_stored("w", batches, done={"c"})
+    assert state.tasks["p"].status is TaskStatus.CONTINUED
+    assert start(state) == [CompleteParent("p", "c", False)]
+    assert submitted(decide(state, TaskSucceeded("p"))) == ["q"]
+
+
+def test_resume_continues_attempt_numbers_but_not_the_retry_budget():
+    batches = {"root": dag(spec("a", max_retries=1))}
+    state = RunState.from_stored("w", batches, done=set(), attempts={"a": 3})
+    assert start(state) == [SubmitTask("a", 4)]
+    err = OSError("worker lost")
+    assert decide(state, TaskFailed("a", err, system=True)) == [
+        RecordTaskError("a", 4, err),
+        SubmitTask("a", 5),
+    ]
 
 
 def test_error_in_continuation_without_catch_fails_the_run():
@@ -157,4 +218,6 @@ def test_retry_policy_table():
     assert on_failure(unlimited, 1000, ValueError(), system=False) is FailureAction.RETRY
     catching = TaskOptions(catch_exceptions=True, max_retries=0)
     assert on_failure(catching, 1, ValueError(), system=False) is FailureAction.CATCH
-    assert on_failure(catching, 1, ValueError(), system=True) is FailureAction.FAIL
+    assert on_failure(catching, 1, ValueError(), system=True) is FailureAction.CATCH
+    resumable = on_failure(catching, 1, ValueError(), system=True, catchable=False)
+    assert resumable is FailureAction.FAIL

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import hashlib
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +25,7 @@ from durableflow.client.scheduling import SchedulingMixin
 from durableflow.client.stopping import StoppingMixin
 from durableflow.errors import (
     WorkflowError,
+    WorkflowExecutionError,
     WorkflowIncompleteError,
     WorkflowNotFoundError,
     WorkflowNotResumableError,
@@ -80,6 +83,8 @@ class Client(SchedulingMixin, StoppingMixin):
         cancel_poll: seconds between a runner's checks for cancel requests in storage.
         env_policy: on resume, what to do when the environment differs from the one recorded
             at submission: "ignore", "warn" (default; ``$DURABLEFLOW_ENV_POLICY``) or "error".
+        bulk_workers: workflows ``resume_all`` runs at once (default: max_running_workflows,
+            else 8).
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class Client(SchedulingMixin, StoppingMixin):
         lease_ttl: float = DEFAULT_TTL,
         cancel_poll: float = 0.5,
         env_policy: str | None = None,
+        bulk_workers: int | None = None,
     ) -> None:
         for name, value in (
             ("max_running_workflows", max_running_workflows),
@@ -117,6 +123,7 @@ class Client(SchedulingMixin, StoppingMixin):
         self.max_running_workflows = max_running_workflows
         self.max_pending_workflows = max_pending_workflows
         self.cancel_poll = cancel_poll
+        self.bulk_workers = bulk_workers
         self.env_policy = validate_env_policy(env_policy or config.env_policy_from_env())
         self._lock = threading.Lock()
         self._active: dict[str, tuple[WorkflowRun, Future[Any]]] = {}
@@ -186,19 +193,51 @@ class Client(SchedulingMixin, StoppingMixin):
     def resume_all(self, include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
         """Resume every RESUMABLE (and FAILED if asked) workflow.
 
-        One that cannot be resumed does not stop the others: its future holds the error.
+        Returns at once with a future per workflow; the workflows run on a bounded pool of
+        ``bulk_workers`` threads (default: ``max_running_workflows``, else 8), not a thread
+        each. One that cannot be resumed does not stop the others: its future holds the error.
+        Progress is logged (logger ``durableflow``) every 10 %.
         """
         wanted = {WorkflowStatus.RESUMABLE} | ({WorkflowStatus.FAILED} if include_failed else set())
-        handles = []
-        for workflow_id, _ in self.list_all(wanted):
-            try:
-                handles.append((workflow_id, self.resume_async(workflow_id)))
-            except WorkflowError as err:
-                log.warning("resume_all: %s cannot be resumed: %s", workflow_id, err)
-                failed: Future[Any] = Future()
-                failed.set_exception(err)
-                handles.append((workflow_id, failed))
+        handles: list[tuple[str, Future[Any]]] = [
+            (workflow_id, Future()) for workflow_id, _ in self.list_all(wanted)
+        ]
+        if handles:
+            self._bulk_resume(handles)
         return handles
+
+    def _bulk_resume(self, handles: list[tuple[str, Future[Any]]]) -> None:
+        todo: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
+        for handle in handles:
+            todo.put(handle)
+        total = len(handles)
+        done = [0]
+        step = max(1, total // 10)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                try:
+                    workflow_id, future = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(self.resume(workflow_id))
+                    except BaseException as err:
+                        if isinstance(err, WorkflowError) and not isinstance(
+                            err, WorkflowExecutionError
+                        ):
+                            log.warning("resume_all: %s cannot be resumed: %s", workflow_id, err)
+                        future.set_exception(err)
+                with lock:
+                    done[0] += 1
+                    if done[0] % step == 0 or done[0] == total:
+                        log.info("resume_all: %d of %d workflows done", done[0], total)
+
+        size = self.bulk_workers or self.max_running_workflows or 8
+        for n in range(min(size, total)):
+            threading.Thread(target=work, daemon=True, name=f"durableflow-resume-all-{n}").start()
 
     def _start(
         self,
@@ -210,40 +249,79 @@ class Client(SchedulingMixin, StoppingMixin):
         *,
         inline: bool,
     ) -> Future[Any]:
+        """Start a new workflow, or resume the stored one of that id.
+
+        Protocol (a crash after any step leaves a state the next run of the id handles):
+
+        1. read the run record: an existing workflow is resumed (:meth:`_resume`) instead;
+        2. encode the specs (an unpicklable input fails here, with nothing written) and take a
+           running slot of this Client or a place in its queue;
+        3. claim the workflow's lease (WorkflowStillActiveError if a live runner holds it);
+        4. re-read the run record under the lease: if another caller stored the workflow since
+           step 1 (and maybe finished it), release the lease and resume it instead;
+        5. clear leftovers under the id (an interrupted delete's, or an interrupted first
+           write's): a new run never adopts an old checkpoint;
+        6. store specs, index entry and run record (path A of the status index; the record is
+           written create-only: the fence of a new workflow) as RUNNING, or PENDING when queued;
+        7. run it (here or in a thread); the engine releases the lease at the end.
+        """
         self._check_open()
         workflow_id = (
             validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
         )
         metadata = _check_metadata(metadata, workflow_id)
         flat = flatten(dag, inputs=(args, kwargs))
-        record = self.store.read_run(workflow_id)
+        record = self.store.read_run(workflow_id)  # 1
         if record is not None:
+            _warn_if_other_dag(record, flat)
             return self._resume(workflow_id, inline=inline, record=record)
-        data = self.store.encode_specs(workflow_id, flat)  # unpicklable input: nothing written
+        data = self.store.encode_specs(workflow_id, flat)  # 2
         record = self._new_record(workflow_id, flat, metadata)
         run = self._new_run(record, flat)
         run.stored_status = None
         queued = self._admit(workflow_id)
         claimed = False
         try:
-            self._claim(run)
+            self._claim(run)  # 3
             claimed = True
-            # The specs and the record are stored before this returns (the record last), so the
-            # id is known to every caller.
+            if self.store.read_run(workflow_id) is not None:  # 4
+                self.leases.release(workflow_id)
+                claimed = False
+                self._release_slot(queued)
+                return self._resume(workflow_id, inline=inline)
+            if self.store.clear_leftovers(workflow_id):  # 5
+                log.warning("cleared what an interrupted delete left under %s", workflow_id)
+            # 6: specs and record stored before this returns (the record last): the id is known
+            # to every caller.
             run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING, specs=data)
         except BaseException:
             if claimed:
                 self.leases.release(workflow_id)
             self._release_slot(queued)
             raise
-        return self._launch(run, queued, inline)
+        return self._launch(run, queued, inline)  # 7
 
     def _resume(
         self, workflow_id: str, *, inline: bool, record: RunRecord | None = None
     ) -> Future[Any]:
+        """Resume a stored workflow (or answer at once for a finished one).
+
+        Protocol:
+
+        1. read the run record and its effective status: SUCCESSFUL returns the output,
+           CANCELED and active (a live runner) raise;
+        2. check the recorded environment (the env policy);
+        3. take a slot or a queue place, and claim the lease;
+        4. re-read the record under the lease: a delete in progress (tombstone) is finished and
+           the id reported unknown; a record that changed since step 1 (another runner moved it
+           on) means release and decide again from step 1;
+        5. store RUNNING (or PENDING) as a compare-and-swap on the record read in step 4, with
+           a new fencing token (the record's epoch + 1);
+        6. run it.
+        """
         self._check_open()
         validate_workflow_id(workflow_id)
-        record = record or self._record(workflow_id)
+        record = record or self._record(workflow_id)  # 1
         status = self._effective_status(record)
         if status is WorkflowStatus.SUCCESSFUL:
             done: Future[Any] = Future()
@@ -260,30 +338,41 @@ class Client(SchedulingMixin, StoppingMixin):
             raise WorkflowStillActiveError(
                 f"workflow {workflow_id!r} is {status.value} now", workflow_id=workflow_id
             )
-        check_environment(self.store, record, self.env_policy)
+        check_environment(self.store, record, self.env_policy)  # 2
         run = self._new_run(record, None)
-        queued = self._admit(workflow_id)
+        queued = self._admit(workflow_id)  # 3
         claimed = False
+        deleting = False
         try:
             self._claim(run)
             claimed = True
-            fresh = self.store.read_run(workflow_id)
+            fresh, raw = self.store.read_run_raw(workflow_id)  # 4
+            deleting = self.store.is_deleting(workflow_id)
+            if deleting:
+                self.store.delete_workflow(workflow_id)
             stale = fresh is None or (fresh.status, fresh.updated_at) != (
                 record.status,
                 record.updated_at,
             )
-            if not stale:
-                run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)
+            if not stale and not deleting and fresh is not None:
+                run.record, run.record_raw = fresh, raw
+                run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)  # 5
         except BaseException:
             if claimed:
                 self.leases.release(workflow_id)
             self._release_slot(queued)
             raise
-        if stale:  # another runner moved it on between our read and our claim: decide again
+        if deleting or stale:
             self.leases.release(workflow_id)
             self._release_slot(queued)
+            if deleting:
+                raise WorkflowNotFoundError(
+                    f"no workflow {workflow_id!r} in {self.storage.url} (it was being deleted)",
+                    workflow_id=workflow_id,
+                )
+            # another runner moved it on between our read and our claim: decide again
             return self._resume(workflow_id, inline=inline)
-        return self._launch(run, queued, inline)
+        return self._launch(run, queued, inline)  # 6
 
     def _new_run(self, record: RunRecord, dag: FlatDAG | None) -> WorkflowRun:
         return WorkflowRun(
@@ -412,8 +501,14 @@ class Client(SchedulingMixin, StoppingMixin):
     def _output_waiter(
         self, workflow_id: str, task_id: str | None, timeout: float | None
     ) -> Callable[[], Any]:
+        """A call that waits for the output, polling storage with a growing delay.
+
+        A task that does not exist yet (a continuation a running workflow has not created) is
+        waited for while the workflow is active, as Ray did; once it stopped, an unknown task
+        raises WorkflowNotFoundError.
+        """
         record = self._record(workflow_id)
-        if task_id is not None:
+        if task_id is not None and self._effective_status(record) not in ACTIVE:
             self._task_spec(workflow_id, task_id)
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -430,6 +525,8 @@ class Client(SchedulingMixin, StoppingMixin):
                 if task_id is None and status is WorkflowStatus.SUCCESSFUL:
                     return self.store.read_output(workflow_id, current.root_task_id)
                 if status not in ACTIVE:
+                    if task_id is not None:
+                        self._task_spec(workflow_id, task_id)  # unknown task: not found
                     raise stopped_error(current, status, task_id)
                 with self._lock:
                     active = self._active.get(workflow_id)
@@ -479,8 +576,7 @@ class Client(SchedulingMixin, StoppingMixin):
             active = list(self._active.values())
         for run, future in queued:
             try:
-                record = run.record.replace(status=WorkflowStatus.RESUMABLE, updated_at=time.time())
-                self.store.set_status(record, run.stored_status)
+                run.leave_resumable()
             finally:
                 self.leases.release(run.workflow_id)
             future.set_exception(
@@ -536,6 +632,7 @@ class Client(SchedulingMixin, StoppingMixin):
             now,
             user_metadata=metadata,
             runtime_env=capture_environment(flat, self.store),
+            extra={"dag_digest": dag_digest(flat)},
         )
 
     def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
@@ -578,6 +675,34 @@ class Client(SchedulingMixin, StoppingMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def dag_digest(flat: FlatDAG) -> str:
+    """A fingerprint of a DAG's shape: task ids, names, edges and literal arguments."""
+    parts = []
+    for spec in flat.specs:
+        literal = [repr(a)[:200] for a in spec.args if not hasattr(a, "task_id")]
+        literal += [f"{k}={v!r}"[:200] for k, v in sorted(spec.kwargs.items())]
+        parts.append([spec.task_id, spec.name, list(spec.upstream), literal])
+    encoded = json.dumps([flat.root, parts], separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+_WARNED_OTHER_DAG: set[str] = set()
+
+
+def _warn_if_other_dag(record: RunRecord, flat: FlatDAG) -> None:
+    """Reusing an id with another DAG returns the stored workflow (Ray's rule): say so once."""
+    stored = record.extra.get("dag_digest")
+    if not stored or stored == dag_digest(flat) or record.workflow_id in _WARNED_OTHER_DAG:
+        return
+    _WARNED_OTHER_DAG.add(record.workflow_id)
+    log.warning(
+        "workflow %r is already stored with a different DAG: run() resumes the stored workflow "
+        "and returns its output; use a new workflow_id (or delete %r) to run the new DAG",
+        record.workflow_id,
+        record.workflow_id,
+    )
 
 
 def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[str, Any]:

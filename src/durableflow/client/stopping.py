@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from durableflow.errors import WorkflowCancellationError, WorkflowStillActiveError
+from durableflow.model.ids import validate_workflow_id
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.engine import WorkflowRun
@@ -84,34 +85,73 @@ class StoppingMixin:
         self._cancel_stopped(workflow_id)
 
     def _cancel_stopped(self, workflow_id: str) -> None:
-        """Cancel a workflow nobody runs: claim it so no resume races us, then write CANCELED."""
-        self.leases.claim(workflow_id, lambda: None)
+        """Cancel a workflow nobody runs.
+
+        1. claim its lease, so no resume races us (WorkflowStillActiveError if one runs it);
+        2. re-read the run record under the lease (it may have finished meanwhile: then it is
+           left as it is);
+        3. store the cancel request (a runner that starts later sees it);
+        4. write CANCELED as a compare-and-swap on the record read in step 2;
+        5. release the lease.
+        """
+        self.leases.claim(workflow_id, lambda: None)  # 1
         try:
-            record = self._record(workflow_id)
-            self.store.request_cancel(workflow_id)
+            record, raw = self.store.read_run_raw(workflow_id)  # 2
+            if record is None or record.status.is_terminal:
+                return
+            self.store.request_cancel(workflow_id)  # 3
             now = time.time()
-            self.store.set_status(
+            self.store.set_status(  # 4
                 record.replace(status=WorkflowStatus.CANCELED, updated_at=now, end_time=now),
                 record.status,
+                expected=raw,
             )
         finally:
-            self.leases.release(workflow_id)
+            self.leases.release(workflow_id)  # 5
 
     def delete(self, workflow_id: str) -> None:
         """Remove everything stored for a workflow; the id may then be reused.
 
+        Protocol (claim first, then read, then delete: a runner cannot finish the workflow
+        between our read and our delete and leave an index entry behind):
+
+        1. read the run record: no record and no delete in progress -> WorkflowNotFoundError;
+           an active status -> WorkflowStillActiveError (cheap answers before any write);
+        2. claim the lease (WorkflowStillActiveError if a live runner holds it);
+        3. re-read the record under the lease; PENDING (waiting for a worker) is refused;
+        4. the store's delete protocol (tombstone, index entries, run record, contents,
+           tombstone: :meth:`WorkflowStore.delete_workflow`);
+        5. release the lease, the last key of the workflow.
+
+        A delete killed after step 4 began is finished by the next delete, run or resume of
+        the id (the tombstone says so), and by ``durableflow prune``.
+
         Raises:
+            WorkflowNotFoundError: unknown id.
             WorkflowStillActiveError: it is RUNNING or PENDING.
         """
-        record = self._record(workflow_id)
-        status = self._effective_status(record)
-        if status in ACTIVE:
-            raise WorkflowStillActiveError(
-                f"workflow {workflow_id!r} is {status.value}; cancel it before deleting",
-                workflow_id=workflow_id,
-            )
-        self.leases.claim(workflow_id, lambda: None)
+        record = self.store.read_run(validate_workflow_id(workflow_id))  # 1
+        if record is None and not self.store.is_deleting(workflow_id):
+            self._record(workflow_id)  # raises WorkflowNotFoundError
+        if record is not None:
+            status = self._effective_status(record)
+            if status in ACTIVE:
+                raise WorkflowStillActiveError(
+                    f"workflow {workflow_id!r} is {status.value}; cancel it before deleting",
+                    workflow_id=workflow_id,
+                )
+        self.leases.claim(workflow_id, lambda: None)  # 2
         try:
-            self.store.delete_workflow(workflow_id, record.status)
+            fresh = self.store.read_run(workflow_id)  # 3
+            moved = fresh is not None and (
+                record is None
+                or (fresh.status, fresh.updated_at) != (record.status, record.updated_at)
+            )
+            if moved and fresh is not None and fresh.status in ACTIVE:
+                raise WorkflowStillActiveError(
+                    f"workflow {workflow_id!r} is {fresh.status.value}; cancel it before deleting",
+                    workflow_id=workflow_id,
+                )
+            self.store.delete_workflow(workflow_id)  # 4
         finally:
-            self.leases.release(workflow_id)
+            self.leases.release(workflow_id)  # 5

@@ -47,11 +47,18 @@ class TaskSucceeded:
 
 @dataclasses.dataclass(frozen=True)
 class TaskFailed:
-    """An attempt raised ``error``; ``system`` when the worker, not the function, failed."""
+    """An attempt raised ``error``.
+
+    ``system``: the worker, not the function, failed (a crashed worker process, lost inputs):
+    retried up to ``max_retries`` whatever ``retry_exceptions`` says, then the task fails
+    (FAILED, as in Ray). ``resumable``: the runner or the storage failed (the attempt's
+    checkpoint could not be written): retried likewise, then the run stops RESUMABLE.
+    """
 
     task_id: str
     error: BaseException
     system: bool = False
+    resumable: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,16 +129,31 @@ Command = SubmitTask | RecordTaskError | CatchError | CompleteParent | FinishWor
 
 
 def start(state: RunState) -> list[Command]:
-    """The first commands of a run: finish at once, or submit every ready task."""
+    """The first commands of a run: finish at once, or submit every ready task.
+
+    A resumed run may hold tasks CONTINUED into a continuation that is already done (the
+    process stopped between the child's checkpoint and the parent's): they are completed now,
+    or nothing would ever make them ready.
+    """
     root = state.tasks.get(state.root)
     if root is None:  # the root's output is already stored
         state.finished = True
         return [FinishWorkflow()]
-    return [_submit(state, task_id) for task_id in state.ready_tasks()]
+    commands: list[Command] = []
+    for task_id in state.continued_done():
+        task = state.tasks[task_id]
+        assert task.continuation is not None
+        state.running.add(task_id)  # busy until its output is written
+        commands.append(CompleteParent(task_id, task.continuation, task.options.catch_exceptions))
+    commands.extend(_submit(state, task_id) for task_id in state.ready_tasks())
+    return commands
 
 
 def decide(state: RunState, event: Event) -> list[Command]:
     """Apply ``event`` to ``state`` and return the commands it calls for."""
+    task = state.tasks.get(event.task_id)
+    if task is None or task.status is TaskStatus.FAILED:
+        return []  # a late outcome of a task whose continuation was caught or abandoned
     if isinstance(event, TaskSucceeded):
         return _succeeded(state, event.task_id)
     if isinstance(event, TaskContinued):
@@ -180,26 +202,52 @@ def _succeeded(state: RunState, task_id: str) -> list[Command]:
 def _failed(state: RunState, event: TaskFailed) -> list[Command]:
     task = state.tasks[event.task_id]
     commands: list[Command] = [RecordTaskError(task.task_id, task.attempts, event.error)]
-    action = on_failure(task.options, task.attempts, event.error, event.system)
+    action = on_failure(
+        task.options,
+        task.attempts - task.attempts_before,
+        event.error,
+        event.system or event.resumable,
+        catchable=not event.resumable,
+    )
     if action is FailureAction.RETRY and not state.failure:
         state.running.discard(task.task_id)
         return [*commands, _submit(state, task.task_id)]
     if action is FailureAction.CATCH:
         return [*commands, CatchError(task.task_id, event.error)]
-    # Uncaught: the error climbs the chain of continuation parents until one catches it.
+    # Uncaught: the error climbs to the task whose continuation holds the failed task (any
+    # task of a continuation DAG, not only its root), and on, until one catches it.
     task.status = TaskStatus.FAILED
     state.running.discard(task.task_id)
-    parent_id = task.parent
+    parent_id = task.scope
     while parent_id is not None:
         parent = state.tasks[parent_id]
-        if parent.options.catch_exceptions and not event.system:
+        if parent.options.catch_exceptions and not event.resumable:
             state.running.add(parent_id)
+            _abandon_scope(state, parent_id)
             return [*commands, CatchError(parent_id, event.error)]
         parent.status = TaskStatus.FAILED
-        parent_id = parent.parent
+        parent_id = parent.scope
     if state.failure is None:
-        state.failure = (task.task_id, event.error, event.system)
+        state.failure = (task.task_id, event.error, event.resumable)
     return [*commands, *_maybe_stop(state)]
+
+
+def _abandon_scope(state: RunState, parent_id: str) -> None:
+    """A caught continuation: its other tasks no longer count as running or waiting."""
+    inner = {parent_id}
+    changed = True
+    while changed:  # nested continuations too
+        changed = False
+        for task in state.tasks.values():
+            if task.scope in inner and task.task_id not in inner:
+                inner.add(task.task_id)
+                changed = True
+    inner.discard(parent_id)
+    for task_id in inner:
+        task = state.tasks[task_id]
+        if task.status is not TaskStatus.DONE:
+            task.status = TaskStatus.FAILED
+        state.running.discard(task_id)
 
 
 def _maybe_stop(state: RunState) -> list[Command]:

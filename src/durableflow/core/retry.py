@@ -19,13 +19,20 @@ class FailureAction(enum.Enum):
 
 
 def on_failure(
-    options: TaskOptions, attempts: int, error: BaseException, system: bool
+    options: TaskOptions,
+    attempts: int,
+    error: BaseException,
+    system: bool,
+    *,
+    catchable: bool = True,
 ) -> FailureAction:
     """Decide after ``attempts`` attempts, the last of which raised ``error``.
 
-    System errors (a lost worker) are retried up to ``max_retries``; application errors only
-    when ``retry_exceptions`` is True or lists the error's type. When no retry is left, a task
-    with ``catch_exceptions`` catches the error, else it fails the workflow.
+    System errors (a lost worker, a storage fault) are retried up to ``max_retries``;
+    application errors only when ``retry_exceptions`` is True or lists the error's type. When no
+    retry is left, a task with ``catch_exceptions`` catches the error (a crashed worker too, as
+    in Ray; not a storage fault, ``catchable=False``, which leaves the run RESUMABLE), else it
+    fails the workflow.
     """
     retries_left = options.max_retries < 0 or attempts <= options.max_retries
     if retries_left:
@@ -34,6 +41,6 @@ def on_failure(
         policy = options.retry_exceptions
         if policy is True or (isinstance(policy, tuple) and isinstance(error, policy)):
             return FailureAction.RETRY
-    if options.catch_exceptions and not system:
+    if options.catch_exceptions and catchable:
         return FailureAction.CATCH
     return FailureAction.FAIL

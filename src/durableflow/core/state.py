@@ -49,6 +49,11 @@ class TaskState:
     """Root task of the continuation this task returned."""
     parent: str | None = None
     """The task whose continuation this task is the root of."""
+    scope: str | None = None
+    """The task whose continuation DAG this task belongs to (root or not): an error here climbs
+    to it, so its ``catch_exceptions`` covers every task of the continuation."""
+    attempts_before: int = 0
+    """Attempts made by earlier runs (crashed or failed ones), so numbering continues."""
 
 
 class RunState:
@@ -77,6 +82,7 @@ class RunState:
         batches: Mapping[str, FlatDAG],
         done: Iterable[str],
         root_batch: str = "root",
+        attempts: Mapping[str, int] | None = None,
     ) -> RunState:
         """State of a resumed run.
 
@@ -86,6 +92,11 @@ class RunState:
                 every task that returned a continuation, that task's id.
             done: ids of tasks whose output is stored.
             root_batch: name of the batch of the submitted DAG.
+            attempts: attempts already made per task id (numbering continues after them).
+
+        A task that returned a continuation whose root is already done (a crash between the
+        child's checkpoint and the parent's forward record) is CONTINUED with its continuation
+        finished: :func:`~durableflow.core.machine.start` completes it at once.
         """
         done_set = set(done)
         root = batches[root_batch].root
@@ -108,6 +119,12 @@ class RunState:
                 stack.extend(spec.upstream)
         state = cls(workflow_id, root)
         state._add(needed.values(), done=done_set)
+        for batch, flat in batches.items():
+            if batch == root_batch:
+                continue
+            for spec in flat.specs:
+                if spec.task_id in state.tasks:
+                    state.tasks[spec.task_id].scope = batch
         for task_id in needed:
             if task_id in batches:
                 child = batches[task_id].root
@@ -115,7 +132,21 @@ class RunState:
                 state.tasks[task_id].continuation = child
                 if child in state.tasks:
                     state.tasks[child].parent = task_id
+        for task_id, count in (attempts or {}).items():
+            if task_id in state.tasks:
+                state.tasks[task_id].attempts = count
+                state.tasks[task_id].attempts_before = count
         return state
+
+    def continued_done(self) -> list[str]:
+        """CONTINUED tasks whose continuation root is done (no longer in the run)."""
+        return [
+            t.task_id
+            for t in self.tasks.values()
+            if t.status is TaskStatus.CONTINUED
+            and t.continuation is not None
+            and t.continuation not in self.tasks
+        ]
 
     def _add(self, specs: Iterable[TaskSpec], done: set[str] | Iterable[str]) -> list[str]:
         """Add tasks; return those whose inputs are all done."""
@@ -144,6 +175,8 @@ class RunState:
         task.continuation = dag.root
         ready = self._add(dag.specs, done=())
         self.tasks[dag.root].parent = parent
+        for spec in dag.specs:
+            self.tasks[spec.task_id].scope = parent
         return ready
 
     def ready_tasks(self) -> list[str]:

@@ -83,6 +83,10 @@ class RunRecord:
     """The environment recorded at submission (Python, packages, task source fingerprints)."""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Fields of later versions, kept when this version rewrites the record."""
+    epoch: int = 0
+    """The fencing token: raised by one each time a runner claims the workflow and writes its
+    first status; every later write of that runner is a compare-and-swap on the record it wrote,
+    so a runner that was taken over finds the record changed and stops."""
 
     def to_bytes(self) -> bytes:
         """JSON bytes."""

@@ -8,8 +8,21 @@ The engine owns the workflow's lease while it runs (claimed by the caller). Its 
    perform the commands (store a continuation, record an error, submit, finish);
 4. on the way, honour a cancel request (polled in storage, or signalled in-process), a lost
    lease (another runner took over: stop without writing), or a stop request (shutdown);
-5. write the final status — SUCCESSFUL, FAILED, CANCELED, or RESUMABLE for a system error —
+5. write the final status — SUCCESSFUL, FAILED, CANCELED, or RESUMABLE for a storage fault —
    and release the lease.
+
+Fencing (what a runner paused past its lease does when it wakes): the runner's ownership ends
+at its own deadline (its last successful renewal + the lease TTL - a margin, on its own
+monotonic clock: :meth:`LeaseKeeper.check`). It checks that deadline before it hands a task to
+the executor and before each of its writes (status, task error, continuation specs, a parent's
+forward record); past it, it renews once or stops without writing. Its status writes are also
+compare-and-swaps on the run record it last wrote (:meth:`WorkflowStore.set_status`), so even a
+write already past the check cannot overwrite the record of the runner that took over.
+Checkpoints are create-only: of two runners, the first checkpoint wins and both go on with it.
+
+Liveness of the loop itself: "nothing running, nothing ready, nothing queued, not finished" is
+a bug, never a silent wait: the run stops RESUMABLE with a :class:`WorkflowStalledError`-like
+error naming the tasks that wait, so the next resume starts from the stored state again.
 """
 
 from __future__ import annotations
@@ -58,7 +71,8 @@ from durableflow.storage.store import WorkflowStore
 
 __all__ = ["WorkflowRun"]
 
-log = logging.getLogger("durableflow")
+log = logging.getLogger("durableflow.engine")
+task_log = logging.getLogger("durableflow.task")
 
 _WAKE = object()
 
@@ -85,6 +99,7 @@ class WorkflowRun:
         signing_key: bytes | None = None,
         cancel_poll: float = 0.5,
         dag: FlatDAG | None = None,
+        record_raw: bytes | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -92,6 +107,10 @@ class WorkflowRun:
         self.record = record
         self.stored_status: WorkflowStatus | None = record.status
         """The status stored now (None before the first write of a new workflow)."""
+        self.record_raw = record_raw
+        """The run record's bytes as this runner last read or wrote them: the fence of its
+        next write (None: there is no record yet)."""
+        self._claimed = False
         self.workflow_id = record.workflow_id
         self.signing_key = signing_key
         self.cancel_poll = cancel_poll
@@ -138,13 +157,17 @@ class WorkflowRun:
         """
         try:
             state = self._load_state()
-            if self.stored_status is not WorkflowStatus.RUNNING:
+            if self.stored_status is not WorkflowStatus.RUNNING or not self._claimed:
                 self.mark(WorkflowStatus.RUNNING)
             self.started.set()
+            log.info("workflow %s running (epoch %d)", self.workflow_id, self.record.epoch)
             self._loop(state)
             return self._result
         except StorageError as err:
             self._abandon(err)
+            raise
+        except WorkflowStillActiveError:
+            self._drop_running()  # taken over: write nothing more
             raise
         finally:
             self.started.set()
@@ -162,7 +185,10 @@ class WorkflowRun:
                     workflow_id=self.workflow_id,
                 )
             state = RunState.from_stored(
-                self.workflow_id, batches, self.store.list_done(self.workflow_id)
+                self.workflow_id,
+                batches,
+                self.store.list_done(self.workflow_id),
+                attempts=self._attempts_before(),
             )
         for flat in batches.values():
             for spec in flat.specs:
@@ -172,6 +198,20 @@ class WorkflowRun:
             for up in task.upstream:
                 self._consumers[up] = self._consumers.get(up, 0) + 1
         return state
+
+    def _attempts_before(self) -> dict[str, int]:
+        """Attempts earlier runs made (crashed ones too), so numbering continues after them."""
+        try:
+            from durableflow.storage.attempts import read_attempt_counts
+        except ImportError:  # pragma: no cover - until attempt records land
+            return {}
+        return read_attempt_counts(self.store, self.workflow_id)
+
+    def _fence(self) -> None:
+        """Stop, writing nothing, if this runner's ownership ended (see the module docstring)."""
+        check = getattr(self.leases, "check", None)
+        if check is not None:
+            check(self.workflow_id)
 
     def _loop(self, state: RunState) -> None:
         pending: collections.deque[Event] = collections.deque()
@@ -186,6 +226,8 @@ class WorkflowRun:
             if state.finished:
                 break
             self._check_signals(state)
+            if not state.running and not self._futures and not self._backlog and not pending:
+                self._stalled(state)
             timeout = max(0.0, next_poll - time.monotonic())
             try:
                 item = self._outcomes.get(timeout=timeout)
@@ -222,6 +264,19 @@ class WorkflowRun:
                 workflow_id=self.workflow_id,
             )
 
+    def _stalled(self, state: RunState) -> None:
+        """Nothing runs and nothing can start: a bug. Stop RESUMABLE instead of waiting forever."""
+        waiting = sorted(t for t, task in state.tasks.items() if task.status.value != "done")
+        error = WorkflowIncompleteError(
+            f"workflow {self.workflow_id!r} stalled: no task is running or ready, but it is not "
+            f"finished (waiting: {', '.join(waiting[:10])}); this is a durableflow bug, please "
+            "report it; the workflow is left RESUMABLE",
+            workflow_id=self.workflow_id,
+        )
+        log.error("%s", error)
+        self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(error))
+        raise error
+
     def _drop_running(self) -> None:
         self._backlog.clear()
         for future in self._futures.values():
@@ -243,6 +298,14 @@ class WorkflowRun:
                 self._refs.pop(up, None)
             return TaskFailed(task_id, error, system=True)
         outcome = future.result()
+        task_log.debug(
+            "workflow %s task %s attempt %d: %s in %.3f s",
+            self.workflow_id,
+            task_id,
+            attempt,
+            outcome.kind,
+            outcome.end - outcome.start,
+        )
         if outcome.kind == "ok":
             if outcome.has_value:
                 self._values[task_id] = outcome.value
@@ -252,7 +315,8 @@ class WorkflowRun:
         if outcome.kind == "continuation" and outcome.continuation is not None:
             try:
                 dag = flatten(outcome.continuation, ids=self._ids)
-                self.store.write_specs(self.workflow_id, task_id, dag)
+                self._fence()
+                dag = self.store.create_specs(self.workflow_id, task_id, dag)
             except (TypeError, ValueError, SerializationError) as err:
                 return TaskFailed(task_id, err)
             for spec in dag.specs:
@@ -260,7 +324,10 @@ class WorkflowRun:
                 for up in spec.upstream:
                     self._consumers[up] = self._consumers.get(up, 0) + 1
             return TaskContinued(task_id, dag)
-        return TaskFailed(task_id, outcome.error or RuntimeError("task failed"), outcome.system)
+        error = outcome.error or RuntimeError("task failed")
+        if isinstance(error, StorageError):  # the storage failed, not the task or its worker
+            return TaskFailed(task_id, error, resumable=True)
+        return TaskFailed(task_id, error, system=outcome.system)
 
     def _perform(
         self, state: RunState, commands: list[Command], pending: collections.deque[Event]
@@ -309,7 +376,11 @@ class WorkflowRun:
             self._ship(self._backlog.popleft())
 
     def _ship(self, command: SubmitTask) -> None:
+        self._fence()
         spec = self._specs[command.task_id]
+        task_log.debug(
+            "workflow %s task %s attempt %d starts", self.workflow_id, spec.task_id, command.attempt
+        )
         shares = self.executor.shares_memory
         inputs = {}
         for up in spec.upstream:
@@ -344,18 +415,20 @@ class WorkflowRun:
 
     def _record_error(self, command: RecordTaskError) -> None:
         info = ErrorInfo.from_exception(command.error, command.task_id)
-        log.info(
+        task_log.info(
             "workflow %s task %s attempt %d failed: %s",
             self.workflow_id,
             command.task_id,
             command.attempts,
             info.summary(),
         )
+        self._fence()
         self.store.write_task_error(
             self.workflow_id, TaskErrorRecord(command.task_id, command.attempts, info, time.time())
         )
 
     def _write_output(self, task_id: str, value: Any) -> None:
+        self._fence()
         try:
             self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
         except SerializationError:
@@ -372,6 +445,7 @@ class WorkflowRun:
         if command.catch:
             self._write_output(command.task_id, (self._value_of(command.child), None))
             return
+        self._fence()
         self.store.write_forward(
             self.workflow_id, command.task_id, command.child, {"end": time.time()}
         )
@@ -388,6 +462,13 @@ class WorkflowRun:
     def _fail(self, command: FailWorkflow) -> None:
         info = ErrorInfo.from_exception(command.error, command.task_id)
         status = WorkflowStatus.RESUMABLE if command.system else WorkflowStatus.FAILED
+        log.warning(
+            "workflow %s %s: task %s: %s",
+            self.workflow_id,
+            status.value,
+            command.task_id,
+            info.summary(),
+        )
         self._set_status(status, end_time=time.time(), error=info)
         self._drop_running()
         err = WorkflowExecutionError(
@@ -406,22 +487,34 @@ class WorkflowRun:
         changes: dict[str, Any] = {"end_time": None, "error": None}
         if status is WorkflowStatus.RUNNING:
             changes["start_time"] = time.time()
+        if not self._claimed:  # this runner's first write: a new fencing token
+            changes["epoch"] = self.record.epoch + 1
         self._set_status(status, specs=specs, **changes)
+        self._claimed = True
+
+    def leave_resumable(self) -> None:
+        """A queued run that will not start here (shutdown): store it RESUMABLE, fenced."""
+        self._set_status(WorkflowStatus.RESUMABLE)
 
     def _set_status(
         self, status: WorkflowStatus, *, specs: bytes | None = None, **changes: Any
     ) -> None:
+        self._fence()
         record = self.record.replace(status=status, updated_at=time.time(), **changes)
-        self.store.set_status(record, self.stored_status, specs=specs)
+        self.record_raw = self.store.set_status(
+            record, self.stored_status, specs=specs, expected=self.record_raw
+        )
         self.record = record
         self.stored_status = status
+        if status is WorkflowStatus.SUCCESSFUL:
+            log.info("workflow %s SUCCESSFUL", self.workflow_id)
 
     def _abandon(self, err: StorageError) -> None:
         """After a storage failure: leave the workflow RESUMABLE if the storage still answers."""
         self._drop_running()
         try:
             self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(err))
-        except StorageError:
+        except (StorageError, WorkflowStillActiveError):
             log.warning(
                 "workflow %s: storage failed (%s); its lease expires and it reads RESUMABLE",
                 self.workflow_id,

@@ -41,6 +41,13 @@ C. Every other change (from FAILED, RESUMABLE, SUCCESSFUL or CANCELED; from noth
    3. delete the dirty marker, without sync: a leftover marker only sends readers (and the
       next change, through path C) to the run record.
 
+Fencing: the run record is written only by the holder of the workflow's lease, and every such
+write is conditional on the bytes that holder last read or wrote (``expected``): create-only for
+a new workflow (path A), compare-and-swap after that. A runner paused past its lease and taken
+over finds the record changed (the new holder wrote it when it claimed, with a higher
+``epoch``) and writes nothing further: :class:`RecordChangedError`. Index entries are written
+only after the record write they follow succeeded.
+
 Each numbered step is a fault-injection point of the crash tests.
 """
 
@@ -54,6 +61,7 @@ from durableflow.errors import (
     CheckpointCorruptError,
     SerializationError,
     StorageError,
+    WorkflowStillActiveError,
 )
 from durableflow.model.dag import FlatDAG
 from durableflow.model.records import LeaseRecord, RunRecord, TaskErrorRecord
@@ -62,9 +70,22 @@ from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
 
-__all__ = ["WorkflowStore"]
+__all__ = ["UNFENCED", "RecordChangedError", "WorkflowStore"]
 
 _FORWARD = "forward"
+
+
+class _Unfenced:
+    def __repr__(self) -> str:
+        return "UNFENCED"
+
+
+UNFENCED: Any = _Unfenced()
+"""``expected`` of :meth:`WorkflowStore.set_status` for tools and tests: write unconditionally."""
+
+
+class RecordChangedError(WorkflowStillActiveError):
+    """The run record is not what this runner last wrote: another runner took the workflow."""
 
 
 class WorkflowStore:
@@ -82,10 +103,17 @@ class WorkflowStore:
     # --- run record -----------------------------------------------------------------------
     def read_run(self, workflow_id: str) -> RunRecord | None:
         """The run record, or None if the workflow does not exist."""
+        return self.read_run_raw(workflow_id)[0]
+
+    def read_run_raw(self, workflow_id: str) -> tuple[RunRecord | None, bytes | None]:
+        """The run record and its stored bytes (the ``expected`` of a fenced write)."""
         key = layout.run_key(workflow_id)
         raw = self._get(key, workflow_id)
         if raw is None:
-            return None
+            return None, None
+        return self._parse_run(raw, workflow_id, key), raw
+
+    def _parse_run(self, raw: bytes, workflow_id: str, key: str) -> RunRecord:
         try:
             return RunRecord.from_bytes(raw)
         except (ValueError, KeyError, TypeError) as err:
@@ -100,8 +128,13 @@ class WorkflowStore:
         self._put(layout.run_key(record.workflow_id), record.to_bytes(), record.workflow_id)
 
     def set_status(
-        self, record: RunRecord, old: WorkflowStatus | None, *, specs: bytes | None = None
-    ) -> None:
+        self,
+        record: RunRecord,
+        old: WorkflowStatus | None,
+        *,
+        specs: bytes | None = None,
+        expected: bytes | None = UNFENCED,
+    ) -> bytes:
         """Write ``record`` (with its new status) following the index protocol above.
 
         Args:
@@ -109,12 +142,20 @@ class WorkflowStore:
             old: the status stored now (None if the workflow has no run record yet).
             specs: a new workflow's root specs (from :meth:`encode_specs`), stored before the
                 run record, with path A's first sync.
+            expected: the fence: the run record's bytes as this writer last read or wrote them
+                (None: there must be no run record yet); ``UNFENCED`` writes unconditionally.
+
+        Returns:
+            The bytes of the run record now stored (the next write's ``expected``).
+
+        Raises:
+            RecordChangedError: the record is no longer ``expected``; nothing more is written.
         """
         wid = record.workflow_id
         new = record.status
         storage = self.storage
-        run_key = layout.run_key(wid)
         new_key = layout.index_key(new.value, wid)
+        data = record.to_bytes()
         # An earlier change interrupted before its last step may have left entries anywhere.
         interrupted = self._get(layout.dirty_key(wid), wid) is not None
         if not interrupted and old is None and new in ACTIVE:  # A
@@ -122,13 +163,13 @@ class WorkflowStore:
                 if specs is not None:
                     self.put_specs(wid, layout.ROOT_BATCH, specs)
                 self._put(new_key, b"", wid)
-            self._put(run_key, record.to_bytes(), wid)  # A2
-            return
+            self._write_run(wid, data, expected)  # A2
+            return data
         if specs is not None:
             self.put_specs(wid, layout.ROOT_BATCH, specs)
         if not interrupted and old in ACTIVE:  # B
             with storage.batch():  # B1
-                self._put(run_key, record.to_bytes(), wid)
+                self._write_run(wid, data, expected)
                 self._put(new_key, b"", wid)
             if old is not new:
                 with storage.volatile():  # B2
@@ -137,13 +178,33 @@ class WorkflowStore:
             marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
             self._put(layout.dirty_key(wid), marker, wid)  # C1
             with storage.batch():  # C2
-                self._put(run_key, record.to_bytes(), wid)
+                self._write_run(wid, data, expected)
                 self._put(new_key, b"", wid)
                 for status in WorkflowStatus:
                     if status is not new and (status is old or status in ACTIVE or interrupted):
                         self._delete(layout.index_key(status.value, wid), wid)
             with storage.volatile():  # C3
                 self._delete(layout.dirty_key(wid), wid)
+        return data
+
+    def _write_run(self, workflow_id: str, data: bytes, expected: bytes | None) -> None:
+        key = layout.run_key(workflow_id)
+        if expected is UNFENCED:
+            self._put(key, data, workflow_id)
+            return
+        if expected is None:
+            won = self._create(key, data, workflow_id, None)
+        else:
+            try:
+                won = self.storage.swap(key, expected, data)
+            except StorageError as err:
+                raise self._tag(err, workflow_id, None, key) from None
+        if not won:
+            raise RecordChangedError(
+                f"workflow {workflow_id!r}: its run record changed under this runner (another "
+                "runner took the workflow over); stopping without writing",
+                workflow_id=workflow_id,
+            )
 
     def list_index(self, status: WorkflowStatus) -> list[str]:
         """Ids of workflows whose index entry says ``status``."""
@@ -164,6 +225,23 @@ class WorkflowStore:
                 nothing is written then.
         """
         self.put_specs(workflow_id, batch, self.encode_specs(workflow_id, dag))
+
+    def create_specs(self, workflow_id: str, batch: str, dag: FlatDAG) -> FlatDAG:
+        """Store a continuation's specs create-only; return the stored DAG (first writer wins).
+
+        A runner paused past its lease and a runner that took over may both store the
+        continuation of one task: both go on with the first one stored, as with checkpoints.
+        """
+        key = layout.spec_key(workflow_id, batch)
+        if self._create(key, self.encode_specs(workflow_id, dag), workflow_id, batch):
+            return dag
+        raw = self._get(key, workflow_id, batch)
+        if raw is None:  # deleted meanwhile: the workflow is being deleted
+            raise StorageError(
+                f"workflow {workflow_id!r}: specs of {batch!r} vanished", workflow_id=workflow_id
+            )
+        stored: FlatDAG = self._load(raw, workflow_id, batch, key)
+        return stored
 
     def encode_specs(self, workflow_id: str, dag: FlatDAG) -> bytes:
         """The stored form of a DAG's specs; raises SerializationError naming the culprit."""
@@ -340,18 +418,62 @@ class WorkflowStore:
         return self._get(layout.cancel_key(workflow_id), workflow_id) is not None
 
     # --- whole workflows ----------------------------------------------------------------------
-    def delete_workflow(self, workflow_id: str, status: WorkflowStatus | None) -> None:
-        """Remove everything stored for a workflow: index entries first, then its folder."""
-        self._put(layout.dirty_key(workflow_id), b'{"to":null}', workflow_id)
-        for s in WorkflowStatus:
-            if status is None or s is status:
-                self._delete(layout.index_key(s.value, workflow_id), workflow_id)
-        self._delete(layout.run_key(workflow_id), workflow_id)
+    def delete_workflow(self, workflow_id: str) -> None:
+        """Remove everything stored for a workflow; the caller holds its lease.
+
+        Protocol (a crash after any step leaves the tombstone, and the next delete, run, resume
+        or prune of the id finishes the job from step 2; none of them adopts a leftover):
+
+        1. put the tombstone ``tombstones/<wid>``: from here on the workflow is being deleted;
+           resume and run finish the delete instead of running leftovers;
+        2. delete its index entries (every status) and its dirty marker: ``list_all`` no longer
+           shows it;
+        3. delete the run record: ``get_status`` and every other reader find no workflow;
+        4. delete everything else under the workflow's folder except the lease;
+        5. delete the tombstone;
+        6. (the caller) release the lease: the lease is the last key of the workflow.
+        """
+        wid = workflow_id
+        self._put(layout.tombstone_key(wid), b"{}", wid)  # 1
+        with self.storage.batch():  # 2
+            for status in WorkflowStatus:
+                self._delete(layout.index_key(status.value, wid), wid)
+            self._delete(layout.dirty_key(wid), wid)
+        self.clear_leftovers(wid)  # 3, 4, 5
+
+    def clear_leftovers(self, workflow_id: str) -> bool:
+        """Steps 3-5 of :meth:`delete_workflow`; True if anything was there.
+
+        Called under the lease by a new run of an id without a run record, so that it never
+        adopts what an interrupted delete (or an interrupted first write) left behind.
+        """
+        wid = workflow_id
+        lease = layout.lease_key(wid)
+        run = layout.run_key(wid)
+        prefix = layout.workflow_prefix(wid)
         try:
-            self.storage.delete_prefix(layout.workflow_prefix(workflow_id))
+            keys = [key for key in self.storage.list(prefix) if key != lease]
         except StorageError as err:
-            raise self._tag(err, workflow_id, None, layout.workflow_prefix(workflow_id)) from None
-        self._delete(layout.dirty_key(workflow_id), workflow_id)
+            raise self._tag(err, wid, None, prefix) from None
+        tombstone = self._get(layout.tombstone_key(wid), wid) is not None
+        if not keys and not tombstone:
+            return False
+        if run in keys:
+            self._delete(run, wid)  # 3
+        for key in keys:  # 4
+            if key != run:
+                self._delete(key, wid)
+        self._delete(layout.tombstone_key(wid), wid)  # 5
+        return True
+
+    def is_deleting(self, workflow_id: str) -> bool:
+        """Whether a delete of the workflow began and did not finish (its tombstone exists)."""
+        return self._get(layout.tombstone_key(workflow_id), workflow_id) is not None
+
+    def list_deleting(self) -> list[str]:
+        """Ids whose delete began and did not finish."""
+        prefix = layout.tombstones_prefix()
+        return [key[len(prefix) :] for key in self.storage.list(prefix)]
 
     # --- helpers ------------------------------------------------------------------------------
     @staticmethod
