@@ -1,4 +1,4 @@
-"""Client: the hub every caller goes through (the facade, the CLI, the dashboard, workers).
+"""Client: the hub every caller goes through (the facade, the CLI, workers).
 
 A Client is bound to one storage. It starts, resumes, inspects, cancels and deletes workflows;
 it runs the ones it starts on its executor, at most ``max_running_workflows`` at a time.

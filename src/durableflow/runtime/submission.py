@@ -8,10 +8,13 @@ submission, or a worker, handles):
    WorkflowStillActiveError.
 2. re-read the run record under the lease: if the workflow exists, release the lease and leave
    it as it is (this is what makes a schedule's tick run at most once).
-3. write the task specs. A crash here leaves specs without a run record: invisible to every
-   reader, and overwritten by the next submission of the id.
-4. write the run record as PENDING through the status index protocol: the commit point.
-5. release the lease: a worker may now claim the workflow (PENDING with no lease).
+3. clear leftovers under the id (an interrupted delete's): a new workflow adopts nothing.
+4. write the task specs. A crash here leaves specs without a run record: invisible to every
+   reader, and cleared by the next submission of the id (step 3).
+5. write the run record as PENDING through the status index protocol, create-only (a rival
+   that got here first, past its lease, makes this raise instead of overwriting): the commit
+   point.
+6. release the lease: a worker may now claim the workflow (PENDING with no lease).
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ def submit_detached(
     try:
         if store.read_run(workflow_id) is not None:  # 2
             return False
-        store.put_specs(workflow_id, ROOT_BATCH, specs)  # 3
-        store.set_status(record.replace(status=WorkflowStatus.PENDING), None)  # 4
+        store.clear_leftovers(workflow_id)  # 3
+        store.put_specs(workflow_id, ROOT_BATCH, specs)  # 4
+        store.set_status(record.replace(status=WorkflowStatus.PENDING), None, expected=None)  # 5
         return True
     finally:
-        leases.release(workflow_id)  # 5
+        leases.release(workflow_id)  # 6
