@@ -47,9 +47,21 @@ def storage_from_env() -> str:
 
 
 def signing_key_from_env() -> bytes | None:
-    """``$DURABLEFLOW_SIGNING_KEY`` as bytes, or None."""
+    """``$DURABLEFLOW_SIGNING_KEY`` as bytes, or None when the variable is not set.
+
+    Raises:
+        ValueError: the variable is set but empty: an empty key would silently turn signing
+            off, so it is refused (unset the variable to store values unsigned).
+    """
     key = os.environ.get(ENV_SIGNING_KEY)
-    return key.encode() if key else None
+    if key is None:
+        return None
+    if not key:
+        raise ValueError(
+            f"signing key must not be empty: ${ENV_SIGNING_KEY} is set to ''; "
+            "unset it to store values unsigned"
+        )
+    return key.encode()
 
 
 def executor_from_env() -> str:

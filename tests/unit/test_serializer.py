@@ -121,7 +121,7 @@ def test_signed_values_round_trip_and_say_so() -> None:
     assert serializer.signs
     assert not Serializer().signs
     data = serializer.dumps([1, 2], header={"a": 1})
-    assert data[4] == 1  # the SIGNED flag
+    assert data[4] == 3  # the SIGNED and BOUND (the signature binds the storage key) flags
     assert serializer.loads_with_header(data) == ({"a": 1}, [1, 2])
     assert Serializer(b"secret").loads(data) == [1, 2]  # str and bytes keys are the same key
 
@@ -175,6 +175,130 @@ def test_a_payload_that_does_not_unpickle_here_raises_serialization_error() -> N
     payload = b"cno_such_module_x\nf\n."  # protocol 0: GLOBAL no_such_module_x.f, STOP
     with pytest.raises(SerializationError, match="cannot unpickle"):
         Serializer().loads(Serializer().wrap(payload))
+
+
+# -- signatures bound to the storage key (issue 9, item 7) -------------------------------------
+
+_OUT_T = "v1/workflows/w/outputs/t"
+
+
+@pytest.mark.parametrize(
+    "other_key",
+    ["v1/workflows/w/outputs/u", "v1/workflows/x/outputs/t", "v1/workflows/w/specs/t", ""],
+    ids=["another task", "another workflow", "another role", "no key"],
+)
+def test_a_signed_value_copied_under_another_key_is_refused(other_key: str) -> None:
+    serializer = Serializer(b"key")
+    data = serializer.dumps(100, header={"attempt": 1}, key=_OUT_T)
+    assert serializer.loads(data, key=_OUT_T) == 100
+    with pytest.raises(CheckpointSignatureError, match="copied") as info:
+        serializer.loads(data, what="output", key=other_key)
+    assert info.value.key == (other_key or None)
+    with pytest.raises(CheckpointSignatureError):
+        serializer.unwrap(data, key=other_key)  # the header is not trusted either
+
+
+def test_the_error_names_the_key_the_value_was_read_from() -> None:
+    serializer = Serializer(b"key")
+    data = serializer.dumps(1, key=_OUT_T)
+    with pytest.raises(CheckpointSignatureError, match="v1/workflows/w/outputs/u"):
+        serializer.loads(data, what="output of task 'u'", key="v1/workflows/w/outputs/u")
+
+
+def test_unsigned_values_ignore_the_key() -> None:
+    serializer = Serializer()
+    data = serializer.dumps(7, key=_OUT_T)
+    assert serializer.loads(data, key="anything/else") == 7
+    assert serializer.loads(data) == 7
+
+
+def test_the_signature_covers_the_format_version() -> None:
+    serializer = Serializer(b"key")
+    data = bytearray(serializer.dumps("v", key=_OUT_T))
+    data[4] = 0x01  # claim the older, unbound signature format
+    with pytest.raises(CheckpointSignatureError, match="older format"):
+        serializer.loads(bytes(data), key=_OUT_T)
+
+
+def test_a_value_signed_before_keys_were_bound_is_refused() -> None:
+    # The envelope durableflow wrote before: HMAC over the body only, flags SIGNED.
+    body = struct.pack(">4sBI", b"DFL1", 1, 0) + pickle.dumps("old")
+    import hashlib
+    import hmac
+
+    data = body + hmac.new(b"key", body, hashlib.sha256).digest()
+    with pytest.raises(CheckpointSignatureError, match="does not bind the storage key"):
+        Serializer(b"key").loads(data, key=_OUT_T)
+
+
+@pytest.mark.parametrize("empty", ["", b""])
+def test_an_empty_signing_key_is_an_error_not_signing_off(empty: str | bytes) -> None:
+    with pytest.raises(ValueError, match="signing key must not be empty"):
+        Serializer(empty)
+
+
+def test_values_read_from_bytearrays_and_memoryviews() -> None:
+    serializer = Serializer(b"key")
+    data = serializer.dumps({"a": 1}, key=_OUT_T)
+    assert serializer.loads(bytearray(data), key=_OUT_T) == {"a": 1}
+    assert serializer.loads(memoryview(data), key=_OUT_T) == {"a": 1}
+
+
+def test_wrap_binds_the_key_too() -> None:
+    serializer = Serializer(b"key")
+    data = serializer.wrap(pickle.dumps([1]), key=_OUT_T)
+    assert serializer.loads(data, key=_OUT_T) == [1]
+    with pytest.raises(CheckpointSignatureError):
+        serializer.loads(data, key="v1/workflows/w/outputs/u")
+
+
+# -- sealed JSON records -------------------------------------------------------------------------
+
+_RUN_W = "v1/workflows/w/run"
+_RECORD = b'{"workflow_id":"w","status":"RUNNING"}'
+
+
+def test_without_a_key_a_record_is_stored_as_it_is() -> None:
+    serializer = Serializer()
+    assert serializer.seal(_RECORD, key=_RUN_W) == _RECORD
+    assert serializer.open(_RECORD, key=_RUN_W, what="run record") == _RECORD
+
+
+def test_a_sealed_record_opens_under_its_key() -> None:
+    serializer = Serializer(b"key")
+    sealed = serializer.seal(_RECORD, key=_RUN_W)
+    assert sealed.startswith(_RECORD) and sealed != _RECORD
+    assert serializer.seal(_RECORD, key=_RUN_W) == sealed  # deterministic: usable as expected
+    assert serializer.open(sealed, key=_RUN_W, what="run record") == _RECORD
+
+
+def test_an_unsigned_record_is_refused_as_forged_when_a_key_is_set() -> None:
+    with pytest.raises(CheckpointSignatureError, match=r"unsigned.*forged") as info:
+        Serializer(b"key").open(_RECORD, key=_RUN_W, what="run record of 'w'")
+    assert info.value.key == _RUN_W
+
+
+def test_a_record_copied_from_another_workflow_is_refused() -> None:
+    serializer = Serializer(b"key")
+    sealed = serializer.seal(_RECORD, key="v1/workflows/x/run")
+    with pytest.raises(CheckpointSignatureError, match="copied"):
+        serializer.open(sealed, key=_RUN_W, what="run record")
+
+
+def test_an_edited_sealed_record_is_refused() -> None:
+    serializer = Serializer(b"key")
+    sealed = serializer.seal(_RECORD, key=_RUN_W)
+    edited = sealed.replace(b"RUNNING", b"FAILED!")
+    with pytest.raises(CheckpointSignatureError, match="bad signature"):
+        serializer.open(edited, key=_RUN_W, what="run record")
+    with pytest.raises(CheckpointSignatureError, match="bad signature"):
+        Serializer(b"other").open(sealed, key=_RUN_W, what="run record")
+
+
+def test_a_sealed_record_is_refused_without_a_key() -> None:
+    sealed = Serializer(b"key").seal(_RECORD, key=_RUN_W)
+    with pytest.raises(CheckpointSignatureError, match="no signing key"):
+        Serializer().open(sealed, key=_RUN_W, what="run record")
 
 
 class _Marker:
