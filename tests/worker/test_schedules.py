@@ -163,8 +163,8 @@ def test_overlap_policy(tmp_path, clients, base, overlap):
 KILL_POINTS = {
     "after deciding the tick": {"op": "swap", "key": "schedules/job/state"},
     "after claiming the tick's id": {"op": "create", "key": "/lease"},
-    "after writing the tick's specs": {"op": "put", "key": "/specs/root"},
-    "after storing the tick PENDING": {"op": "put", "key": "/run"},
+    "after writing the tick's specs": {"op": "create", "key": "/specs/root"},
+    "after storing the tick PENDING": {"op": "create", "key": "/run"},
 }
 
 

@@ -9,8 +9,8 @@ submission, or a worker, handles):
 2. re-read the run record under the lease: if the workflow exists, release the lease and leave
    it as it is (this is what makes a schedule's tick run at most once).
 3. clear leftovers under the id (an interrupted delete's): a new workflow adopts nothing.
-4. write the task specs. A crash here leaves specs without a run record: invisible to every
-   reader, and cleared by the next submission of the id (step 3).
+4. write the task specs (create-only). A crash here leaves specs without a run record:
+   invisible to every reader, and cleared by the next submission of the id (step 3).
 5. write the run record as PENDING through the status index protocol, create-only (a rival
    that got here first, past its lease, makes this raise instead of overwriting): the commit
    point.
@@ -22,7 +22,6 @@ from __future__ import annotations
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import LeaseKeeper
-from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
 __all__ = ["submit_detached"]
@@ -48,8 +47,9 @@ def submit_detached(
         if store.read_run(workflow_id) is not None:  # 2
             return False
         store.clear_leftovers(workflow_id)  # 3
-        store.put_specs(workflow_id, ROOT_BATCH, specs)  # 4
-        store.set_status(record.replace(status=WorkflowStatus.PENDING), None, expected=None)  # 5
+        store.set_status(  # 4, 5: specs and record, both create-only
+            record.replace(status=WorkflowStatus.PENDING), None, specs=specs, expected=None
+        )
         return True
     finally:
         leases.release(workflow_id)  # 6

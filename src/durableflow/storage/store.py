@@ -161,7 +161,7 @@ class WorkflowStore:
         if not interrupted and old is None and new in ACTIVE:  # A
             with storage.batch():  # A1
                 if specs is not None:
-                    self.put_specs(wid, layout.ROOT_BATCH, specs)
+                    self._first_specs(wid, specs, fenced=expected is not UNFENCED)
                 self._put(new_key, b"", wid)
             self._write_run(wid, data, expected)  # A2
             return data
@@ -186,6 +186,23 @@ class WorkflowStore:
             with storage.volatile():  # C3
                 self._delete(layout.dirty_key(wid), wid)
         return data
+
+    def _first_specs(self, workflow_id: str, specs: bytes, *, fenced: bool) -> None:
+        """Store a new workflow's root specs, create-only when fenced.
+
+        The caller cleared leftovers under its lease, so an existing batch can only be a
+        rival's that took the id over.
+        """
+        if not fenced:
+            self.put_specs(workflow_id, layout.ROOT_BATCH, specs)
+            return
+        key = layout.spec_key(workflow_id, layout.ROOT_BATCH)
+        if not self._create(key, specs, workflow_id, None):
+            raise RecordChangedError(
+                f"workflow {workflow_id!r}: another runner stored it first; stopping without "
+                "writing",
+                workflow_id=workflow_id,
+            )
 
     def _write_run(self, workflow_id: str, data: bytes, expected: bytes | None) -> None:
         key = layout.run_key(workflow_id)
