@@ -1,201 +1,132 @@
-"""Ownership of a running workflow: an owner id and an expiry, in storage.
+"""Ownership of a running workflow: its ``lease`` key, on :mod:`durableflow.runtime.ownership`.
 
-Protocol:
+Protocol (the steps of :class:`~durableflow.runtime.ownership.OwnershipKeeper`, which has the
+full liveness and fencing rules):
 
-1. **Claim**: create the ``lease`` key create-only. If it exists and its owner is alive, the
-   workflow is someone else's (WorkflowStillActiveError). If the owner is dead, replace the
-   lease with compare-and-swap on its exact bytes: of several runners taking over one dead
-   lease, exactly one succeeds.
-2. **Renew**: a heartbeat thread swaps each held lease for one with a later expiry every
-   ``ttl / 3`` seconds. A failed swap means another runner took over: the engine stops.
-3. **Release**: after the final status is written, delete the lease if it is still ours.
+1. **Claim** (:meth:`LeaseKeeper.claim`): create the lease create-only. If it exists, its holder
+   must be dead before it is taken over by compare-and-swap on its exact bytes (of several
+   claimers exactly one wins): on the same machine (machine id, boot id and PID namespace
+   equal) dead means its process is gone, it abandoned the lease, or its expiry passed on the
+   shared ``CLOCK_BOOTTIME``; from another machine, dead means this claimer saw the lease's
+   bytes unchanged for a whole TTL on its own clock -- wall clocks are never compared, so a
+   claimer whose clock runs ahead cannot take over a live runner. ``claim`` waits for that
+   observation (at most a TTL) when the lease looks expired; ``wait=False`` (worker loops)
+   records it and refuses until a later call completes it.
+2. **Renew**: a heartbeat swaps each held lease for one with a later expiry every ``ttl / 3``
+   seconds. A failed swap means another runner took over: ``on_lost`` stops the engine.
+3. **Check** (:meth:`LeaseKeeper.check`, before each task and each write of the engine): the
+   runner owns the workflow until its deadline = the time its last successful renewal was
+   sent + ``ttl`` - ``ttl / 10``, on its own monotonic clock. Past it (a paused runner waking
+   up), one renewal: if the lease was taken over meanwhile the swap fails and the runner stops
+   without writing; if nobody took it, ownership is restored.
+4. **Release**: after the final status is written, delete the lease if it is still ours
+   (serialised with renewals: a renewal's swap cannot re-create a released lease). If the
+   storage refuses, the lease is recorded abandoned on this machine, which then reads the
+   workflow RESUMABLE at once instead of RUNNING until the expiry.
 
-An owner is alive while its lease has not expired and, on the same host, while its process
-(pid *and* process start time, so a reused pid does not count) exists: a killed runner is seen
-dead at once on its own host, and after ``ttl`` seconds everywhere.
+Reporting (:func:`is_alive`, used by ``get_status`` / ``list_all``): a runner on this machine
+is alive while its process exists (pid *and* start time) and its lease is neither expired nor
+abandoned; on another machine, until the lease's wall-clock expiry plus a margin.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Callable
 
-from durableflow.errors import StorageError, WorkflowStillActiveError
+from durableflow.errors import WorkflowStillActiveError
 from durableflow.model.records import LeaseRecord
+from durableflow.runtime.ownership import (
+    DEFAULT_TTL,
+    HOST,
+    Identity,
+    OwnershipKeeper,
+    is_alive,
+    process_start_time,
+)
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["LeaseKeeper", "is_alive", "process_start_time"]
-
-log = logging.getLogger("durableflow")
-
-DEFAULT_TTL = 30.0
-HOST = socket.gethostname()
+__all__ = ["DEFAULT_TTL", "HOST", "LeaseKeeper", "is_alive", "process_start_time"]
 
 
-def process_start_time(pid: int) -> str | None:
-    """The start time the OS reports for ``pid`` ("" where unknown), None if no such process.
+class _Leases:
+    """The workflow store's lease keys as a :class:`~durableflow.runtime.ownership.RecordStore`."""
 
-    A zombie (killed, not yet reaped: common in containers without an init) counts as gone.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-        # Fields 3 (state) and 22, counted after the parenthesised command name (may hold spaces).
-        fields = stat.rpartition(b")")[2].split()
-        if fields[0] in (b"Z", b"X"):
-            return None
-        return fields[19].decode()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return ""
+    def __init__(self, store: WorkflowStore) -> None:
+        self._store = store
 
+    def read(self, name: str) -> tuple[LeaseRecord | None, bytes | None]:
+        return self._store.read_lease(name)
 
-def is_alive(lease: LeaseRecord, now: float | None = None) -> bool:
-    """Whether the lease's owner still runs the workflow."""
-    if (now if now is not None else time.time()) >= lease.expires_at:
-        return False
-    if lease.host != HOST:
-        return True
-    started = process_start_time(lease.pid)
-    if started is None:
-        return False
-    return not (started and lease.pid_start and started != lease.pid_start)
+    def create(self, name: str, record: LeaseRecord) -> bool:
+        return self._store.create_lease(name, record)
+
+    def swap(self, name: str, old: bytes, record: LeaseRecord) -> bool:
+        return self._store.swap_lease(name, old, record)
+
+    def delete(self, name: str) -> None:
+        self._store.delete_lease(name)
 
 
 class LeaseKeeper:
-    """Claims, renews and releases the leases of the workflows one Client runs.
+    """Claims, renews, checks and releases the leases of the workflows one Client runs.
 
     Args:
         store: where leases live.
         ttl: seconds a lease lives without renewal.
+        clock: the wall clock written into leases as their expiry (tests skew it).
+        identity: this machine's identity (tests pretend to be another machine).
     """
 
-    def __init__(self, store: WorkflowStore, ttl: float = DEFAULT_TTL) -> None:
-        self._store = store
+    def __init__(
+        self,
+        store: WorkflowStore,
+        ttl: float = DEFAULT_TTL,
+        *,
+        clock: Callable[[], float] | None = None,
+        identity: Identity | None = None,
+    ) -> None:
+        kwargs = {"clock": clock} if clock is not None else {}
+        self._keeper = OwnershipKeeper(
+            _Leases(store), LeaseRecord, ttl, what="lease", identity=identity, **kwargs
+        )
         self.ttl = ttl
-        pid = os.getpid()
-        self._pid_start = process_start_time(pid) or ""
-        self.owner = f"{HOST}:{pid}:{self._pid_start}:{uuid.uuid4().hex[:12]}"
-        self._held: dict[str, tuple[bytes, Callable[[], None]]] = {}
-        self._lock = threading.Lock()
-        self._renew_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self.owner = self._keeper.owner
 
-    def _record(self) -> LeaseRecord:
-        return LeaseRecord(self.owner, HOST, os.getpid(), self._pid_start, time.time() + self.ttl)
+    def claim(self, workflow_id: str, on_lost: Callable[[], None], *, wait: bool = True) -> None:
+        """Become the runner of ``workflow_id`` (step 1); ``on_lost`` is called if it is lost.
 
-    def claim(self, workflow_id: str, on_lost: Callable[[], None]) -> None:
-        """Become the runner of ``workflow_id``; ``on_lost`` is called if the lease is lost.
+        Args:
+            workflow_id: the workflow.
+            on_lost: called (from the heartbeat or :meth:`check`) when another runner took over.
+            wait: for a lease of another machine that looks expired, wait (up to its TTL) until
+                it has been seen unchanged for a TTL; False: refuse now, take it over at a
+                later call once that observation is complete.
 
         Raises:
-            WorkflowStillActiveError: a live runner owns it.
+            WorkflowStillActiveError: a live runner owns it (or ownership is not decided yet).
         """
-        record = self._record()
-        raw = record.to_bytes()
-        if not self._store.create_lease(workflow_id, record):
-            current, current_raw = self._store.read_lease(workflow_id)
-            if current is not None and current.owner == self.owner:
-                raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} is already running in this process",
-                    workflow_id=workflow_id,
-                )
-            if current is not None and is_alive(current):
-                raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} is running under {current.owner}",
-                    workflow_id=workflow_id,
-                )
-            if current_raw is None:
-                if not self._store.create_lease(workflow_id, record):
-                    raise WorkflowStillActiveError(
-                        f"workflow {workflow_id!r} was just claimed by another runner",
-                        workflow_id=workflow_id,
-                    )
-            elif not self._store.swap_lease(workflow_id, current_raw, record):
-                raise WorkflowStillActiveError(
-                    f"workflow {workflow_id!r} was just taken over by another runner",
-                    workflow_id=workflow_id,
-                )
-        with self._lock:
-            self._held[workflow_id] = (raw, on_lost)
-            self._start_heartbeat()
+        why = self._keeper.take(workflow_id, on_lost, wait=wait)
+        if why is not None:
+            raise WorkflowStillActiveError(
+                f"workflow {workflow_id!r} is running: lease {why}", workflow_id=workflow_id
+            )
+
+    def check(self, workflow_id: str) -> None:
+        """Raise unless this runner still owns ``workflow_id`` (step 3; no I/O before the deadline).
+
+        Raises:
+            WorkflowStillActiveError: ownership was lost (``on_lost`` has been called).
+        """
+        self._keeper.check(workflow_id)
 
     def release(self, workflow_id: str) -> None:
-        """Give up the lease (deleted if still ours)."""
-        # Serialised with renewals: a renewal's swap racing this delete could re-create the
-        # lease, which would then read as alive until it expires.
-        with self._renew_lock:
-            with self._lock:
-                held = self._held.pop(workflow_id, None)
-            if held is None:
-                return
-            try:
-                current, _ = self._store.read_lease(workflow_id)
-                if current is not None and current.owner == self.owner:
-                    self._store.delete_lease(workflow_id)
-            except StorageError as err:
-                log.warning(
-                    "could not release the lease of %s (it expires by itself): %s", workflow_id, err
-                )
-
-    def holds(self, workflow_id: str) -> bool:
-        """Whether this keeper holds the workflow's lease."""
-        with self._lock:
-            return workflow_id in self._held
-
-    def _start_heartbeat(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._beat, name="durableflow-lease", daemon=True
-            )
-            self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.ttl / 3)
-            self._wake.clear()
-            if self._closed:
-                return
-            self.renew_all()
+        """Give up the lease (step 4): deleted if still ours, else recorded abandoned."""
+        self._keeper.release(workflow_id)
 
     def renew_all(self) -> None:
-        """Renew every held lease now."""
-        with self._lock:
-            held = list(self._held.items())
-        for workflow_id, (raw, on_lost) in held:
-            record = self._record()
-            with self._renew_lock:
-                with self._lock:
-                    if workflow_id not in self._held:
-                        continue  # released meanwhile
-                try:
-                    ok = self._store.swap_lease(workflow_id, raw, record)
-                except StorageError as err:
-                    log.warning("lease renewal of %s failed, will retry: %s", workflow_id, err)
-                    continue
-                with self._lock:
-                    if ok:
-                        self._held[workflow_id] = (record.to_bytes(), on_lost)
-                        continue
-                    del self._held[workflow_id]
-            log.error("lost the lease of workflow %s to another runner", workflow_id)
-            on_lost()
+        """Renew every held lease now (step 2)."""
+        self._keeper.renew_all()
 
     def close(self) -> None:
         """Stop the heartbeat (held leases are released by their engines)."""
-        self._closed = True
-        self._wake.set()
+        self._keeper.close()

@@ -1,8 +1,9 @@
-"""ScheduleStore and SlotStore: schedule records and worker slots to and from storage keys.
+"""ScheduleStore: schedule records to and from storage keys.
 
 A schedule is three keys (see :mod:`durableflow.storage.layout`): its DAG (written first), its
 record (written last: a schedule exists once its record does), and its firing state, changed
-only by compare-and-swap. Slots are lease-like records, claimed create-only.
+only by compare-and-swap. (``SlotStore`` moved to :mod:`durableflow.storage.slots`; it is
+re-exported here for old imports.)
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from durableflow.errors import CheckpointCorruptError, SerializationError
-from durableflow.model.records import SlotRecord
 from durableflow.model.schedule import ScheduleRecord, ScheduleState
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
+from durableflow.storage.slots import SlotStore
 
 __all__ = ["ScheduleStore", "SlotStore"]
 
@@ -120,39 +121,3 @@ class ScheduleStore:
     def swap_state(self, name: str, old: bytes, state: ScheduleState) -> bool:
         """Replace the state if it still is ``old``."""
         return self.storage.swap(layout.schedule_state_key(name), old, state.to_bytes())
-
-
-class SlotStore:
-    """Typed access to the workers' running slots."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-
-    def read(self, slot: int) -> tuple[SlotRecord | None, bytes | None]:
-        """The slot's record and raw bytes; (None, None) if free, (None, raw) if garbled."""
-        raw = self.storage.get(layout.slot_key(slot))
-        if raw is None:
-            return None, None
-        try:
-            return SlotRecord.from_bytes(raw), raw
-        except (ValueError, KeyError, TypeError):
-            return None, raw
-
-    def create(self, slot: int, record: SlotRecord) -> bool:
-        """Claim a free slot; False if it is taken."""
-        return self.storage.create(layout.slot_key(slot), record.to_bytes())
-
-    def swap(self, slot: int, old: bytes, record: SlotRecord) -> bool:
-        """Replace the slot's record if it still is ``old``."""
-        return self.storage.swap(layout.slot_key(slot), old, record.to_bytes())
-
-    def delete(self, slot: int) -> None:
-        """Free the slot."""
-        self.storage.delete(layout.slot_key(slot))
-
-    def taken(self) -> list[int]:
-        """Numbers of the slots that have a record (live or not)."""
-        prefix = layout.slots_prefix()
-        return sorted(
-            int(k[len(prefix) :]) for k in self.storage.list(prefix) if k[len(prefix) :].isdigit()
-        )
