@@ -12,14 +12,14 @@ from durableflow.model.status import parse_status_filter
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "../x", "a/b", "a\\b", "x" * 257, "a\x00b", "a\nb", "..", ".hidden", 5]
+    "bad", ["", "../x", "a/b", "a\\b", "x" * 256, "a\x00b", "a\nb", "..", ".hidden", 5]
 )
 def test_bad_workflow_ids_are_refused(bad):
     with pytest.raises(InvalidWorkflowIdError):
         validate_workflow_id(bad)
 
 
-@pytest.mark.parametrize("good", ["a", "my-flow_1.2", "x" * 256, "täglich@2026-01-01T00:00", "a b"])
+@pytest.mark.parametrize("good", ["a", "my-flow_1.2", "x" * 255, "täglich@2026-01-01T00:00", "a b"])
 def test_good_workflow_ids_pass(good):
     assert validate_workflow_id(good) == good
 
@@ -124,3 +124,114 @@ def test_import_durableflow_does_not_import_ray_boto3_or_web_libraries():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- task kinds that cannot be tasks yet (issue 10.10) -------------------------------------------
+
+
+async def _async_add(a: int, b: int) -> int:
+    return a + b
+
+
+def _gen_numbers(n: int):
+    yield from range(n)
+
+
+async def _async_gen_numbers(n: int):
+    for i in range(n):
+        yield i
+
+
+class _AsyncCallable:
+    async def __call__(self, x: int) -> int:
+        return x
+
+
+@pytest.mark.parametrize(
+    ("func", "words"),
+    [
+        (_async_add, "async def"),
+        (_gen_numbers, "generator function"),
+        (_async_gen_numbers, "async generator"),
+        (_AsyncCallable(), "async def"),
+    ],
+    ids=["async-def", "generator", "async-generator", "async-callable-object"],
+)
+def test_async_and_generator_functions_are_refused_at_decoration(func, words):
+    from durableflow import workflow
+
+    for decorate in (workflow.task, workflow.task(max_retries=1), workflow.step):
+        with pytest.raises(TypeError) as caught:
+            decorate(func)
+        message = str(caught.value)
+        assert words in message, message
+        assert "not supported" in message or "cannot be checkpointed" in message, message
+    name = getattr(func, "__qualname__", None) or repr(func)
+    assert name in message
+
+
+def test_an_async_task_never_reaches_storage(tmp_path):
+    from durableflow import Client, workflow
+
+    with pytest.raises(TypeError, match="async tasks are not supported yet"):
+
+        @workflow.task
+        async def fetch() -> int:
+            return 1
+
+    client = Client(str(tmp_path / "store"))
+    try:
+        assert client.list_all() == []
+    finally:
+        client.close()
+
+
+# --- calling a task directly (issue 10.11: kept, warned once per function) -----------------------
+
+
+def test_calling_a_task_directly_runs_it_warns_once_and_checkpoints_nothing(tmp_path, caplog):
+    import logging
+
+    from durableflow import Client, workflow
+
+    @workflow.task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @workflow.task
+    def mul(a: int, b: int) -> int:
+        return a * b
+
+    client = Client(str(tmp_path / "store"))
+    try:
+        with caplog.at_level(logging.WARNING, logger="durableflow"):
+            assert add(1, 2) == 3
+            assert add(2, 2) == 4
+            assert add.options(max_retries=0)(3, 3) == 6  # same function: no second warning
+            assert mul(2, 3) == 6
+        warned = [r for r in caplog.records if "called directly" in r.getMessage()]
+        assert [r.levelname for r in warned] == ["WARNING", "WARNING"]
+        assert "add" in warned[0].getMessage() and ".bind(" in warned[0].getMessage()
+        assert "mul" in warned[1].getMessage()
+        assert all(r.name == "durableflow" for r in warned)
+        assert client.list_all() == []  # nothing was stored
+    finally:
+        client.close()
+
+
+def test_a_workflow_run_logs_no_direct_call_warning(tmp_path, caplog):
+    import logging
+
+    from durableflow import Client, workflow
+
+    @workflow.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    client = Client(str(tmp_path / "store"))
+    try:
+        with caplog.at_level(logging.WARNING, logger="durableflow"):
+            assert client.run(double.bind(double.bind(2)), workflow_id="w") == 8
+        assert not [r for r in caplog.records if "called directly" in r.getMessage()]
+    finally:
+        client.close()

@@ -6,6 +6,9 @@ import dataclasses
 import functools
 import inspect
 import json
+import logging
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -32,6 +35,57 @@ _WORKFLOW_FIELDS = (
 )
 
 RetryExceptions = bool | tuple[type[BaseException], ...]
+
+log = logging.getLogger("durableflow")
+
+
+def _refuse_unsupported(func: Callable[..., Any]) -> None:
+    """Raise TypeError for coroutine and generator functions: their results cannot checkpoint.
+
+    Calling one returns a coroutine or a generator object, not a value: the task would "finish"
+    at once and then fail to pickle that object (with a "never awaited" warning for a
+    coroutine). Refused at decoration, where the mistake is, until async tasks are supported.
+    """
+    name = getattr(func, "__qualname__", None) or repr(func)
+    candidates: list[Any] = [func]
+    if not inspect.isroutine(func) and not isinstance(func, (type, functools.partial)):
+        candidates.append(type(func).__call__)  # an object whose __call__ is async or a generator
+    for candidate in candidates:
+        if inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate):
+            kind = (
+                "an async generator function"
+                if inspect.isasyncgenfunction(candidate)
+                else "an async def function"
+            )
+            raise TypeError(
+                f"{name} is {kind}: async tasks are not supported yet; make it a plain "
+                "`def` (run the coroutine inside it with asyncio.run(...))"
+            )
+        if inspect.isgeneratorfunction(candidate):
+            raise TypeError(
+                f"{name} is a generator function: a task must return its value, not yield it "
+                "(a generator cannot be checkpointed); return a list instead"
+            )
+
+
+# Functions already warned about being called directly (once per function, per process).
+_warned_direct: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+_warned_direct_ids: set[int] = set()  # functions that cannot be weakly referenced
+_warned_lock = threading.Lock()
+
+
+def _first_direct_call(func: Callable[..., Any]) -> bool:
+    """True the first time ``func`` is called directly as a task in this process."""
+    with _warned_lock:
+        try:
+            if func in _warned_direct:
+                return False
+            _warned_direct.add(func)
+        except TypeError:
+            if id(func) in _warned_direct_ids:
+                return False
+            _warned_direct_ids.add(id(func))
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,11 +195,22 @@ def workflow_options(
 
 
 class TaskFunction(Generic[P, R]):
-    """A function made into a workflow task. Calling it runs the function directly."""
+    """A function made into a workflow task.
+
+    ``f.bind(...)`` builds a DAG node. Calling ``f(...)`` runs the plain function here, outside
+    any workflow: nothing is checkpointed, retried or recorded (handy in unit tests). Ray's
+    ``ray.workflow`` raised TypeError there; durableflow keeps the call and logs a warning
+    (logger ``durableflow``) the first time each function is called so.
+
+    Raises:
+        TypeError: ``func`` is not callable, or is an ``async def``, generator or async
+            generator function (not supported as tasks yet).
+    """
 
     def __init__(self, func: Callable[P, R], options: TaskOptions | None = None) -> None:
         if not callable(func):
             raise TypeError(f"a task must wrap a callable, got {func!r}")
+        _refuse_unsupported(func)
         self._func = func
         self._options = options or TaskOptions()
         self._signature: inspect.Signature | None = None
@@ -162,7 +227,16 @@ class TaskFunction(Generic[P, R]):
         return self._options
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call the function directly, outside any workflow."""
+        """Call the function directly, outside any workflow (nothing is checkpointed)."""
+        if _first_direct_call(self._func):
+            name = getattr(self._func, "__qualname__", repr(self._func))
+            log.warning(
+                "task %s was called directly: it ran as a plain function and nothing was "
+                "checkpointed; use %s.bind(...) and workflow.run(...) to run it as a task "
+                "(this warning is logged once per function)",
+                name,
+                name,
+            )
         return self._func(*args, **kwargs)
 
     def options(self, **options: Any) -> TaskFunction[P, R]:
