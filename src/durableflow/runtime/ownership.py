@@ -261,7 +261,7 @@ class OwnershipKeeper(Generic[R]):
                 self._hold(name, record, sent, on_lost, extra)
                 return None
             return "just claimed by another owner"
-        if current is not None and current.owner == self.owner:
+        if current is not None and current.owner == self.owner and name in self._held:
             return "already held in this process"
         if not self.holder_dead(name, current, raw):  # 3
             remote = current is None or not self.identity.matches(current)
