@@ -1,0 +1,174 @@
+"""A torture-round process: runs, resumes, cancels or deletes one workflow, maybe dying midway.
+
+Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
+
+- ``action``: run | resume | resume_all | cancel | delete | status
+- ``url``, ``spec`` (see :mod:`torture.shapes`), ``lease_ttl``
+- ``fault``: optional ``{"n": n, "how": "kill_before" | "kill_after" | "error", "log": path}``:
+  at the n-th mutating storage operation (put, create, swap, delete; each value of put_many and
+  each key of delete_prefix counts) die before it, die after it, or raise
+  ``StorageUnavailableError`` instead of doing it. The operation is appended to ``log`` first.
+- ``skew``: seconds added to ``time.time`` before durableflow is imported (a fast clock)
+- ``go``: a path to wait for before acting (starts racing processes together)
+
+Prints one JSON line: ``{"result": value}``, ``{"error": class name, "message": text}`` or,
+for resume_all, ``{"results": {workflow id: {"result"|"error": ...}}}``. "Dying" is SIGKILL of
+this process, or ``os._exit(137)`` when it is PID 1 of a PID namespace (init ignores SIGKILL
+sent from inside).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIG: dict[str, Any] = json.loads(sys.argv[1])
+if CONFIG.get("skew"):
+    _real_time = time.time
+    _skew = float(CONFIG["skew"])
+    time.time = lambda: _real_time() + _skew  # before durableflow reads the clock anywhere
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: ``torture`` package
+
+from durableflow import Client, Storage  # noqa: E402
+from durableflow.errors import StorageUnavailableError  # noqa: E402
+from durableflow.storage.urls import open_storage  # noqa: E402
+from torture import shapes  # noqa: E402
+
+
+def die() -> None:
+    """Stop this process at once, with no cleanup."""
+    if os.getpid() == 1:
+        os._exit(137)
+    os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(137)  # not reached
+
+
+class FaultAtOp(Storage):
+    """Delegates to a real storage; acts at the n-th mutating operation."""
+
+    def __init__(self, inner: Storage, n: int, how: str, log: str) -> None:
+        self.inner, self.n, self.how, self.log = inner, n, how, log
+        self.seen = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    def _due(self, op: str, key: str) -> bool:
+        with self.lock:
+            self.seen += 1
+            if self.seen != self.n:
+                return False
+        line = json.dumps({"pid": os.getpid(), "n": self.n, "how": self.how, "op": op, "key": key})
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, (line + "\n").encode())
+        os.close(fd)
+        return True
+
+    def _call(self, op: str, key: str, fn: Any, *args: Any) -> Any:
+        if not self._due(op, key):
+            return fn(key, *args)
+        if self.how == "kill_before":
+            die()
+        if self.how == "error":
+            raise StorageUnavailableError(f"torture: injected error at {op} {key}", key=key)
+        result = fn(key, *args)
+        die()
+        return result
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call("put", key, self.inner.put, data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        return bool(self._call("create", key, self.inner.create, data))
+
+    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+        return bool(self._call("swap", key, self.inner.swap, expected, data))
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key, self.inner.delete)
+
+    def put_many(self, items: Any) -> None:
+        items = list(items)
+        with self.lock:
+            hits = self.seen < self.n <= self.seen + len(items)
+            if not hits:
+                self.seen += len(items)
+        if not hits:
+            self.inner.put_many(items)
+            return
+        for key, data in items:
+            self.put(key, data)
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in self.inner.list(prefix):
+            self.delete(key)
+
+    def batch(self) -> Any:
+        return self.inner.batch()
+
+    def volatile(self) -> Any:
+        return self.inner.volatile()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def outcome(fn: Any) -> dict[str, Any]:
+    try:
+        return {"result": fn()}
+    except Exception as err:
+        return {"error": type(err).__name__, "message": str(err)[:500]}
+
+
+def main() -> None:
+    storage: Storage = open_storage(CONFIG["url"])
+    fault = CONFIG.get("fault")
+    if fault:
+        storage = FaultAtOp(storage, int(fault["n"]), fault["how"], fault["log"])
+    go = CONFIG.get("go")
+    if go:
+        while not os.path.exists(go):
+            time.sleep(0.002)
+    spec = CONFIG.get("spec") or {}
+    wid = spec.get("wid", "")
+    client = Client(storage, lease_ttl=float(CONFIG.get("lease_ttl", 30.0)), cancel_poll=0.1)
+    action = CONFIG["action"]
+    answer: dict[str, Any]
+    if action == "run":
+        answer = outcome(lambda: client.run(shapes.build(spec), workflow_id=wid))
+    elif action == "resume":
+        answer = outcome(lambda: client.resume(wid))
+    elif action == "resume_all":
+        handles = client.resume_all(include_failed=bool(CONFIG.get("include_failed")))
+        answer = {"results": {w: outcome(lambda h=h: h.result()) for w, h in handles}}
+    elif action == "cancel":
+        answer = outcome(lambda: client.cancel(wid, timeout=float(CONFIG.get("timeout", 10))))
+    elif action == "delete":
+        answer = outcome(lambda: client.delete(wid))
+    elif action == "status":
+        answer = outcome(lambda: client.get_status(wid).value)
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    if isinstance(storage, FaultAtOp):
+        answer["ops"] = storage.seen
+    print(json.dumps(answer, default=repr), flush=True)
+    client.close(wait=False)
+
+
+if __name__ == "__main__":
+    main()
