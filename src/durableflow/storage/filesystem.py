@@ -10,8 +10,10 @@ Durability protocol of one write (``put``), each step a fault-test point:
 
 A create-only write (``create``) replaces step 3 by ``link(tmp, target)``, which fails if the
 target exists (atomic on NFS too, unlike ``O_EXCL`` on old clients), then unlinks the temporary.
-Compare-and-swap (``swap``) holds a POSIX ``lockf`` lock (honoured over NFSv4) on a lock file
-while it reads, compares and renames.
+Compare-and-swap (``swap``) holds the key's lock, a POSIX ``lockf`` lock (honoured over NFSv4)
+on a lock file, while it reads, compares and renames; ``delete`` holds the same lock while it
+unlinks, so a delete never interleaves with a swap re-creating the key. ``put`` and ``create``
+take no lock (a rename and a link are atomic on their own).
 
 ``?fsync=false`` skips steps 2 and 4: a value then survives a killed process but not a power cut.
 
@@ -129,18 +131,36 @@ def _os_error(err: OSError, key: str, action: str) -> StorageError:
 
 
 class FileStorage(Storage):
-    """Values as files under a root directory."""
+    """Values as files under a root directory.
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    Args:
+        root: the directory; with ``create`` it and its parents are made if missing.
+        fsync: False skips the fsyncs (steps 2 and 4): values survive a killed process only.
+        create: False opens an existing directory only (read-only commands: a mistyped path
+            must not become an empty storage); it need not be writable then.
+
+    Raises:
+        StorageURLError: the path cannot hold a storage, or (``create`` False) does not exist.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, create: bool = True
+    ) -> None:
         path = Path(root).expanduser()
         try:
             path = path.resolve()
-            path.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StorageURLError(f"cannot use {str(path)!r} as storage: {err}") from err
+        if not create and not path.exists():
+            raise StorageURLError(
+                f"no durableflow storage at {path}: the directory does not exist "
+                "(only commands that write create a storage)"
+            )
         if not path.is_dir():
             raise StorageURLError(f"storage path {str(path)!r} is not a directory")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if create and not os.access(path, os.W_OK | os.X_OK):
             raise StorageURLError(f"storage directory {str(path)!r} is not writable")
         self._root = path
         self._fsync = fsync
@@ -152,8 +172,11 @@ class FileStorage(Storage):
         """Per thread: ``mode`` ("batch" or "volatile") and, in a batch, ``dirs`` to fsync."""
 
     @classmethod
-    def from_url(cls, parts: SplitResult) -> FileStorage:
-        """Open ``file:///path[?fsync=false]`` or a plain path (``parts.scheme`` empty)."""
+    def from_url(cls, parts: SplitResult, *, create: bool = True) -> FileStorage:
+        """Open ``file:///path[?fsync=false]`` or a plain path (``parts.scheme`` empty).
+
+        ``create`` False: the directory must exist (see the class).
+        """
         if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
             raise StorageURLError(
                 f"file URL must be file:///absolute/path, got host {parts.netloc!r}"
@@ -170,7 +193,7 @@ class FileStorage(Storage):
             if value not in _TRUE | _FALSE:
                 raise StorageURLError(f"fsync must be true or false, got {values[-1]!r}")
             fsync = value in _TRUE
-        return cls(path, fsync=fsync)
+        return cls(path, fsync=fsync, create=create)
 
     @property
     def root(self) -> Path:
@@ -358,19 +381,56 @@ class FileStorage(Storage):
             raise _os_error(err, key, "create") from err
         return True
 
-    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
-        target = self._path(key)
+    @contextlib.contextmanager
+    def _key_lock(self, key: str, *, remove: bool = False) -> Iterator[None]:
+        """Hold the lock of ``key`` against every thread and process.
+
+        The lock is a ``lockf`` lock on ``.locks/<hash of key>`` (honoured over NFSv4) and, for
+        the threads of this process, which ``lockf`` does not exclude from each other, a
+        thread lock chosen by lock file.
+
+        With ``remove`` (a delete), the lock file is unlinked before the lock is released,
+        so deleted keys leave no lock files behind. A waiter that then gets the lock of the
+        unlinked file sees that the path now names another file (or none) and locks again.
+        """
         lock_dir = self._root / ".locks"
-        lock_dir.mkdir(exist_ok=True)
         lock_path = lock_dir / hashlib.sha256(key.encode()).hexdigest()[:32]
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise _os_error(err, key, "lock") from err
         thread_lock = _SWAP_THREAD_LOCKS[hash(lock_path) % len(_SWAP_THREAD_LOCKS)]
-        thread_lock.acquire()
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX)
+        with thread_lock:
+            fd = self._lock_file(key, lock_dir, lock_path)
+            try:
+                yield
+            finally:
+                if remove:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(lock_path)
+                os.close(fd)  # closing releases the lock
+
+    @staticmethod
+    def _lock_file(key: str, lock_dir: Path, lock_path: Path) -> int:
+        """Open and lock the current lock file of ``key``; its descriptor."""
+        while True:
+            try:
+                lock_dir.mkdir(exist_ok=True)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise _os_error(err, key, "lock") from err
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+                current = os.stat(lock_path).st_ino
+            except FileNotFoundError:
+                current = None  # a delete unlinked it while we waited
+            except BaseException:
+                os.close(fd)
+                raise
+            if current == os.fstat(fd).st_ino:
+                return fd
+            os.close(fd)
+
+    def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+        """Read, compare and replace while holding the key's lock (see :meth:`_key_lock`)."""
+        target = self._path(key)
+        with self._key_lock(key):
             if self.get(key) != expected:
                 return False
             try:
@@ -380,18 +440,21 @@ class FileStorage(Storage):
                 raise _os_error(err, key, "write") from err
             self._sync_dir(target.parent)
             return True
-        finally:
-            os.close(fd)  # closing releases the lock
-            thread_lock.release()
 
     def delete(self, key: str) -> None:
+        """Unlink the key's file while holding its lock, so no swap interleaves.
+
+        Without the lock a swap that had read the expected value could rename its new value
+        over the path after the unlink: the key would come back after ``delete`` returned.
+        """
         target = self._path(key)
-        try:
-            target.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as err:
-            raise _os_error(err, key, "delete") from err
+        with self._key_lock(key, remove=True):
+            try:
+                target.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except OSError as err:
+                raise _os_error(err, key, "delete") from err
         self._sync_dir(target.parent)
 
     def list(self, prefix: str) -> list[str]:

@@ -384,6 +384,36 @@ class StorageContract:
         assert storage.list("del/") == []
         assert storage.create("del/k", b"new") is True
 
+    def test_a_delete_is_never_undone_by_a_racing_swap(self, storage: Storage) -> None:
+        """A swap in flight when a delete runs either lands before it or fails.
+
+        A thread swaps a key forward until a swap fails; the test deletes the key meanwhile.
+        Once both are done the key must be gone: a swap that had read the old value must not
+        write it back after the delete (a released lease or slot would come back to life).
+        """
+        for round_ in range(self.race_rounds):
+            key = f"race/delete/{round_}"
+            storage.put(key, b"0")
+            swapped = threading.Event()
+
+            def swapper(key: str = key, swapped: threading.Event = swapped) -> int:
+                current = b"0"
+                for n in range(1, 200):
+                    following = str(n).encode()
+                    if not storage.swap(key, current, following):
+                        return n - 1
+                    current = following
+                    swapped.set()
+                return 199
+
+            with ThreadPoolExecutor(1) as pool:
+                done = pool.submit(swapper)
+                swapped.wait(30)
+                storage.delete(key)
+                swaps = done.result(60)
+            assert storage.get(key) is None, f"round {round_}: back after {swaps} swaps"
+            assert key not in storage.list("race/delete/")
+
     def test_delete_prefix_removes_that_prefix_only(self, storage: Storage) -> None:
         """delete_prefix removes exactly the keys that start with the prefix."""
         for key in ("dp/a/1", "dp/a/2", "dp/a/sub/3", "dp/ab", "dp/b", "dpx"):
