@@ -4,14 +4,17 @@ The tree::
 
     WorkflowError
     ├── InvalidWorkflowIdError            (also a ValueError)
-    ├── WorkflowNotFoundError
+    ├── WorkflowNotFoundError             (also a ValueError) unknown workflow or task id
+    │   └── ResumeNotFoundError           resume of an unknown id (also WorkflowNotResumableError)
     ├── WorkflowExecutionError            a task failed; ``__cause__`` is the task's exception
     ├── WorkflowCancellationError         the workflow was canceled
     ├── WorkflowNotResumableError         e.g. resume of a CANCELED workflow
-    │   └── EnvironmentMismatchError      env_policy="error" and the environment changed
-    ├── WorkflowIncompleteError           output asked of a workflow that stopped unfinished
-    ├── WorkflowStillActiveError          another runner owns it, or delete while running
-    ├── WorkflowQueueFullError            max_pending_workflows reached
+    │   ├── EnvironmentMismatchError      env_policy="error" and the environment changed
+    │   └── ResumeNotFoundError           (see above)
+    ├── WorkflowIncompleteError           (also a ValueError) output of a workflow that stopped
+    ├── WorkflowStillActiveError          (also a RuntimeError) another runner owns it, or
+    │                                     delete while running
+    ├── WorkflowQueueFullError            (also a queue.Full) max_pending_workflows reached
     ├── SerializationError                an argument or output cannot be pickled
     └── StorageError                      anything the storage layer reports
         ├── StorageURLError               unknown scheme, unusable path, bad parameter
@@ -20,11 +23,16 @@ The tree::
         └── CheckpointCorruptError        a stored value fails its checksum or cannot be read
             └── CheckpointSignatureError  unsigned or tampered value while a signing key is set
 
+The second bases are what Ray Workflows raised in the same place, so a Ray-era ``except
+ValueError`` / ``except RuntimeError`` / ``except queue.Full`` clause still catches ours.
+
 Every error carries ``workflow_id`` (and ``task_id`` / ``key`` where they apply) as attributes.
 One warning category, ``EnvironmentChangedWarning``, is issued on resume with ``env_policy="warn"``.
 """
 
 from __future__ import annotations
+
+import queue
 
 __all__ = [
     "CheckpointCorruptError",
@@ -32,6 +40,7 @@ __all__ = [
     "EnvironmentChangedWarning",
     "EnvironmentMismatchError",
     "InvalidWorkflowIdError",
+    "ResumeNotFoundError",
     "SerializationError",
     "StorageError",
     "StorageFullError",
@@ -79,8 +88,11 @@ class InvalidWorkflowIdError(WorkflowError, ValueError):
     """A workflow id that is empty, too long, or has separators or control characters."""
 
 
-class WorkflowNotFoundError(WorkflowError):
-    """No workflow with this id is stored."""
+class WorkflowNotFoundError(WorkflowError, ValueError):
+    """No workflow with this id is stored, or it has no task with this id.
+
+    Also a ``ValueError``: Ray Workflows raised one for an unknown workflow or task id.
+    """
 
 
 class WorkflowExecutionError(WorkflowError):
@@ -93,6 +105,14 @@ class WorkflowCancellationError(WorkflowError):
 
 class WorkflowNotResumableError(WorkflowError):
     """The workflow is in a state that cannot be resumed (CANCELED)."""
+
+
+class ResumeNotFoundError(WorkflowNotFoundError, WorkflowNotResumableError):
+    """``resume`` of an id that is not stored.
+
+    Both a :class:`WorkflowNotFoundError` (what durableflow raises for an unknown id everywhere)
+    and a :class:`WorkflowNotResumableError` (what Ray Workflows raised on resume).
+    """
 
 
 class EnvironmentMismatchError(WorkflowNotResumableError):
@@ -118,16 +138,25 @@ class EnvironmentChangedWarning(UserWarning):
     """A workflow resumes in an environment that differs from the recorded one (policy "warn")."""
 
 
-class WorkflowIncompleteError(WorkflowError):
-    """The workflow stopped before finishing (RESUMABLE or FAILED) and nobody runs it now."""
+class WorkflowIncompleteError(WorkflowError, ValueError):
+    """The workflow stopped before finishing (RESUMABLE or FAILED) and nobody runs it now.
+
+    Also a ``ValueError``, as Ray's ``get_output`` of a stopped workflow raised.
+    """
 
 
-class WorkflowStillActiveError(WorkflowError):
-    """Another runner owns the workflow, or an action needs it stopped first."""
+class WorkflowStillActiveError(WorkflowError, RuntimeError):
+    """Another runner owns the workflow, or an action needs it stopped first.
+
+    Also a ``RuntimeError``, as Ray's ``run`` / ``resume`` of a running workflow raised.
+    """
 
 
-class WorkflowQueueFullError(WorkflowError):
-    """``max_pending_workflows`` workflows already wait for a slot."""
+class WorkflowQueueFullError(WorkflowError, queue.Full):
+    """``max_pending_workflows`` workflows already wait for a slot.
+
+    Also a ``queue.Full``, as Ray Workflows raised.
+    """
 
 
 class SerializationError(WorkflowError):

@@ -3,43 +3,76 @@
 ``from durableflow import workflow`` replaces ``from ray import workflow``. Every call below
 creates the default Client on first use (storage from ``init``, else the environment, else the
 default directory); ``shutdown()`` closes it so ``init`` may choose again.
+
+Like ``ray.workflow``, the module also carries the errors (``workflow.WorkflowError``,
+``WorkflowExecutionError``, ``WorkflowCancellationError``, ...), ``WorkflowStatus`` and every
+status (``workflow.SUCCESSFUL``, ...), ``WorkflowRef``, and the submodules ``exceptions`` and
+``common``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from durableflow import config
+from durableflow import common, config
+from durableflow import errors as exceptions
 from durableflow.client import Client
+from durableflow.compat import WorkflowOptions
+from durableflow.errors import (
+    ResumeNotFoundError,
+    WorkflowCancellationError,
+    WorkflowError,
+    WorkflowExecutionError,
+    WorkflowNotFoundError,
+    WorkflowNotResumableError,
+    WorkflowStillActiveError,
+)
 from durableflow.executors.base import Executor
 from durableflow.model.dag import (
     Continuation,
     DAGNode,
     InputNode,
     TaskNode,
+    WorkflowRef,
     as_node,
     execute,
     register_hook,
 )
 from durableflow.model.events import EventListener, sleep, wait_for_event
 from durableflow.model.status import WorkflowStatus
-from durableflow.model.task import TaskFunction, task, workflow_options  # noqa: F401
+from durableflow.model.task import TaskFunction, task  # noqa: F401
 from durableflow.runtime.context import current_task_id, current_workflow_id, in_task
 from durableflow.storage.base import Storage
 
 __all__ = [
+    "CANCELED",
+    "FAILED",
+    "PENDING",
+    "RESUMABLE",
+    "RUNNING",
+    "SUCCESSFUL",
     "Client",
     "EventListener",
     "InputNode",
+    "WorkflowCancellationError",
+    "WorkflowError",
+    "WorkflowExecutionError",
+    "WorkflowNotFoundError",
+    "WorkflowNotResumableError",
+    "WorkflowRef",
     "WorkflowStatus",
+    "WorkflowStillActiveError",
     "cancel",
     "client",
+    "common",
     "continuation",
     "delete",
+    "exceptions",
     "get_current_task_id",
     "get_current_workflow_id",
     "get_metadata",
@@ -64,22 +97,34 @@ __all__ = [
     "wait_for_event",
 ]
 
+# Every status as a module attribute, as Ray's ``globals().update(WorkflowStatus.__members__)``.
+RUNNING = WorkflowStatus.RUNNING
+PENDING = WorkflowStatus.PENDING
+SUCCESSFUL = WorkflowStatus.SUCCESSFUL
+FAILED = WorkflowStatus.FAILED
+RESUMABLE = WorkflowStatus.RESUMABLE
+CANCELED = WorkflowStatus.CANCELED
+
 _client: Client | None = None
 _lock = threading.Lock()
 _executor_chosen = False  # init(executor=...) or $DURABLEFLOW_EXECUTOR: no automatic Ray
 
 
-def options(**workflow_opts: Any) -> dict[str, Any]:
-    """Ray's ``workflow.options``: pass the result as ``f.options(**workflow.options(...))``.
+def options(**workflow_opts: Any) -> WorkflowOptions:
+    """Ray's ``workflow.options``: ``f.options(**workflow.options(...))`` or a decorator.
 
     Options: ``task_id``, ``metadata``, ``catch_exceptions``, ``checkpoint``, ``max_retries``,
-    ``retry_exceptions``. With Ray imported, Ray's ``.options()`` is taught to accept them.
+    ``retry_exceptions``. ``@workflow.options(...)`` goes over ``@ray.remote`` or
+    ``@workflow.task``. With Ray imported, Ray's ``.options()`` is taught to accept them.
+
+    Raises:
+        ValueError: an unknown option, or metadata that is not a JSON-serializable dict.
     """
     if "ray" in sys.modules:
         import importlib
 
         importlib.import_module("durableflow.executors.ray_dag")
-    return workflow_options(**workflow_opts)
+    return WorkflowOptions(**workflow_opts)
 
 
 step = task  # Ray 1.x: @workflow.step, then f.step(...).run(workflow_id=...)
@@ -98,18 +143,35 @@ def init(
 ) -> Client:
     """Create the default Client (optional: every call below does it on first use).
 
+    Calling it again with the same (or no) settings returns the same Client.
+
     Raises:
-        ValueError: already initialized with a different storage or settings.
+        TypeError: a limit that is not an int.
+        ValueError: a limit out of range (``max_running_workflows`` < 1,
+            ``max_pending_workflows`` < 0), or already initialized with a different storage or
+            different limits (``workflow.shutdown()`` first).
     """
     global _client, _executor_chosen
+    _check_limit("max_running_workflows", max_running_workflows, 1)
+    _check_limit("max_pending_workflows", max_pending_workflows, 0)
     with _lock:
         if _client is not None:
-            if storage is None or _same_storage(_client, storage):
-                return _client
-            raise ValueError(
-                f"durableflow is already initialized with storage {_client.storage.url}; "
-                "call workflow.shutdown() first to use another"
-            )
+            if storage is not None and not _same_storage(_client, storage):
+                raise ValueError(
+                    f"durableflow is already initialized with storage {_client.storage.url}; "
+                    "call workflow.shutdown() first to use another"
+                )
+            for name, wanted in (
+                ("max_running_workflows", max_running_workflows),
+                ("max_pending_workflows", max_pending_workflows),
+            ):
+                current = getattr(_client, name)
+                if wanted is not None and wanted != current:
+                    raise ValueError(
+                        f"durableflow is already initialized with {name}={current}; "
+                        "call workflow.shutdown() first to change it"
+                    )
+            return _client
         _executor_chosen = executor is not None or bool(os.environ.get(config.ENV_EXECUTOR))
         _client = Client(
             storage,
@@ -120,6 +182,15 @@ def init(
             **client_options,
         )
         return _client
+
+
+def _check_limit(name: str, value: object, minimum: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _same_storage(current: Client, storage: str | os.PathLike[str] | Storage) -> bool:
@@ -242,20 +313,38 @@ def schedule(
 
 def resume(workflow_id: str) -> Any:
     """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
-    if _on_ray(workflow_id=workflow_id):
-        from durableflow import ray_coordinator
+    with _resuming(workflow_id):
+        if _on_ray(workflow_id=workflow_id):
+            from durableflow import ray_coordinator
 
-        return ray_coordinator.result(ray_coordinator.resume_async(client(), workflow_id))
-    return client().resume(workflow_id)
+            return ray_coordinator.result(ray_coordinator.resume_async(client(), workflow_id))
+        return client().resume(workflow_id)
 
 
 def resume_async(workflow_id: str) -> Any:
     """Like ``resume``, returning a future (a ``ray.ObjectRef`` on Ray)."""
-    if _on_ray(workflow_id=workflow_id):
-        from durableflow import ray_coordinator
+    with _resuming(workflow_id):
+        if _on_ray(workflow_id=workflow_id):
+            from durableflow import ray_coordinator
 
-        return ray_coordinator.resume_async(client(), workflow_id)
-    return client().resume_async(workflow_id)
+            return ray_coordinator.resume_async(client(), workflow_id)
+        return client().resume_async(workflow_id)
+
+
+@contextlib.contextmanager
+def _resuming(workflow_id: str) -> Iterator[None]:
+    """Raise a resume of an unknown id as :class:`ResumeNotFoundError`.
+
+    That is a WorkflowNotFoundError (ours) and a WorkflowNotResumableError (what Ray raised).
+    """
+    try:
+        yield
+    except ResumeNotFoundError:
+        raise
+    except WorkflowNotFoundError as err:
+        if err.task_id is not None or (err.workflow_id not in (None, workflow_id)):
+            raise
+        raise ResumeNotFoundError(str(err), workflow_id=workflow_id) from err.__cause__
 
 
 def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:

@@ -61,6 +61,7 @@ __all__ = [
     "convert",
     "execute_ray_dag",
     "is_ray_dag",
+    "merge_metadata",
     "portable",
     "unwrap",
 ]
@@ -86,6 +87,42 @@ def accept_workflow_options() -> None:
     table: dict[str, Any] = option_utils.task_options
     if "_metadata" not in table:
         table["_metadata"] = type(table["name"])((dict, type(None)))
+    update = option_utils.update_options
+    if not getattr(update, "_durableflow", False):
+        setattr(option_utils, "update_options", _merging_update(update))  # noqa: B010
+
+
+def _merging_update(update: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Ray's ``update_options``, merging ``_metadata`` per namespace as Ray <= 2.47 did.
+
+    Ray 2.48 made the merge shallow, so ``f.options(**workflow.options(checkpoint=False))`` on
+    a function decorated with ``@workflow.options(task_id=...)`` would drop the task id.
+    """
+
+    def update_options(original: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        updated = update(original, new)
+        if isinstance(original.get("_metadata"), dict) and isinstance(new.get("_metadata"), dict):
+            updated["_metadata"] = merge_metadata(original["_metadata"], new["_metadata"])
+        return updated
+
+    update_options._durableflow = True  # type: ignore[attr-defined]
+    return update_options
+
+
+def merge_metadata(old: Any, new: Any) -> dict[str, Any]:
+    """Ray's ``_metadata`` option updated namespace by namespace.
+
+    ``{"workflow.io/options": {"task_id": "a", "metadata": {...}}}`` updated with
+    ``{"workflow.io/options": {"task_id": "b"}}`` keeps ``metadata`` and takes the new task id.
+    """
+    merged: dict[str, Any] = dict(old or {})
+    for namespace, config in (new or {}).items():
+        before = merged.get(namespace)
+        if isinstance(before, dict) and isinstance(config, dict):
+            merged[namespace] = {**before, **config}
+        else:
+            merged[namespace] = config
+    return merged
 
 
 def is_ray_dag(obj: Any) -> bool:

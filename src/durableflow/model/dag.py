@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -26,7 +28,9 @@ __all__ = [
     "TaskNode",
     "TaskRef",
     "TaskSpec",
+    "WorkflowRef",
     "as_node",
+    "default_task_id",
     "flatten",
     "map_values",
     "register_converter",
@@ -102,8 +106,8 @@ class TaskNode(DAGNode):
 
     @property
     def name(self) -> str:
-        """The task id this node gets when none is given: module and qualified name."""
-        return f"{self.func.__module__}.{self.func.__qualname__}"
+        """The task id this node gets when none is given (see :func:`default_task_id`)."""
+        return default_task_id(self.func)
 
     def options(self, **options: Any) -> TaskNode:
         """A copy of this node with changed options."""
@@ -132,6 +136,38 @@ class Continuation:
     """What a task returns to continue the workflow with another DAG."""
 
     node: TaskNode
+
+
+def default_task_id(func: Callable[..., Any]) -> str:
+    """The task id of a node of ``func`` when none is given: Ray Workflows' rule.
+
+    The function's module, a dot, and its qualified name kept to letters, digits, ``_``, ``.``
+    and ``-`` (ASCII): ``tests.test_x.test_f.locals.factorial`` for a function ``factorial``
+    defined inside ``test_f``. Ids are stored with the specs, so workflows stored under the
+    earlier rule (which kept ``<locals>``) resume with their own ids.
+    """
+    module = getattr(func, "__module__", None) or "__anonymous_module__"
+    qualname = getattr(func, "__qualname__", None) or "__anonymous_func__"
+    ascii_name = unicodedata.normalize("NFKD", qualname).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^\w.\-]", "", ascii_name, flags=re.ASCII).strip()
+    return module + "." + re.sub(r"[-\s]+", "-", cleaned)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowRef:
+    """Another task's stored output, as an argument: Ray's ``ray.workflow.common.WorkflowRef``.
+
+    ``f.bind(WorkflowRef("prepare"))`` passes the output of the task ``prepare`` of the same
+    workflow to ``f``, whether ``prepare`` is elsewhere in this DAG (it must come earlier in
+    the DAG's order: upstream of ``f`` or bound before it) or ran earlier in the workflow (a
+    continuation reading a task its workflow already finished). The task it names must exist
+    when the DAG is flattened, else the DAG is refused with a ``ValueError``.
+
+    Attributes:
+        task_id: the task whose output is passed.
+    """
+
+    task_id: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +217,9 @@ class IdAllocator:
     def __init__(self, taken: Iterable[str] = ()) -> None:
         self._taken = set(taken)
         self._next: dict[str, int] = {}
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._taken
 
     def allocate(self, base: str) -> str:
         """A free id derived from ``base``, now taken."""
@@ -265,11 +304,13 @@ def flatten(
     """Turn the DAG ending in ``root`` into specs, upstream first.
 
     A node that appears several times is one task. Task ids are deterministic for a given
-    DAG: the explicit ``task_id`` or the function's name, suffixed ``_1``, ``_2``... in this
-    order when taken.
+    DAG: the explicit ``task_id`` or :func:`default_task_id`, suffixed ``_1``, ``_2``... in this
+    order when taken. A :class:`WorkflowRef` argument becomes a ``TaskRef`` to the task it
+    names, which must be taken already (by ``ids``, or by a node flattened before).
 
     Raises:
         TypeError: ``root`` is not a task node, or the input does not fit the DAG.
+        ValueError: a ``WorkflowRef`` names a task that does not exist (yet).
     """
     root_node = as_node(root)
     if not isinstance(root_node, TaskNode):
@@ -281,6 +322,13 @@ def flatten(
     specs: list[TaskSpec] = []
 
     def substitute(value: Any) -> Any:
+        if isinstance(value, WorkflowRef):
+            if value.task_id not in ids:
+                raise ValueError(
+                    f"WorkflowRef({value.task_id!r}): no such task in this workflow (a "
+                    "WorkflowRef names a task that ran earlier or is bound earlier in the DAG)"
+                )
+            return TaskRef(value.task_id)
         node = as_node(value)
         if node is None:
             return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
 from durableflow.executors.packing import pack
-from durableflow.model.dag import TaskNode, as_node
+from durableflow.model.dag import TaskNode, as_node, map_values
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.status import WorkflowStatus
 from durableflow.ray_coordinator.actor import NAME, NAMESPACE, Coordinator, Settings, version
@@ -22,6 +23,7 @@ __all__ = [
     "can_auto_route",
     "coordinator",
     "get_output_async",
+    "is_event_dag",
     "is_ray_workflow",
     "result",
     "resume_all",
@@ -33,8 +35,26 @@ __all__ = [
 
 log = logging.getLogger("durableflow")
 
-_handle: tuple[Any, Any] | None = None  # (Ray job id, actor handle)
+_handle: tuple[Any, Any] | None = None  # (which cluster and job, actor handle)
 _handle_lock = threading.Lock()
+
+
+def _cluster_key() -> tuple[Any, ...]:
+    """Which cluster (and job) this process is connected to now.
+
+    The job id alone is not enough: after ``ray.shutdown(); ray.init()`` in one process the new
+    cluster's first job has the same id as the old one's. The session name is unique per
+    cluster start; the GCS address tells clusters apart on older Rays without it.
+    """
+    import ray
+
+    context = ray.get_runtime_context()
+    session = getattr(context, "get_session_name", None)
+    return (
+        session() if session is not None else None,
+        getattr(context, "gcs_address", None),
+        context.get_job_id(),
+    )
 
 
 def coordinator() -> Any:
@@ -49,9 +69,9 @@ def coordinator() -> Any:
 
     if not ray.is_initialized():
         ray.init()
-    job = ray.get_runtime_context().get_job_id()
+    cluster = _cluster_key()
     with _handle_lock:
-        if _handle is not None and _handle[0] == job:
+        if _handle is not None and _handle[0] == cluster:
             return _handle[1]
         options: dict[str, Any] = {
             "name": NAME,
@@ -66,7 +86,7 @@ def coordinator() -> Any:
             options["resources"] = {"node:__internal_head__": 0.001}
         actor = ray.remote(Coordinator).options(**options).remote()
         _check_version(actor)
-        _handle = (job, actor)
+        _handle = (cluster, actor)
         return actor
 
 
@@ -108,8 +128,9 @@ def uses_ray(
     """Whether a facade call goes to the coordinator.
 
     Yes when the Client's executor is Ray. Else, when no executor was chosen (by ``init`` or
-    ``$DURABLEFLOW_EXECUTOR``) and Ray is initialized in this process: for a Ray DAG, and for a
-    stored workflow made of Ray functions.
+    ``$DURABLEFLOW_EXECUTOR``) and Ray is initialized in this process: for a Ray DAG, a DAG made
+    only of ``workflow.sleep`` / ``wait_for_event`` nodes (it has no task of its own to say
+    where it belongs, and Ray users wrote it for Ray), and for a stored workflow of either kind.
     """
     if client.executor.name == "ray":
         return True
@@ -118,7 +139,7 @@ def uses_ray(
     from durableflow.executors.ray_dag import is_ray_dag
 
     if dag is not None:
-        return is_ray_dag(dag)
+        return is_ray_dag(dag) or is_event_dag(dag)
     return workflow_id is not None and is_ray_workflow(client, workflow_id)
 
 
@@ -129,7 +150,10 @@ def _ray_initialized() -> bool:
 
 
 def is_ray_workflow(client: Client, workflow_id: str) -> bool:
-    """Whether a stored workflow's DAG was a Ray DAG (False if there is no such workflow)."""
+    """Whether a stored workflow's DAG was a Ray DAG or an event-only DAG (see :func:`uses_ray`).
+
+    False if there is no such workflow.
+    """
     from durableflow.executors.ray_dag import RayFunction
 
     try:
@@ -137,7 +161,47 @@ def is_ray_workflow(client: Client, workflow_id: str) -> bool:
         flat = client.store.serializer.loads(raw) if raw is not None else None
     except WorkflowError:
         return False
-    return flat is not None and any(isinstance(spec.func, RayFunction) for spec in flat.specs)
+    if flat is None:
+        return False
+    if any(isinstance(spec.func, RayFunction) for spec in flat.specs):
+        return True
+    return all(spec.func in _event_functions() for spec in flat.specs)
+
+
+def _event_functions() -> frozenset[Any]:
+    from durableflow.model import events
+
+    return frozenset(
+        {events.poll_for_event.func, events.event_checkpointed.func, events.wake_time.func}
+    )
+
+
+def is_event_dag(dag: Any) -> bool:
+    """Whether ``dag`` is one of our DAGs made only of ``sleep`` / ``wait_for_event`` nodes."""
+    if not isinstance(dag, TaskNode):
+        return False
+    functions = _event_functions()
+    seen: set[int] = set()
+    stack: list[TaskNode] = [dag]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.func not in functions:
+            return False
+        found: list[TaskNode] = []
+        collect = functools.partial(_collect_nodes, found)
+        map_values(node.args, collect)
+        map_values(node.kwargs, collect)
+        stack.extend(found)
+    return True
+
+
+def _collect_nodes(found: list[TaskNode], value: Any) -> Any:
+    if isinstance(value, TaskNode):
+        found.append(value)
+    return value
 
 
 def result(ref: Any) -> Any:
