@@ -15,10 +15,15 @@ A workflow that stops RESUMABLE again under this worker is retried with a growin
 (2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
 the environment policy) waits 300 s before it is tried again.
 
+While it serves, the worker keeps a heartbeat record in the storage
+(:mod:`durableflow.runtime.workers`), so that a program submitting a workflow can tell whether
+any worker will run it.
+
 Shutdown (:meth:`Worker.shutdown`, SIGTERM in the CLI): pick up nothing more, give running
 workflows ``grace`` seconds to finish, then stop the rest, leaving them RESUMABLE for the next
-worker. Task functions must be importable in the worker (same module path; the CLI adds the
-current directory to ``sys.path``) unless they were pickled by value (defined in ``__main__``).
+worker; then delete the heartbeat. Task functions must be importable in the worker (same
+module path; the CLI adds the current directory to ``sys.path``) unless they were pickled by
+value (defined in ``__main__``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from durableflow.errors import (
 )
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.slots import SlotKeeper
+from durableflow.runtime.workers import HEARTBEAT_TTL, WorkerHeartbeat, live_workers
 
 __all__ = ["Worker"]
 
@@ -63,6 +69,8 @@ class Worker:
         schedules: fire the storage's schedules.
         poll_interval: seconds between two scans of the storage.
         clock: the time used for schedules (``time.time``; tests inject their own).
+        heartbeat_ttl: seconds the worker's heartbeat record lives without renewal (written
+            every third of it while :meth:`serve` runs, or after :meth:`start_heartbeat`).
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class Worker:
         schedules: bool = True,
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        heartbeat_ttl: float = HEARTBEAT_TTL,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -96,6 +105,8 @@ class Worker:
         self._stop = threading.Event()
         self.started: list[str] = []
         """Ids of every workflow this worker started, in order (for tests and logs)."""
+        self.heartbeat = WorkerHeartbeat(client.storage, heartbeat_ttl)
+        """This worker's heartbeat record (see :mod:`durableflow.runtime.workers`)."""
 
     @property
     def stopping(self) -> bool:
@@ -240,6 +251,17 @@ class Worker:
                 self._delay(workflow_id)
 
     # --- serving ------------------------------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        """Write this worker's heartbeat and keep it fresh until :meth:`shutdown` (idempotent)."""
+        self.heartbeat.start()
+        mine = self.heartbeat.owner
+        others = [w for w in live_workers(self.client.storage) if w["owner"] != mine]
+        if others:
+            log.info(
+                "other workers on this storage: %s",
+                ", ".join(f"{w['host']} pid {w['pid']}" for w in others),
+            )
+
     def serve(self) -> None:
         """Scan every ``poll_interval`` seconds (and when a run ends) until :meth:`request_stop`."""
         log.info(
@@ -248,6 +270,10 @@ class Worker:
             self.concurrency,
             f", max_running_workflows {self.slots.limit}" if self.slots else "",
         )
+        try:
+            self.start_heartbeat()
+        except WorkflowError as err:  # the storage is down: the scans below keep trying
+            log.warning("could not list the workers of this storage: %s", err)
         while not self._stop.is_set():
             try:
                 self.run_once()
@@ -289,4 +315,5 @@ class Worker:
         self.wait_idle(30.0)
         if self.slots is not None:
             self.slots.close()
+        self.heartbeat.stop()
         return stopped

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -250,3 +252,121 @@ def test_facade_submit_returns_the_id(tmp_path: Path, wf):
         == "sub"
     )
     assert workflow.get_metadata("sub")["status"] == "PENDING"
+
+
+# --- heartbeats: which workers serve a storage (issue 10.19) ------------------------------------
+
+
+def _heartbeat_keys(storage: str) -> list[str]:
+    from durableflow.storage import layout
+    from durableflow.storage.urls import open_storage
+
+    opened = open_storage(storage)
+    try:
+        return opened.list(layout.workers_prefix())
+    finally:
+        opened.close()
+
+
+def _live(storage: str) -> list[dict]:
+    from durableflow.runtime.workers import live_workers
+    from durableflow.storage.urls import open_storage
+
+    opened = open_storage(storage)
+    try:
+        return live_workers(opened)
+    finally:
+        opened.close()
+
+
+def test_a_serving_worker_is_seen_and_sigterm_removes_its_heartbeat(
+    tmp_path: Path, workers: Workers
+):
+    storage = str(tmp_path / "store")
+    Client(storage).close()
+    assert _live(storage) == []
+    proc = workers.start(storage)
+    wait_until(lambda: [w["pid"] for w in _live(storage)] == [proc.pid], timeout=30)
+    (seen,) = _live(storage)
+    assert seen["host"] and seen["expires_at"] > time.time()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert _heartbeat_keys(storage) == []  # step 3: deleted on a clean exit
+
+
+def test_a_killed_workers_heartbeat_is_ignored_at_once_and_pruned_by_the_next(
+    tmp_path: Path, workers: Workers
+):
+    storage = str(tmp_path / "store")
+    Client(storage).close()
+    first = workers.start(storage)
+    wait_until(lambda: [w["pid"] for w in _live(storage)] == [first.pid], timeout=30)
+    first.kill()
+    first.wait()
+    (left,) = _heartbeat_keys(storage)  # a killed worker cannot delete its record...
+    assert _live(storage) == []  # ...but its process is gone: not counted, before any expiry
+    second = workers.start(storage)
+    wait_until(lambda: [w["pid"] for w in _live(storage)] == [second.pid], timeout=30)
+    assert left not in _heartbeat_keys(storage)  # step 1 of the next worker pruned it
+    assert len(_heartbeat_keys(storage)) == 1
+
+
+def test_heartbeat_beats_survive_a_failed_write_and_stop_deletes_the_record(tmp_path: Path):
+    from durableflow.model.ownership import LeaseRecord
+    from durableflow.runtime.workers import WorkerHeartbeat, live_workers
+    from durableflow.storage.memory import MemoryStorage
+    from durableflow.testing import FaultyStorage
+
+    storage = FaultyStorage(MemoryStorage())
+    beat = WorkerHeartbeat(storage, ttl=0.3)
+    fault = storage.inject("put", nth=2, key="/workers/", error=True)  # the first renewal fails
+    beat.start()
+    try:
+        assert [w["owner"] for w in live_workers(storage)] == [beat.owner]  # step 1
+        first = LeaseRecord.from_bytes(storage.get(beat.key))
+        wait_until(lambda: LeaseRecord.from_bytes(storage.get(beat.key)).seq >= first.seq + 2)
+        later = LeaseRecord.from_bytes(storage.get(beat.key))
+        assert later.expires_at > first.expires_at  # step 2 went on after the failed write
+        assert fault.fired == 1
+    finally:
+        beat.stop()
+    assert storage.get(beat.key) is None  # step 3
+    assert live_workers(storage) == []
+    beat.stop()  # idempotent
+
+
+def test_live_workers_judges_other_machines_by_expiry_and_skips_garbled_records():
+    from durableflow.model.ownership import LeaseRecord
+    from durableflow.runtime.ownership import Identity
+    from durableflow.runtime.workers import live_workers
+    from durableflow.storage import layout
+    from durableflow.storage.memory import MemoryStorage
+
+    storage = MemoryStorage()
+    elsewhere = Identity("another-machine", "another-boot", 4026531836)
+    fresh = LeaseRecord("w-fresh", "hostA", 10, "1", time.time() + 60, ttl=15.0)
+    stale = LeaseRecord("w-stale", "hostB", 11, "1", time.time() - 3600, ttl=15.0)
+    storage.put(layout.worker_key("w-fresh"), fresh.to_bytes())
+    storage.put(layout.worker_key("w-stale"), stale.to_bytes())
+    storage.put(layout.worker_key("w-garbled"), b"{not json")
+    assert live_workers(storage, identity=elsewhere) == [
+        {"owner": "w-fresh", "host": "hostA", "pid": 10, "expires_at": fresh.expires_at}
+    ]
+
+
+def test_in_process_worker_heartbeat_follows_serve_and_shutdown(tmp_path: Path):
+    from durableflow.runtime.workers import live_workers
+    from durableflow.worker import Worker
+
+    with Client(str(tmp_path / "store")) as client:
+        runner = Worker(client, poll_interval=0.05, heartbeat_ttl=0.6)
+        thread = threading.Thread(target=runner.serve)
+        thread.start()
+        try:
+            wait_until(lambda: len(live_workers(client.storage)) == 1)
+            assert live_workers(client.storage)[0]["owner"] == runner.heartbeat.owner
+        finally:
+            runner.shutdown(1.0)
+            thread.join(10)
+        assert live_workers(client.storage) == []
+        assert client.storage.list("v1/workers/") == []
