@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any
 
 from durableflow.errors import WorkflowCancellationError, WorkflowStillActiveError
 from durableflow.model.ids import validate_workflow_id
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
-from durableflow.runtime.engine import WorkflowRun
 from durableflow.runtime.lease import LeaseKeeper
+from durableflow.runtime.run_queue import RunQueue
 from durableflow.storage.store import WorkflowStore
 
 __all__ = ["StoppingMixin"]
@@ -28,9 +24,7 @@ class StoppingMixin:
 
     store: WorkflowStore
     leases: LeaseKeeper
-    _lock: threading.Lock
-    _active: dict[str, tuple[WorkflowRun, Future[Any]]]
-    _queue: deque[tuple[WorkflowRun, Future[Any]]]
+    _runs: RunQueue
     _record: Callable[[str], RunRecord]
     _effective_status: Callable[[RunRecord], WorkflowStatus]
     _unowned: Callable[[str], bool]
@@ -43,23 +37,17 @@ class StoppingMixin:
         another process is asked through storage; this waits up to ``timeout`` seconds for it.
         """
         record = self._record(workflow_id)
-        with self._lock:
-            active = self._active.get(workflow_id)
-            if active is not None and active in self._queue:
-                self._queue.remove(active)
-                queued = active
-            else:
-                queued = None
+        queued = self._runs.take_queued(workflow_id)
         if queued is not None:
+            self.leases.release(workflow_id)  # the queued run's claim, taken at admission
             self._cancel_stopped(workflow_id)
             queued[1].set_exception(
                 WorkflowCancellationError(
                     f"workflow {workflow_id!r} was canceled", workflow_id=workflow_id
                 )
             )
-            with self._lock:
-                self._active.pop(workflow_id, None)
             return
+        active = self._runs.active(workflow_id)
         if active is not None:
             active[0].request_cancel()
             try:
