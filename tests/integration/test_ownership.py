@@ -70,11 +70,12 @@ def wait_file(path: str) -> str:
     return "done"
 
 
+UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc"]
+
+
 def _unshare_works() -> bool:
     try:
-        done = subprocess.run(
-            ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, timeout=30
-        )
+        done = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -84,10 +85,9 @@ def test_a_runner_in_another_pid_namespace_with_the_same_host_name_is_not_seen_d
     if not _unshare_works():
         pytest.skip("unshare --pid --fork --mount-proc is not permitted here (needs root)")
     storage, gate = str(tmp_path / "store"), tmp_path / "gate"
-    cfg = {"storage": storage, "ttl": 1.0, "gate": str(gate)}
+    cfg = {"storage": storage, "ttl": 10.0, "gate": str(gate)}
     child = subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", RUN_IN_NAMESPACE]
-        + [json.dumps(cfg)],
+        [*UNSHARE, sys.executable, "-c", RUN_IN_NAMESPACE, json.dumps(cfg)],
         stdout=subprocess.PIPE,
         text=True,
         cwd=str(Path(__file__).parent),
@@ -103,7 +103,7 @@ def test_a_runner_in_another_pid_namespace_with_the_same_host_name_is_not_seen_d
             assert is_alive(lease)
             wait_until(lambda: client.store.read_run("ns") is not None, timeout=60)
             wait_until(lambda: client.get_status("ns") is WorkflowStatus.RUNNING, timeout=60)
-            end = time.monotonic() + 2.5  # over two TTLs: its renewals keep it RUNNING
+            end = time.monotonic() + 1.0  # (the old rule: RESUMABLE at once)
             while time.monotonic() < end:
                 assert client.get_status("ns") is WorkflowStatus.RUNNING
                 time.sleep(0.05)
@@ -197,3 +197,30 @@ def test_a_runner_that_cannot_release_on_read_only_storage_reads_resumable_at_on
         storage.heal()
         assert client.resume("ro") == "done"  # at once: no WorkflowStillActiveError
         assert client.store.read_lease("ro") == (None, None)
+
+
+def test_a_claimer_whose_clock_runs_35_s_ahead_cannot_take_over_a_live_remote_owner(storage_url):
+    store = WorkflowStore(open_storage(storage_url))
+    holder = LeaseKeeper(store, 2.0, identity=Identity("machine-b", "boot-b", 1))
+    lost: list[str] = []
+    holder.claim("w", lambda: lost.append("w"))
+    ahead = LeaseKeeper(
+        store, 2.0, identity=Identity("machine-c", "boot-c", 2), clock=lambda: time.time() + 35
+    )
+    try:
+        # By its clock the lease expired 35 s ago: it watches the lease for a TTL, sees it
+        # renewed, and refuses (before: it took over at once and both ran the workflow).
+        with pytest.raises(WorkflowStillActiveError, match="renewed"):
+            ahead.claim("w", lambda: None)
+        end = time.monotonic() + 2.5  # non-blocking claims over more than a TTL
+        while time.monotonic() < end:
+            with pytest.raises(WorkflowStillActiveError):
+                ahead.claim("w", lambda: None, wait=False)
+            time.sleep(0.05)
+        holder.check("w")
+        assert store.read_lease("w")[0].owner == holder.owner and lost == []
+    finally:
+        holder.release("w")
+        holder.close()
+        ahead.close()
+    assert store.read_lease("w") == (None, None)

@@ -155,12 +155,12 @@ def test_a_dead_workers_slot_on_another_machine_is_taken_over_after_an_observed_
 
 def test_a_live_workers_slot_on_another_machine_is_never_taken_over():
     storage = MemoryStorage()
-    holder = SlotKeeper(storage, 1, 0.3, identity=OTHER)
+    holder = SlotKeeper(storage, 1, 1.0, identity=OTHER)
     lost: list[str] = []
     assert holder.acquire("busy", lambda: lost.append("busy")) == 0
-    keeper = SlotKeeper(storage, 1, 0.3)
+    keeper = SlotKeeper(storage, 1, 1.0)
     try:
-        end = time.monotonic() + 1.2  # four TTLs of polling
+        end = time.monotonic() + 1.5  # more than a TTL of polling
         while time.monotonic() < end:
             assert keeper.acquire("new", lambda: None) is None
             time.sleep(0.02)

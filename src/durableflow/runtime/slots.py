@@ -94,10 +94,10 @@ class SlotKeeper:
     def acquire(self, workflow_id: str, on_lost: Callable[[], None]) -> int | None:
         """Take a free slot for ``workflow_id`` (step 1); None if none is free now."""
         extra = {"workflow_id": workflow_id}
-        for slot in range(self.limit):
+        for slot in range(self.limit):  # 1: a free slot, create-only
             if self._keeper.take(str(slot), on_lost, extra=extra, create_only=True) is None:
                 return slot
-        for slot in range(self.limit):
+        for slot in range(self.limit):  # 1: else a dead holder's, by compare-and-swap
             if self._keeper.take(str(slot), on_lost, extra=extra, wait=False) is None:
                 return slot
         return None
