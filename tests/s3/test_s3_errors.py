@@ -129,7 +129,8 @@ def test_credentials_in_the_url_are_refused_without_echoing_them(url: str) -> No
         ("s3://bucket/p?addressing_style=sideways", "addressing_style"),
         ("s3://bucket/p?max_attempts=lots", "max_attempts"),
         ("s3://bucket/p?max_attempts=0", "must be > 0"),
-        ("s3:///p", "invalid S3 bucket name"),
+        ("s3:///p", "malformed s3 storage URL"),
+        ("s3:/bucket", "expected s3://bucket"),
         ("s3://bu/p", "invalid S3 bucket name"),
         ("s3://bucket/a//b", "invalid S3 key prefix"),
         ("s3://bucket/a/../b", "invalid S3 key prefix"),
@@ -336,3 +337,44 @@ def test_if_match_on_a_missing_key_loses_on_either_server(s3_server: S3Server) -
         )
     status = caught.value.response["ResponseMetadata"]["HTTPStatusCode"]
     assert status == {"moto": 404, "seaweedfs": 412}[s3_server.kind]
+
+
+# -- no credentials at all (issue 10, item 3) ----------------------------------------------------
+
+
+def _no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role probe
+
+
+def test_missing_credentials_say_so_and_where_boto3_looks(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    _no_credentials_anywhere(monkeypatch, tmp_path)
+    with pytest.raises(StorageURLError) as caught:
+        open_storage(s3_server.url("p"))
+    message = str(caught.value)
+    assert "None" not in message  # was: "cannot open None in bucket ..."
+    assert "no AWS credentials found" in message
+    assert "AWS_ACCESS_KEY_ID" in message and "~/.aws/credentials" in message
+    assert "profile_name" in message
+    assert s3_server.bucket in message
+
+
+def test_a_missing_bucket_is_no_storage_for_read_only_opening(s3_server: S3Server) -> None:
+    url = s3_server.url("p", bucket="no-such-bucket-here")
+    with pytest.raises(StorageURLError, match="no durableflow storage at s3://no-such-bucket"):
+        open_storage(url, create=False)
+    assert open_storage(s3_server.url("fresh-prefix"), create=False).list("") == []

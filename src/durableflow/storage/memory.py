@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import SplitResult
 
+from durableflow.errors import StorageURLError
 from durableflow.storage.base import Storage, check_key
 
 __all__ = ["MemoryStorage"]
@@ -23,12 +24,24 @@ class MemoryStorage(Storage):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, parts: SplitResult) -> MemoryStorage:
-        """Open ``memory://`` (a new store) or ``memory://name`` (shared in this process)."""
+    def from_url(cls, parts: SplitResult, *, create: bool = True) -> MemoryStorage:
+        """Open ``memory://`` (a new store) or ``memory://name`` (shared in this process).
+
+        ``create`` False opens only a named store this process already has: an unnamed one
+        is always new, so there is never anything to read in it.
+
+        Raises:
+            StorageURLError: ``create`` False and no such store exists.
+        """
         name = (parts.netloc + parts.path).strip("/")
-        if not name:
-            return cls()
         with _NAMED_LOCK:
+            if not create and name not in _NAMED:
+                what = "an unnamed memory storage is always new and empty"
+                if name:
+                    what = f"this process has no memory storage named {name!r}"
+                raise StorageURLError(f"no durableflow storage at memory://{name}: {what}")
+            if not name:
+                return cls()
             if name not in _NAMED:
                 _NAMED[name] = cls(name)
             return _NAMED[name]

@@ -55,6 +55,12 @@ _INSTALL_HINT = "s3:// storage needs boto3: pip install 'durableflow[s3]'"
 _LOST_CONDITION = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 _FULL = {"QuotaExceeded", "InsufficientStorage", "StorageFull", "EntityTooLarge", "507"}
+_WHERE_CREDENTIALS = (
+    "boto3 looks for them in this order: the environment (AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the shared files ~/.aws/credentials and "
+    "~/.aws/config (a profile there: ?profile_name=... in the URL), then a container or "
+    "instance role"
+)
 _DELETE_BATCH = 1000
 _CONFLICT_RETRIES = 3
 
@@ -206,13 +212,16 @@ class S3Storage(Storage):
         self._check_bucket()
 
     @classmethod
-    def from_url(cls, parts: SplitResult) -> S3Storage:
+    def from_url(cls, parts: SplitResult, *, create: bool = True) -> S3Storage:
         """Open ``s3://bucket[/prefix][?endpoint_url=...&region_name=...&...]``.
 
         Query parameters: ``endpoint_url``, ``region_name``, ``addressing_style``
         (``path`` | ``virtual`` | ``auto``), ``profile_name``, ``max_attempts``,
         ``connect_timeout``, ``read_timeout``. Credentials are never accepted in the URL.
+        ``create`` changes nothing: durableflow never creates a bucket, and a missing one
+        raises "no durableflow storage at ..." either way.
         """
+        del create
         bucket, prefix, options = parse_s3_url(parts)
         return cls(bucket, prefix, **options)
 
@@ -379,7 +388,11 @@ class S3Storage(Storage):
             raise self._translate(err, action, key) from err
 
     def _translate(self, err: Exception, action: str, key: str | None) -> StorageError:
-        where = f"cannot {action} {key!r} in {self._where}"
+        where = (
+            f"cannot {action} {key!r} in {self._where}"
+            if key is not None
+            else f"cannot {action} S3 {self._where}"
+        )
         if isinstance(err, botocore.exceptions.ClientError):
             code, status = _code(err), _status(err)
             if code == "NoSuchBucket":
@@ -395,8 +408,10 @@ class S3Storage(Storage):
             return StorageUnavailableError(f"{where}: {code or status} {message}".rstrip(), key=key)
         exceptions = botocore.exceptions
         if isinstance(err, exceptions.NoCredentialsError | exceptions.PartialCredentialsError):
-            hint = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or a role"
-            return StorageURLError(f"{where}: no AWS credentials found; {hint}", key=key)
+            found = "incomplete" if isinstance(err, exceptions.PartialCredentialsError) else "no"
+            return StorageURLError(
+                f"{where}: {found} AWS credentials found; {_WHERE_CREDENTIALS}", key=key
+            )
         if isinstance(err, exceptions.ParamValidationError):
             return StorageURLError(f"{where}: {err}", key=key)
         return StorageUnavailableError(f"{where}: {type(err).__name__}: {err}", key=key)
@@ -407,7 +422,10 @@ class S3Storage(Storage):
         except botocore.exceptions.ClientError as err:
             status = _status(err)
             if status == 404 or _code(err) == "NoSuchBucket":
-                raise StorageURLError(f"S3 {self._where} does not exist; create it first") from err
+                raise StorageURLError(
+                    f"no durableflow storage at {self.url}: S3 {self._where} does not exist; "
+                    "create the bucket first (durableflow never creates one)"
+                ) from err
             if status == 301:
                 headers = err.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
                 region = headers.get("x-amz-bucket-region", "another region")

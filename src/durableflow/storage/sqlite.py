@@ -1,5 +1,8 @@
 """One SQLite file on a local disk: ``sqlite:///abs/path/file.db[?fsync=false]``.
 
+The path after ``sqlite://`` is absolute, as in ``file:///``: ``sqlite:///data/wf.db`` is
+``/data/wf.db`` (not SQLAlchemy's relative reading of three slashes).
+
 Safe for several threads and processes of one machine (not for a network file system, where
 SQLite's locks are not reliable). Each thread gets its own connection; the database runs in WAL
 mode, so readers never wait for a writer, and writers wait up to ``busy_timeout`` for each other.
@@ -84,22 +87,36 @@ class SQLiteStorage(Storage):
     """Values as rows of one table in a SQLite database file.
 
     Args:
-        path: the database file; it and its directory are created if missing.
+        path: the database file (absolute); with ``create`` it and its directory are created
+            if missing.
         fsync: True for ``synchronous=FULL``, False for ``synchronous=NORMAL``.
         busy_timeout: seconds a writer waits for another writer's lock before failing.
+        create: False opens an existing durableflow database only and creates nothing.
 
     Raises:
-        StorageURLError: the path is not absolute or cannot hold a database.
+        StorageURLError: the path is not absolute or cannot hold a database; with ``create``
+            False, "no durableflow storage at <path>" when the file is missing or foreign.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, fsync: bool = True, busy_timeout: float = 30.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        busy_timeout: float = 30.0,
+        create: bool = True,
     ) -> None:
         file = Path(path).expanduser()
         if not file.is_absolute():
             raise StorageURLError(f"sqlite storage needs an absolute path, got {str(path)!r}")
+        if not create and not file.exists():
+            raise StorageURLError(
+                f"no durableflow storage at {file}: the file does not exist (in "
+                "sqlite:///path the path is absolute; only commands that write create a storage)"
+            )
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StorageURLError(f"cannot create the directory of {str(file)!r}: {err}") from err
         if file.is_dir():
@@ -114,15 +131,50 @@ class SQLiteStorage(Storage):
         self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
         self._closed = False
         try:
-            with self._write() as connection:
-                for statement in _SCHEMA:
-                    connection.execute(statement)
+            if create:
+                with self._write() as connection:
+                    for statement in _SCHEMA:
+                        connection.execute(statement)
+            else:
+                self._check_schema()
         except StorageError as err:
+            self.close()
+            if isinstance(err, StorageURLError):
+                raise
             raise StorageURLError(f"cannot use {str(file)!r} as a sqlite storage: {err}") from err
 
+    def _check_schema(self) -> None:
+        """Refuse a database without durableflow's table, reading it without changing it.
+
+        A connection of its own, read-only: the connections of the storage switch the file to
+        WAL mode, which writes to it, and a foreign file must be left as it was.
+        """
+        uri = f"file:{quote(str(self._path))}?mode=ro"
+        try:
+            connection = sqlite3.connect(uri, uri=True, timeout=self._busy_ms / 1000)
+            try:
+                found = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'"
+                ).fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error as err:
+            raise StorageURLError(
+                f"no durableflow storage at {self._path}: cannot read it as a database: {err}"
+            ) from err
+        if found is None:
+            raise StorageURLError(
+                f"no durableflow storage at {self._path}: the file is not a durableflow "
+                "database (it has no table kv)"
+            )
+
     @classmethod
-    def from_url(cls, parts: SplitResult) -> SQLiteStorage:
-        """Open ``sqlite:///abs/path/file.db`` with an optional ``?fsync=false``."""
+    def from_url(cls, parts: SplitResult, *, create: bool = True) -> SQLiteStorage:
+        """Open ``sqlite:///abs/path/file.db`` with an optional ``?fsync=false``.
+
+        The path after the three slashes is absolute: ``sqlite:///data/wf.db`` is
+        ``/data/wf.db``. ``create`` False: the database must exist (see the class).
+        """
         if parts.netloc not in ("", "localhost"):
             raise StorageURLError(
                 f"sqlite URL must be sqlite:///absolute/path.db, got host {parts.netloc!r}"
@@ -138,7 +190,7 @@ class SQLiteStorage(Storage):
             if value not in _TRUE | _FALSE:
                 raise StorageURLError(f"fsync must be true or false, got {values[-1]!r}")
             fsync = value in _TRUE
-        return cls(path, fsync=fsync)
+        return cls(path, fsync=fsync, create=create)
 
     @property
     def url(self) -> str:
