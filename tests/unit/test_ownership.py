@@ -233,3 +233,39 @@ def test_release_is_serialised_with_a_renewal_in_flight():
     releasing.join(10)
     assert store.read_lease("w") == (None, None)  # not re-created by the late swap
     keeper.close()
+
+
+def test_a_renewal_whose_reply_was_lost_does_not_lose_the_lease():
+    storage = FaultyStorage(MemoryStorage())
+    store = WorkflowStore(storage)
+    keeper = LeaseKeeper(store, 30.0)
+    lost: list[int] = []
+    keeper.claim("w", lambda: lost.append(1))
+    storage.inject("swap", error_after=True)  # the swap lands, its reply is lost
+    keeper.renew_all()
+    keeper.renew_all()  # compares with the bytes that landed: still ours
+    assert lost == []
+    keeper.check("w")
+    storage.inject("swap", error_after=True)
+    keeper.renew_all()
+    keeper.release("w")  # deletes the bytes that landed
+    assert store.read_lease("w") == (None, None)
+    keeper.close()
+
+
+def test_an_on_lost_that_raises_does_not_stop_the_heartbeat(store):
+    keeper = LeaseKeeper(store, 30.0)
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    keeper.claim("a", boom)
+    keeper.claim("b", lambda: None)
+    _, raw = store.read_lease("a")
+    assert store.swap_lease("a", raw, record(OTHER, 1, 60))
+    keeper.renew_all()  # loses "a" (its callback raises), renews "b"
+    _, before = store.read_lease("b")
+    keeper.renew_all()
+    assert store.read_lease("b")[1] != before
+    keeper.release("b")
+    keeper.close()

@@ -157,13 +157,21 @@ def _token(record: LeaseRecord) -> str:
 
 def _marker_dir() -> Path | None:
     """This user's marker folder, made private; None if it is not ours (then: in-process only)."""
-    path = Path(os.environ.get("DURABLEFLOW_RUNTIME_DIR") or f"/tmp/durableflow-{os.getuid()}")
+    return _checked_dir(
+        os.environ.get("DURABLEFLOW_RUNTIME_DIR") or f"/tmp/durableflow-{os.getuid()}"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_dir(name: str) -> Path | None:
+    path = Path(name)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = os.lstat(path)
     except OSError:
         return None
     if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
+        log.warning("%s is not a private folder of this user: abandonment markers are off", path)
         return None
     return path
 

@@ -242,18 +242,21 @@ class OwnershipKeeper(Generic[R]):
         extra: dict[str, Any] | None = None,
         wait: bool = True,
         create_only: bool = False,
+        takeover_only: bool = False,
     ) -> str | None:
         """Claim ``name`` (see Claim in the module docstring); None if held now, else why not.
 
-        ``create_only`` stops after step 1 (a free key or nothing).
+        ``create_only`` stops after step 1 (a free key or nothing); ``takeover_only`` starts at
+        step 2 (the caller just found the key taken).
         """
         extra = extra or {}
-        record, sent = self._new_record(extra)
-        if self._records.create(name, record):  # 1
-            self._hold(name, record, sent, on_lost, extra)
-            return None
-        if create_only:
-            return "taken"
+        if not takeover_only:
+            record, sent = self._new_record(extra)
+            if self._records.create(name, record):  # 1
+                self._hold(name, record, sent, on_lost, extra)
+                return None
+            if create_only:
+                return "taken"
         current, raw = self._records.read(name)  # 2
         if raw is None:
             record, sent = self._new_record(extra)
@@ -271,7 +274,7 @@ class OwnershipKeeper(Generic[R]):
             if not (wait and remote and looks_expired):
                 return f"held by {current.owner if current else 'an unreadable record'}"
             if not self._wait_observed(name, current, raw):
-                return f"renewed by {current.owner if current else 'its owner'} meanwhile"
+                return "changed meanwhile (renewed or released by its owner)"
         record, sent = self._new_record(extra)
         if not self._records.swap(name, raw, record):  # 4
             return "just taken over by another owner"
@@ -300,6 +303,8 @@ class OwnershipKeeper(Generic[R]):
         record, sent = self._new_record(held.extra)
         try:
             ok = self._records.swap(name, held.raw, record)  # 1
+            if not ok and held.unsure is not None:  # an earlier renewal did land after all
+                ok = self._records.swap(name, held.unsure.to_bytes(), record)
         except StorageError as err:
             log.warning("renewal of %s %s failed, will retry: %s", self.what, name, err)
             held.unsure = record
@@ -317,7 +322,10 @@ class OwnershipKeeper(Generic[R]):
                 return
             del self._held[name]
         log.error("lost %s %s: %s", self.what, name, why)
-        held.on_lost()
+        try:
+            held.on_lost()
+        except Exception:  # the heartbeat must go on for the other records
+            log.exception("the on_lost callback of %s %s failed", self.what, name)
 
     def renew_all(self) -> None:
         """Renew every held record now (Renew steps 1-3)."""
@@ -377,7 +385,8 @@ class OwnershipKeeper(Generic[R]):
                     if not ok:
                         return
                 _, raw = self._records.read(name)  # 3
-                if raw == held.raw:
+                unsure = held.unsure.to_bytes() if held.unsure is not None else None
+                if raw is not None and raw in (held.raw, unsure):
                     self._records.delete(name)
             except StorageError as err:  # 4
                 log.warning(

@@ -98,7 +98,10 @@ class SlotKeeper:
             if self._keeper.take(str(slot), on_lost, extra=extra, create_only=True) is None:
                 return slot
         for slot in range(self.limit):  # 1: else a dead holder's, by compare-and-swap
-            if self._keeper.take(str(slot), on_lost, extra=extra, wait=False) is None:
+            if (
+                self._keeper.take(str(slot), on_lost, extra=extra, wait=False, takeover_only=True)
+                is None
+            ):
                 return slot
         return None
 
