@@ -1,15 +1,19 @@
 """durableflow: durable workflows for Python with the ray.workflow API.
 
-``from durableflow import workflow`` is the drop-in for ``from ray import workflow``.
+``from durableflow import workflow`` is the drop-in for ``from ray import workflow``;
+``durableflow.install_ray_workflow()`` (or ``python -m durableflow run script.py``) makes
+``from ray import workflow`` itself give it, for programs that cannot be edited.
 """
 
 from durableflow import workflow
 from durableflow.client import Client
+from durableflow.compat import install_ray_workflow, uninstall_ray_workflow
 from durableflow.errors import (
     CheckpointCorruptError,
     CheckpointSignatureError,
     EnvironmentMismatchError,
     InvalidWorkflowIdError,
+    ResumeNotFoundError,
     SerializationError,
     StorageError,
     StorageFullError,
@@ -24,7 +28,7 @@ from durableflow.errors import (
     WorkflowQueueFullError,
     WorkflowStillActiveError,
 )
-from durableflow.model.dag import InputNode
+from durableflow.model.dag import InputNode, WorkflowRef
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskFunction, TaskOptions, task
 from durableflow.storage.base import Storage
@@ -38,6 +42,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "InputNode",
     "InvalidWorkflowIdError",
+    "ResumeNotFoundError",
     "SerializationError",
     "Storage",
     "StorageError",
@@ -53,9 +58,12 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowNotResumableError",
     "WorkflowQueueFullError",
+    "WorkflowRef",
     "WorkflowStatus",
     "WorkflowStillActiveError",
     "__version__",
+    "install_ray_workflow",
     "task",
+    "uninstall_ray_workflow",
     "workflow",
 ]

@@ -84,10 +84,36 @@ class _RefUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         if pid not in self._refs:
-            value = self._values[pid]
-            ray = _ray()
-            self._refs[pid] = ray.put(value) if ray.is_initialized() else value
+            self._refs[pid] = _object_ref_of(self._values[pid])
         return self._refs[pid]
+
+
+def _object_ref_of(value: Any) -> Any:
+    """An ObjectRef of ``value`` (``value`` itself without Ray).
+
+    A value that is itself an ObjectRef (a chain: a task returned ``inner.remote()`` and
+    ``inner`` returned ``ray.put(...)``) cannot be put; a task returning it gives the same
+    chain, as Ray keeps a ref returned by a task as the object's value.
+    """
+    ray = _ray()
+    if not ray.is_initialized():
+        return value
+    if isinstance(value, ray.ObjectRef):
+        return _chain_remote().remote([value])
+    return ray.put(value)
+
+
+def _first(items: list[Any]) -> Any:
+    return items[0]
+
+
+_chain: list[Any] = []
+
+
+def _chain_remote() -> Any:
+    if not _chain:
+        _chain.append(_ray().remote(num_cpus=0, max_retries=3)(_first))
+    return _chain[0]
 
 
 def _restore(data: bytes, values: list[Any]) -> Any:

@@ -158,10 +158,10 @@ class WorkflowRef:
     """Another task's stored output, as an argument: Ray's ``ray.workflow.common.WorkflowRef``.
 
     ``f.bind(WorkflowRef("prepare"))`` passes the output of the task ``prepare`` of the same
-    workflow to ``f``, whether ``prepare`` is elsewhere in this DAG (it must come earlier in
-    the DAG's order: upstream of ``f`` or bound before it) or ran earlier in the workflow (a
-    continuation reading a task its workflow already finished). The task it names must exist
-    when the DAG is flattened, else the DAG is refused with a ``ValueError``.
+    workflow to ``f``: a task elsewhere in the same DAG, or one the workflow created earlier
+    (a continuation reading a task its workflow already ran). ``f`` waits for it as for any
+    upstream task. A continuation naming a task its workflow does not have fails its parent
+    task with a ``ValueError``.
 
     Attributes:
         task_id: the task whose output is passed.
@@ -205,10 +205,15 @@ class TaskSpec:
 
 @dataclasses.dataclass(frozen=True)
 class FlatDAG:
-    """A DAG as specs in upstream-first order; ``root`` is the task whose output is the DAG's."""
+    """A DAG as specs in upstream-first order; ``root`` is the task whose output is the DAG's.
+
+    ``outside`` names the tasks that :class:`WorkflowRef` arguments read and that are not in
+    this DAG: tasks the workflow must already have (a new workflow cannot have any).
+    """
 
     root: str
     specs: tuple[TaskSpec, ...]
+    outside: tuple[str, ...] = ()
 
 
 class IdAllocator:
@@ -306,16 +311,19 @@ def flatten(
     A node that appears several times is one task. Task ids are deterministic for a given
     DAG: the explicit ``task_id`` or :func:`default_task_id`, suffixed ``_1``, ``_2``... in this
     order when taken. A :class:`WorkflowRef` argument becomes a ``TaskRef`` to the task it
-    names, which must be taken already (by ``ids``, or by a node flattened before).
+    names: with ``ids`` given (a continuation), a task taken already (by ``ids``, or by a node
+    flattened before); without, a task of this DAG or one listed in ``FlatDAG.outside``.
 
     Raises:
         TypeError: ``root`` is not a task node, or the input does not fit the DAG.
-        ValueError: a ``WorkflowRef`` names a task that does not exist (yet).
+        ValueError: with ``ids``, a ``WorkflowRef`` names a task that does not exist (yet).
     """
     root_node = as_node(root)
     if not isinstance(root_node, TaskNode):
         raise TypeError(f"a workflow must end in a task node (from .bind()), got {root!r}")
+    strict = ids is not None  # a continuation's refs must name tasks its workflow has
     ids = ids or IdAllocator()
+    outside: dict[str, None] = {}
     in_args, in_kwargs = inputs
     assigned: dict[int, str] = {}
     keep_alive: list[DAGNode] = []  # id() keys stay valid while the nodes live
@@ -324,10 +332,12 @@ def flatten(
     def substitute(value: Any) -> Any:
         if isinstance(value, WorkflowRef):
             if value.task_id not in ids:
-                raise ValueError(
-                    f"WorkflowRef({value.task_id!r}): no such task in this workflow (a "
-                    "WorkflowRef names a task that ran earlier or is bound earlier in the DAG)"
-                )
+                if strict:
+                    raise ValueError(
+                        f"WorkflowRef({value.task_id!r}): no such task in this workflow (a "
+                        "WorkflowRef names a task that ran earlier or is bound earlier in the DAG)"
+                    )
+                outside[value.task_id] = None
             return TaskRef(value.task_id)
         node = as_node(value)
         if node is None:
@@ -368,7 +378,10 @@ def flatten(
         task_id = ids.allocate(node.task_options.task_id or node.name)
         assigned[id(node)] = task_id
         specs.append(TaskSpec(task_id, node.func, args, kwargs, node.task_options, tuple(upstream)))
-    return FlatDAG(assigned[id(root_node)], tuple(specs))
+    mine = set(assigned.values())
+    return FlatDAG(
+        assigned[id(root_node)], tuple(specs), tuple(t for t in outside if t not in mine)
+    )
 
 
 def _substitute_leaf(

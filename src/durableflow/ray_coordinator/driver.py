@@ -165,14 +165,21 @@ def is_ray_workflow(client: Client, workflow_id: str) -> bool:
         return False
     if any(isinstance(spec.func, RayFunction) for spec in flat.specs):
         return True
-    return all(spec.func in _event_functions() for spec in flat.specs)
+    return all(_is_event_function(spec.func) for spec in flat.specs)
 
 
-def _event_functions() -> frozenset[Any]:
+def _is_event_function(func: Any) -> bool:
+    """Whether ``func`` is a task of ``sleep`` / ``wait_for_event``.
+
+    Compared by name: stored specs hold copies of the functions.
+    """
     from durableflow.model import events
 
-    return frozenset(
-        {events.poll_for_event.func, events.event_checkpointed.func, events.wake_time.func}
+    name = (getattr(func, "__module__", None), getattr(func, "__qualname__", None))
+    return name[0] == events.__name__ and name[1] in (
+        events.poll_for_event.__qualname__,
+        events.event_checkpointed.__qualname__,
+        events.wake_time.__qualname__,
     )
 
 
@@ -180,7 +187,6 @@ def is_event_dag(dag: Any) -> bool:
     """Whether ``dag`` is one of our DAGs made only of ``sleep`` / ``wait_for_event`` nodes."""
     if not isinstance(dag, TaskNode):
         return False
-    functions = _event_functions()
     seen: set[int] = set()
     stack: list[TaskNode] = [dag]
     while stack:
@@ -188,7 +194,7 @@ def is_event_dag(dag: Any) -> bool:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.func not in functions:
+        if not _is_event_function(node.func):
             return False
         found: list[TaskNode] = []
         collect = functools.partial(_collect_nodes, found)
