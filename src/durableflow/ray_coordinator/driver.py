@@ -177,9 +177,9 @@ def _is_event_function(func: Any) -> bool:
 
     name = (getattr(func, "__module__", None), getattr(func, "__qualname__", None))
     return name[0] == events.__name__ and name[1] in (
-        events.poll_for_event.__qualname__,
-        events.event_checkpointed.__qualname__,
-        events.wake_time.__qualname__,
+        events.poll_for_event.func.__qualname__,
+        events.event_checkpointed.func.__qualname__,
+        events.wake_time.func.__qualname__,
     )
 
 
