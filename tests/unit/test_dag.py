@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from durableflow import workflow
-from durableflow.model.dag import IdAllocator, InputNode, TaskRef, flatten
+from durableflow.common import WORKFLOW_OPTIONS, WorkflowRef
+from durableflow.model.dag import IdAllocator, InputNode, TaskRef, execute, flatten
 from durableflow.model.task import TaskOptions
 
 
@@ -180,3 +181,70 @@ def test_ray_1x_step_form_binds():
 
     node = double.step(4)
     assert node.execute() == 8
+
+
+def test_default_ids_of_local_functions_are_rays_without_angle_brackets():
+    def factorial(n: int) -> int:
+        return n
+
+    assert factorial.__qualname__.endswith("<locals>.factorial")
+    node = workflow.task(factorial).bind(3)
+    here = "test_default_ids_of_local_functions_are_rays_without_angle_brackets"
+    assert flatten(node).root == f"{__name__}.{here}.locals.factorial"
+    assert flatten(workflow.task(lambda: 1).bind()).root == f"{__name__}.{here}.locals.lambda"
+
+
+def test_explicit_task_ids_are_kept_as_given():
+    assert flatten(add.options(task_id="my-add_1.x").bind(1, 2)).root == "my-add_1.x"
+
+
+def test_a_workflow_ref_is_an_upstream_task_of_the_dag():
+    first = add.options(task_id="first").bind(1, 2)
+    dag = add.bind(WorkflowRef("first"), total.bind(first))
+    flat = flatten(dag)
+    assert flat.specs[-1].args[0] == TaskRef("first")
+    assert "first" in flat.specs[-1].upstream
+    assert flat.outside == ()
+    assert execute(dag) == 6
+
+
+def test_a_workflow_ref_to_a_task_bound_later_in_the_dag_is_inside_it():
+    later = add.options(task_id="later").bind(5, 5)
+    dag = total.bind(add.bind(WorkflowRef("later"), 1), later)
+    assert flatten(dag).outside == ()
+
+
+def test_a_workflow_ref_outside_a_new_dag_is_listed_and_refused_in_a_continuation():
+    flat = flatten(add.bind(WorkflowRef("earlier"), 1))
+    assert flat.outside == ("earlier",)
+    assert flatten(add.bind(WorkflowRef("earlier"), 1), ids=IdAllocator(["earlier"])).outside == ()
+    with pytest.raises(ValueError, match="WorkflowRef\\('missing'\\)"):
+        flatten(add.bind(WorkflowRef("missing"), 1), ids=IdAllocator(["earlier"]))
+
+
+def test_workflow_options_is_a_mapping_and_a_decorator():
+    opts = workflow.options(task_id="x", metadata={"k": "v"})
+    assert dict(opts) == {"_metadata": {WORKFLOW_OPTIONS: {"task_id": "x", "metadata": {"k": "v"}}}}
+
+    @workflow.options(task_id="decorated", checkpoint=False)
+    @workflow.task
+    def f() -> int:
+        return 1
+
+    assert (f.task_options.task_id, f.task_options.checkpoint) == ("decorated", False)
+    assert flatten(f.bind()).root == "decorated"
+    assert add.options(**opts).task_options.task_id == "x"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"metadata": "x"}, {"metadata": {"x": object()}}, {"name": "old"}, {"task_idd": "t"}],
+)
+def test_workflow_options_refuses_bad_options_with_value_error(options):
+    with pytest.raises(ValueError):
+        workflow.options(**options)
+
+
+def test_workflow_options_decorates_only_task_functions():
+    with pytest.raises(ValueError, match="decorates"):
+        workflow.options(task_id="x")(lambda: 1)
