@@ -1,116 +1,178 @@
-"""The task table of a stored workflow, for operators (``durableflow show``).
+"""What readers are told about a workflow's tasks: ``durableflow show`` and ``get_metadata``.
 
-Built from storage alone: the spec batches give the tasks and their continuations, the
-checkpoint headers the attempts and times, the error records the last failure. What a runner
-holds only in memory (which waiting task is being executed right now) is not known: such a
-task reads PENDING.
+Built from storage alone, so every process that reaches the storage gives the same answer: the
+spec batches give the tasks and their continuations, the checkpoint headers the successful
+attempts, the attempt records (written by the workers) the running, failed, continued and lost
+ones, the error records the engine's view of each failure. The rules that turn them into a
+status are :func:`durableflow.model.attempts.observe_task`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from durableflow.errors import SerializationError
+from durableflow.errors import SerializationError, WorkflowNotFoundError
+from durableflow.model.attempts import TaskView, observe_task
 from durableflow.model.dag import FlatDAG
+from durableflow.model.records import RunRecord
+from durableflow.model.status import WorkflowStatus
+from durableflow.model.task import TaskOptions
+from durableflow.storage.attempts import list_attempts, read_attempt
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["task_rows"]
+__all__ = ["Observer", "task_rows", "view_json"]
+
+
+class Observer:
+    """Reads what is stored about the tasks of one workflow and observes each.
+
+    Args:
+        store: the workflow store.
+        record: the workflow's run record.
+        status: its effective status (RESUMABLE when its runner is gone).
+        listed: list the checkpoints, attempt and error records once, and read only the keys
+            that exist (for many tasks); else read each task's keys directly (for one task).
+    """
+
+    def __init__(
+        self,
+        store: WorkflowStore,
+        record: RunRecord,
+        status: WorkflowStatus,
+        *,
+        listed: bool = False,
+    ) -> None:
+        self.store = store
+        self.workflow_id = record.workflow_id
+        self.status = status
+        self.epoch: int | None = record.epoch
+        self._done: set[str] | None = None
+        self._errors: set[str] | None = None
+        self._attempts: set[str] | None = None
+        if listed:
+            self._done = store.list_done(self.workflow_id)
+            self._errors = set(store.list_task_errors(self.workflow_id))
+            self._attempts = set(list_attempts(store, self.workflow_id))
+
+    def known_ids(self) -> list[str]:
+        """Every task id that left something in storage (when specs cannot be loaded)."""
+        return sorted((self._done or set()) | (self._errors or set()) | (self._attempts or set()))
+
+    def observe(self, task_id: str, options: TaskOptions | None, continued: bool) -> TaskView:
+        """The view of one task."""
+        wid, store = self.workflow_id, self.store
+        header = store.read_output_header(wid, task_id) if _has(self._done, task_id) else None
+        error = store.read_task_error(wid, task_id) if _has(self._errors, task_id) else None
+        attempt = read_attempt(store, wid, task_id) if _has(self._attempts, task_id) else None
+        return observe_task(
+            workflow=self.status,
+            epoch=self.epoch,
+            options=options,
+            header=header,
+            continued=continued,
+            attempt=attempt,
+            error=error,
+        )
+
+
+def _has(listed: set[str] | None, task_id: str) -> bool:
+    return listed is None or task_id in listed
+
+
+def view_json(view: TaskView) -> dict[str, Any]:
+    """The fields of a task view that rows and metadata share."""
+    return {
+        "status": view.status.value,
+        "attempts": view.attempts,
+        "lost": view.lost,
+        "last_attempt": view.last_attempt.to_json() if view.last_attempt else None,
+    }
+
+
+def _error_summary(view: TaskView) -> str | None:
+    if view.error is not None:
+        return view.error.summary()
+    if view.lost:
+        return f"attempt {view.attempts} lost: its runner stopped before it ended"
+    return None
 
 
 def task_rows(
-    store: WorkflowStore, workflow_id: str, *, active: bool, successful: bool
+    store: WorkflowStore,
+    workflow_id: str,
+    *,
+    record: RunRecord | None = None,
+    status: WorkflowStatus | None = None,
+    active: bool | None = None,
+    successful: bool | None = None,
 ) -> list[dict[str, Any]]:
     """One dict per task, upstream first, each continuation's tasks right under their parent.
 
-    Each row: ``task_id``, ``name``, ``status`` (SUCCESSFUL, FAILED, RETRYING, CONTINUED,
-    PENDING, or NOT_CHECKPOINTED for a ``checkpoint=False`` task of a finished workflow),
-    ``attempts``, ``start_time``, ``end_time``, ``duration``, ``error`` (summary of the last
-    failed attempt), ``parent`` (the task whose continuation it belongs to) and ``depth``.
+    Each row: ``task_id``, ``name``, ``status`` (a :class:`ObservedTaskStatus` value:
+    PENDING, RUNNING, RETRYING, CONTINUED, SUCCESSFUL, FAILED, CANCELED, SKIPPED,
+    NOT_CHECKPOINTED), ``attempts`` (lost ones included), ``start_time``, ``end_time`` and
+    ``duration`` (of the latest attempt: the successful one, or for a task that returned a
+    continuation, its own run), ``error`` (summary of the latest failure, or of a lost
+    attempt), ``lost``, ``last_attempt`` (the attempt record: number, state, host, pid, times),
+    ``parent`` (the task whose continuation it belongs to) and ``depth``.
 
     Args:
         store: the workflow store.
         workflow_id: the workflow.
-        active: the workflow is RUNNING or PENDING now (a failed attempt may be retried).
-        successful: the workflow finished SUCCESSFUL.
+        record: its run record, if the caller read it (else read here).
+        status: its effective status, if the caller knows it (else derived here).
+        active: ignored (the status is read from storage); kept for earlier callers.
+        successful: ignored, likewise.
+
+    Raises:
+        WorkflowNotFoundError: no such workflow.
     """
+    del active, successful
+    if record is None:
+        record = store.read_run(workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
+    if status is None:
+        from durableflow.runtime.status import effective_status  # status.py imports this module
+
+        status = effective_status(store, record)
+    observer = Observer(store, record, status, listed=True)
     try:
         batches = store.read_specs(workflow_id)
     except SerializationError:
         batches = {}
     rows: list[dict[str, Any]] = []
+
+    def add(
+        task_id: str, name: str, options: TaskOptions | None, parent: str | None, depth: int
+    ) -> None:
+        view = observer.observe(task_id, options, task_id in batches)
+        rows.append(
+            {
+                "task_id": task_id,
+                "name": name,
+                **view_json(view),
+                "start_time": view.start_time,
+                "end_time": view.end_time,
+                "duration": view.duration,
+                "error": _error_summary(view),
+                "parent": parent,
+                "depth": depth,
+            }
+        )
+
     if ROOT_BATCH not in batches:
         # The specs cannot be loaded here (their functions do not import): list what is stored.
-        ids = sorted(store.list_done(workflow_id) | set(store.list_task_errors(workflow_id)))
-        for task_id in ids:
-            rows.append(
-                _row(store, workflow_id, task_id, "?", None, 0, active, successful, False, 0)
-            )
+        for task_id in observer.known_ids():
+            add(task_id, "?", None, None, 0)
         return rows
 
     def walk(flat: FlatDAG, parent: str | None, depth: int) -> None:
         for spec in flat.specs:
-            continued = spec.task_id in batches
-            rows.append(
-                _row(
-                    store,
-                    workflow_id,
-                    spec.task_id,
-                    spec.name,
-                    parent,
-                    depth,
-                    active,
-                    successful,
-                    continued,
-                    spec.options.max_retries,
-                    spec.options.checkpoint,
-                )
-            )
-            if continued and depth < 100:
+            add(spec.task_id, spec.name, spec.options, parent, depth)
+            if spec.task_id in batches and depth < 100:
                 walk(batches[spec.task_id], spec.task_id, depth + 1)
 
     walk(batches[ROOT_BATCH], None, 0)
     return rows
-
-
-def _row(
-    store: WorkflowStore,
-    workflow_id: str,
-    task_id: str,
-    name: str,
-    parent: str | None,
-    depth: int,
-    active: bool,
-    successful: bool,
-    continued: bool,
-    max_retries: int,
-    checkpoint: bool = True,
-) -> dict[str, Any]:
-    header = store.read_output_header(workflow_id, task_id)
-    error = store.read_task_error(workflow_id, task_id)
-    if header is not None:
-        status = "SUCCESSFUL"
-    elif continued:
-        status = "CONTINUED"
-    elif error is not None:
-        retrying = active and (max_retries < 0 or error.attempts <= max_retries)
-        status = "RETRYING" if retrying else "FAILED"
-    elif successful and not checkpoint:
-        status = "NOT_CHECKPOINTED"
-    else:
-        status = "PENDING"
-    start = (header or {}).get("start")
-    end = (header or {}).get("end")
-    attempts = (header or {}).get("attempt") or (error.attempts if error else 0)
-    return {
-        "task_id": task_id,
-        "name": name,
-        "status": status,
-        "attempts": attempts,
-        "start_time": start,
-        "end_time": end,
-        "duration": (end - start) if start is not None and end is not None else None,
-        "error": error.error.summary() if error else None,
-        "parent": parent,
-        "depth": depth,
-    }

@@ -16,10 +16,11 @@ from durableflow.errors import (
     WorkflowIncompleteError,
     WorkflowNotFoundError,
 )
-from durableflow.model.dag import TaskSpec
+from durableflow.model.dag import FlatDAG, TaskSpec
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.environment import expand_environment
+from durableflow.runtime.inspection import Observer, view_json
 from durableflow.runtime.lease import is_alive
 from durableflow.storage.store import WorkflowStore
 
@@ -85,7 +86,11 @@ def find_task_spec(store: WorkflowStore, workflow_id: str, task_id: str) -> Task
     Raises:
         WorkflowNotFoundError: the workflow has no such task.
     """
-    for batch in store.read_specs(workflow_id).values():
+    return _find_spec(store.read_specs(workflow_id), workflow_id, task_id)
+
+
+def _find_spec(batches: dict[str, FlatDAG], workflow_id: str, task_id: str) -> TaskSpec:
+    for batch in batches.values():
         for spec in batch.specs:
             if spec.task_id == task_id:
                 return spec
@@ -97,43 +102,67 @@ def find_task_spec(store: WorkflowStore, workflow_id: str, task_id: str) -> Task
 
 
 def workflow_metadata(store: WorkflowStore, record: RunRecord) -> dict[str, Any]:
-    """``get_metadata`` of a workflow: status, user metadata, stats, error, environment."""
+    """``get_metadata`` of a workflow: status, user metadata, stats, error, environment.
+
+    ``stats`` holds only the times that exist, as Ray's did: no ``start_time`` before the first
+    run, and ``end_time`` only once the workflow completed (SUCCESSFUL, FAILED, RESUMABLE after
+    a failure); a RUNNING, PENDING or CANCELED workflow has none (``updated_at`` says when a
+    canceled one stopped).
+    """
+    status = effective_status(store, record)
+    stats: dict[str, Any] = {"created_at": record.created_at}
+    if record.start_time is not None:
+        stats["start_time"] = record.start_time
+    if record.end_time is not None and status not in (*ACTIVE, WorkflowStatus.CANCELED):
+        stats["end_time"] = record.end_time
+    stats["updated_at"] = record.updated_at
     return {
         "workflow_id": record.workflow_id,
-        "status": effective_status(store, record).value,
+        "status": status.value,
         "user_metadata": dict(record.user_metadata),
-        "stats": {
-            "created_at": record.created_at,
-            "start_time": record.start_time,
-            "end_time": record.end_time,
-            "updated_at": record.updated_at,
-        },
+        "stats": stats,
         "error": record.error.to_json() if record.error else None,
         "runtime_env": expand_environment(store, record.runtime_env),
     }
 
 
-def task_metadata(store: WorkflowStore, workflow_id: str, task_id: str) -> dict[str, Any]:
-    """``get_metadata`` of a task: its options, user metadata, stats, attempts, last error."""
-    spec = find_task_spec(store, workflow_id, task_id)
-    header = store.read_output_header(workflow_id, task_id) or {}
-    error = store.read_task_error(workflow_id, task_id)
-    if header:
-        task_status = "SUCCESSFUL"
-    elif error is not None:
-        task_status = "FAILED"
-    else:
-        task_status = "PENDING"
+def task_metadata(
+    store: WorkflowStore, workflow_id: str, task_id: str, record: RunRecord | None = None
+) -> dict[str, Any]:
+    """``get_metadata`` of a task: status, options, user metadata, stats, attempts, error.
+
+    ``status`` and ``attempts`` follow :func:`durableflow.model.attempts.observe_task`
+    (RUNNING, RETRYING and lost attempts included). ``stats`` has the ``start_time`` and
+    ``end_time`` of the latest attempt when they exist (none before the task starts, no
+    ``end_time`` while it runs); for a task that returned a continuation, of its own run.
+    ``last_attempt`` is its attempt record (number, state, host, pid, times) and ``lost`` says
+    that attempt was lost with its runner.
+
+    Raises:
+        WorkflowNotFoundError: no such workflow, or no such task in it.
+    """
+    if record is None:
+        record = store.read_run(workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
+    batches = store.read_specs(workflow_id)
+    spec = _find_spec(batches, workflow_id, task_id)
+    observer = Observer(store, record, effective_status(store, record))
+    view = observer.observe(task_id, spec.options, task_id in batches)
+    stats: dict[str, Any] = {}
+    if view.start_time is not None:
+        stats["start_time"] = view.start_time
+    if view.end_time is not None:
+        stats["end_time"] = view.end_time
     return {
         "workflow_id": workflow_id,
         "task_id": task_id,
-        "status": task_status,
         "name": spec.name,
         "task_options": spec.options.to_json(),
         "user_metadata": dict(spec.options.metadata),
-        "stats": {"start_time": header.get("start"), "end_time": header.get("end")},
-        "attempts": header.get("attempt") or (error.attempts if error else 0),
-        "error": error.error.to_json() if error else None,
+        "stats": stats,
+        **view_json(view),
+        "error": view.error.to_json() if view.error else None,
     }
 
 

@@ -1,27 +1,43 @@
 """execute_task: run one attempt of one task, anywhere, and checkpoint its output.
 
 The same function runs in a thread of the driver, in a worker process, or on a Ray worker;
-executors only ship it. Steps of one attempt:
+executors only ship it. Steps of one attempt (the attempt record's protocol is in
+:mod:`durableflow.storage.attempts`):
 
-1. resolve the arguments: upstream outputs handed over in ``inputs``, the rest read from
+1. follow the attempt (:func:`~durableflow.storage.attempts.begin_attempt`): once it has run
+   for ``RECORD_AFTER`` (0.05 s), its RUNNING record ``attempts/<tid>`` is written, without
+   sync, by a recorder thread of this process;
+2. resolve the arguments: upstream outputs handed over in ``inputs``, the rest read from
    storage (so large values never pass through the driver);
-2. call the function inside the task context;
-3. a returned DAG or ``Continuation`` is handed back to the engine, which stores it;
-4. otherwise the output (``(value, None)`` under ``catch_exceptions``) is checkpointed with a
-   create-only write; if another runner's checkpoint won the race, its value is used, so both
-   continue with the same value.
+3. call the function inside the task context;
+4. a returned DAG or ``Continuation`` is handed back to the engine, which stores it; the attempt
+   record says CONTINUED;
+5. otherwise the output (``(value, None)`` under ``catch_exceptions``) is checkpointed with a
+   create-only write whose header holds the attempt's number and times; if another runner's
+   checkpoint won the race, its value is used, so both continue with the same value; the
+   checkpoint ends the attempt, nothing more is recorded. A task without a checkpoint
+   (``checkpoint=False``) records SUCCESSFUL, if step 1 recorded it RUNNING;
+6. a failure records FAILED (the function raised) or ERROR (the worker failed around it) in the
+   attempt record and is returned, never raised.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import threading
 import time
 from typing import Any
 
-from durableflow.errors import SerializationError, StorageError
+import cloudpickle
+
+from durableflow.errors import SerializationError, StorageError, WorkflowError
+from durableflow.model.attempts import AttemptState
 from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
+from durableflow.model.records import ErrorInfo
 from durableflow.runtime.context import task_context
+from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
@@ -53,6 +69,9 @@ class TaskCall:
     input_refs: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Upstream outputs as executor handles (Ray ObjectRefs); the executor resolves them into
     ``inputs`` before the attempt runs."""
+    epoch: int | None = None
+    """The fencing token of the runner that submits the attempt (the run record's ``epoch``),
+    kept in the attempt record so that readers tell its attempts from a crashed runner's."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -78,6 +97,34 @@ class TaskOutcome:
     has_value: bool = False
     value_ref: Any = None
     """An executor handle to the output (a Ray ObjectRef), handed to consumers as ``input_refs``."""
+    error_info: ErrorInfo | None = None
+    """``error`` described where it was raised, with its traceback (which does not cross
+    processes with the exception)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The error crosses processes by value (cloudpickle): an exception class defined in a
+        # script's __main__ survives the trip, and one that cannot be pickled at all becomes a
+        # WorkflowError with its description instead of failing the whole outcome.
+        state = dict(self.__dict__)
+        if self.error is not None:
+            try:
+                state["error"] = cloudpickle.dumps(self.error)
+            except Exception:
+                state["error"] = cloudpickle.dumps(self._stand_in())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(self.error, bytes):
+            try:
+                self.error = cloudpickle.loads(self.error)
+            except Exception:  # its class does not import here
+                self.error = self._stand_in()
+
+    def _stand_in(self) -> WorkflowError:
+        info = self.error_info
+        text = info.summary() if info else "an exception that cannot be pickled"
+        return WorkflowError(f"task {self.task_id!r} raised {text}", task_id=self.task_id)
 
 
 _STORES: dict[tuple[str, bytes | None], WorkflowStore] = {}
@@ -96,51 +143,117 @@ def _store_for(call: TaskCall) -> WorkflowStore:
         return _STORES[key]
 
 
+_SIGINTS = [0]
+"""SIGINTs received by this process while :func:`_on_sigint` was its handler."""
+_SIGINT_PID = [0]
+"""The process that installed :func:`_on_sigint` (a forked child installs it again)."""
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Python's default SIGINT handler, counting: it raises KeyboardInterrupt all the same."""
+    _SIGINTS[0] += 1
+    raise KeyboardInterrupt
+
+
+def _sigints() -> int | None:
+    """SIGINTs seen so far; None if this thread cannot tell (not the main thread).
+
+    A KeyboardInterrupt raised while the count did not move came from the task's code. Only
+    the main thread receives signals (pool threads cannot tell, and need not: theirs are all
+    the code's); there, Python's default handler is replaced once per process by a counting
+    one that behaves the same. A handler of the user's own is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if _SIGINT_PID[0] != os.getpid():
+        _SIGINT_PID[0] = os.getpid()
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
+    return _SIGINTS[0]
+
+
 def execute_task(call: TaskCall) -> TaskOutcome:
-    """Run one attempt of a task; never raises for the task's own errors."""
+    """Run one attempt of a task (steps in the module docstring); never raises for its errors.
+
+    What the task's function raises is an application failure, whatever its type:
+    ``Exception`` subclasses and also ``SystemExit`` (``sys.exit()`` in a task),
+    ``KeyboardInterrupt`` raised by the code, ``GeneratorExit`` and any other
+    ``BaseException``. Such an error is retried only as ``retry_exceptions`` says, caught by
+    ``catch_exceptions``, and fails the task after its retries; it is stored with its own type.
+    It is returned in the outcome, so a process pool or Ray worker survives it (``sys.exit()``
+    no longer ends the worker process). Two exceptions stay system errors, retried up to
+    ``max_retries`` whatever ``retry_exceptions`` says: a worker that is really lost (its
+    process died, a Ray worker crashed: the executor fails the attempt's future), and a
+    ``KeyboardInterrupt`` delivered by SIGINT while the task ran (Ctrl-C, or the executor
+    interrupting a canceled task), which propagates as it would without durableflow.
+    """
     start = time.time()
+    running: RunningAttempt | None = None
+    store: WorkflowStore | None = None
 
     def outcome(kind: str, **fields: Any) -> TaskOutcome:
         return TaskOutcome(call.task_id, call.attempt, kind, start=start, end=time.time(), **fields)
 
+    def ended(state: AttemptState | None, error: ErrorInfo | None = None) -> None:
+        if running is not None:
+            running.end(state, error)
+
+    def failed(err: BaseException, *, system: bool) -> TaskOutcome:
+        info = ErrorInfo.from_exception(err, call.task_id)
+        ended(AttemptState.ERROR if system else AttemptState.FAILED, info)  # 6
+        return outcome("error", error=err, system=system, error_info=info)
+
     try:
         store = _store_for(call)
-        if call.args or call.kwargs:
+        running = begin_attempt(  # 1
+            store, call.workflow_id, call.task_id, call.attempt, start, call.epoch
+        )
+        if call.args or call.kwargs:  # 2
             inputs = call.inputs
 
             def lookup(task_id: str) -> Any:
                 if task_id in inputs:
                     return inputs[task_id]
-                return store.read_output(call.workflow_id, task_id)
+                return (store or _store_for(call)).read_output(call.workflow_id, task_id)
 
             args, kwargs = resolve_refs(call.args, call.kwargs, lookup)
         else:
             args, kwargs = call.args, call.kwargs
     except (StorageError, SerializationError, KeyError) as err:
-        return outcome("error", error=err, system=True)
+        return failed(err, system=True)
 
+    sigints = _sigints()
     try:
         with task_context(call.workflow_id, call.task_id):
-            result = call.func(*args, **kwargs)
-    except Exception as err:
-        return outcome("error", error=err)
+            result = call.func(*args, **kwargs)  # 3
+    except KeyboardInterrupt as err:
+        if sigints is not None and _SIGINTS[0] != sigints:
+            raise  # Ctrl-C or an executor's interrupt, not the task's code
+        return failed(err, system=False)
+    except BaseException as err:  # the task's own errors, whatever their type (see above)
+        return failed(err, system=False)
 
-    if isinstance(result, Continuation):
+    if isinstance(result, Continuation):  # 4
+        ended(AttemptState.CONTINUED)
         return outcome("continuation", continuation=result.node)
     node = as_node(result)
     if isinstance(node, TaskNode):
+        ended(AttemptState.CONTINUED)
         return outcome("continuation", continuation=node)
 
     value = (result, None) if call.catch else result
-    if call.checkpoint:
+    if call.checkpoint:  # 5
         header = {"start": start, "end": time.time(), "attempt": call.attempt}
         try:
             if not store.write_output(call.workflow_id, call.task_id, value, header):
                 value = store.read_output(call.workflow_id, call.task_id)
         except SerializationError as err:
-            return outcome("error", error=err)
+            return failed(err, system=False)
         except StorageError as err:
-            return outcome("error", error=err, system=True)
+            return failed(err, system=True)
+        ended(None)
+    else:
+        ended(AttemptState.SUCCESSFUL)
     if call.return_value:
         return outcome("ok", value=value, has_value=True)
     return outcome("ok")
