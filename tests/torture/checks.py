@@ -6,7 +6,8 @@
   ran at most once (a flaky task: once per planned failure, plus one);
 - **right output** and **terminal status**;
 - **one status everywhere**: ``list_all()`` lists the id once, with the status ``get_status``
-  and ``get_metadata`` give, and the raw index holds exactly that one entry for it;
+  and ``get_metadata`` give, and ``list_all(S)`` lists it exactly for its status S (stale raw
+  index entries that the readers see through are only noted in the round log);
 - **clean delete**: after ``delete`` no key of the workflow is left (its folder, index entries,
   dirty marker, tombstone) and the id runs a new DAG without adopting old outputs.
 """
@@ -103,10 +104,8 @@ def check_views(r: Round, client: Client, *, when: str) -> WorkflowStatus | None
             )
     if status is not None and status.is_terminal:
         raw = index_entries(r).get(r.wid, set()) - {"dirty"}
-        if status.value not in raw:
-            r.violate(f"{when}: {status.value} workflow has index entries {sorted(raw)}")
-        elif len(raw) > 1:
-            r.note(f"{when}: stale index entries {sorted(raw)} (list_all hides them)")
+        if raw != {status.value}:  # the API views agree: a stale entry readers repair
+            r.note(f"{when}: {status.value} workflow has raw index entries {sorted(raw)}")
     return status
 
 

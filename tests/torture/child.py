@@ -10,6 +10,7 @@ Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
   ``StorageUnavailableError`` instead of doing it. The operation is appended to ``log`` first.
 - ``skew``: seconds added to ``time.time`` before durableflow is imported (a fast clock)
 - ``go``: a path to wait for before acting (starts racing processes together)
+- ``start_delay``: seconds to sleep after ``go`` appeared (staggers the racers)
 
 Prints one JSON line: ``{"result": value}``, ``{"error": class name, "message": text}`` or,
 for resume_all, ``{"results": {workflow id: {"result"|"error": ...}}}``. "Dying" is SIGKILL of
@@ -37,7 +38,7 @@ if CONFIG.get("skew"):
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: ``torture`` package
 
 from durableflow import Client, Storage  # noqa: E402
-from durableflow.errors import StorageUnavailableError  # noqa: E402
+from durableflow.errors import StorageError, StorageUnavailableError  # noqa: E402
 from durableflow.storage.urls import open_storage  # noqa: E402
 from torture import shapes  # noqa: E402
 
@@ -136,7 +137,11 @@ def outcome(fn: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    storage: Storage = open_storage(CONFIG["url"])
+    try:
+        storage: Storage = open_storage(CONFIG["url"])
+    except StorageError as err:  # e.g. SQLite locked by a paused writer past busy_timeout
+        print(json.dumps({"error": type(err).__name__, "message": str(err)[:500]}), flush=True)
+        return
     fault = CONFIG.get("fault")
     if fault:
         storage = FaultAtOp(storage, int(fault["n"]), fault["how"], fault["log"])
@@ -144,6 +149,7 @@ def main() -> None:
     if go:
         while not os.path.exists(go):
             time.sleep(0.002)
+    time.sleep(float(CONFIG.get("start_delay", 0.0)))
     spec = CONFIG.get("spec") or {}
     wid = spec.get("wid", "")
     client = Client(storage, lease_ttl=float(CONFIG.get("lease_ttl", 30.0)), cancel_poll=0.1)

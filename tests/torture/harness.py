@@ -115,7 +115,8 @@ class Harness:
             spec["delay"] = max(float(spec["delay"]), 0.1)  # long enough to act on a live run
         url = self.urls[backend](f"{seed}-{rdir.name}", rdir)
         r = Round(seed, backend, kind, url, spec, rdir, timeout=self.timeout)
-        r.note(f"round seed={seed} backend={backend} kind={kind} shape={shape} spec={spec}")
+        brief = {k: v for k, v in spec.items() if k not in ("dir", "log")}
+        r.note(f"round seed={seed} backend={backend} kind={kind} dir={rdir} spec={brief}")
         timer = self._event_timer(r, rng) if shape == "event" else None
         started = time.monotonic()
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from durableflow.errors import StorageError
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.urls import open_storage
@@ -99,6 +100,7 @@ class Round:
     calm: list[tuple[int, int]] = field(default_factory=list)  # log ranges with no crash
     t0: float = field(default_factory=time.monotonic)
     _storage: Storage | None = None
+    _faults_seen: int = 0
 
     @property
     def wid(self) -> str:
@@ -137,7 +139,9 @@ class Round:
             popen = subprocess.Popen(cmd, stdout=o, stderr=e, env=env, start_new_session=True)
         child = Child(name, popen, out, err, ns, time.monotonic())
         self.children.append(child)
-        extra = {k: v for k, v in config.items() if k not in ("spec",)}
+        extra = {k: v for k, v in config.items() if k not in ("spec", "go")}
+        if extra.get("fault"):
+            extra["fault"] = {k: v for k, v in extra["fault"].items() if k != "log"}
         self.note(f"spawn {name} pid={popen.pid} action={action} ns={ns} {extra or ''}")
         return child
 
@@ -167,6 +171,12 @@ class Round:
         if code != 0 and not child.killed and code not in (-9, 137):
             self.violate(f"{child.name} exited with {code}: {self.tail(child.err, 5)}")
         self.note(f"{child.name} ended code={code} answer={json.dumps(child.answer)[:300]}")
+        faults = self.dir / "faults.log"
+        if faults.exists():
+            fired = faults.read_text().splitlines()
+            for line in fired[self._faults_seen :]:
+                self.note(f"fault fired: {line}")
+            self._faults_seen = len(fired)
         return child.answer
 
     def kill(self, child: Child) -> None:
@@ -226,9 +236,13 @@ class Round:
             out.append(Execution(index, wid, tid, int(attempt), int(pid), float(at)))
         return out
 
-    def snapshot(self, label: str) -> Snapshot:
+    def snapshot(self, label: str) -> Snapshot | None:
         """Checkpoints first, then the log length (see the module docstring)."""
-        done = self.checkpoints()
+        try:
+            done = self.checkpoints()
+        except StorageError as err:  # e.g. SQLite locked by a paused writer
+            self.note(f"snapshot {label} skipped: {type(err).__name__}: {err}")
+            return None
         snap = Snapshot(label, done, len(self.executions()), time.time())
         self.snapshots.append(snap)
         self.note(f"snapshot {label}: {len(done)} checkpoints, {snap.lines} executions")
