@@ -5,8 +5,10 @@ A recorded environment (``RunRecord.runtime_env``) is a JSON object::
     {"python": "3.11.7", "implementation": "CPython", "platform": "linux-x86_64",
      "durableflow": "0.1.0",
      "packages": {"numpy": "2.1.0", ...},                  # installed distributions
-     "functions": {"mymod:step": "sha256:ab12...", ...},   # task function -> source fingerprint
-     "task_runtime_envs": {"train": {"pip": [...]}}}       # per-task runtime_env option
+     "functions": {"mymod:step": "sha256:ab12...",         # task function -> source fingerprint
+                   "__main__:<lambda>@run.py:12": "sha256:cd34..."},  # by value: with its place
+     "task_runtime_envs": {"train": {"pip": [...],         # per-task runtime_env option,
+                                     "env_vars": {"DB_PASSWORD": "<redacted>"}}}}  # values hidden
 
 It is captured by :mod:`durableflow.runtime.environment`; this module only compares two of them.
 """
@@ -17,10 +19,46 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ENV_POLICIES", "EnvironmentDiff", "diff_environments", "validate_env_policy"]
+__all__ = [
+    "ENV_POLICIES",
+    "REDACTED",
+    "EnvironmentDiff",
+    "diff_environments",
+    "redact_executor_options",
+    "redact_runtime_env",
+    "validate_env_policy",
+]
 
 ENV_POLICIES = ("ignore", "warn", "error")
+REDACTED = "<redacted>"
+"""What a recorded environment variable's value reads as."""
 _SCALARS = ("python", "implementation", "platform", "durableflow")
+
+
+def redact_runtime_env(runtime_env: Any) -> Any:
+    """A ``runtime_env`` option as it may be recorded: the values of its ``env_vars`` hidden.
+
+    The variables' names are kept, each value becomes :data:`REDACTED`. A runtime_env that is
+    not a mapping (an object of the executor's own type) is recorded by its type name only,
+    since its ``repr`` may show the values.
+    """
+    if not isinstance(runtime_env, Mapping):
+        return f"<{type(runtime_env).__name__}>"
+    recorded = dict(runtime_env)
+    env_vars = recorded.get("env_vars")
+    if isinstance(env_vars, Mapping):
+        recorded["env_vars"] = {str(name): REDACTED for name in env_vars}
+    elif env_vars is not None:
+        recorded["env_vars"] = REDACTED
+    return recorded
+
+
+def redact_executor_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Executor options (``num_cpus``, ``runtime_env``...) with their ``runtime_env`` redacted."""
+    shown = dict(options)
+    if "runtime_env" in shown:
+        shown["runtime_env"] = redact_runtime_env(shown["runtime_env"])
+    return shown
 
 
 def validate_env_policy(policy: str) -> str:
@@ -52,6 +90,8 @@ class EnvironmentDiff:
     """Task functions (``module:qualname``) whose source differs from the recorded one."""
     functions_missing: dict[str, str] = dataclasses.field(default_factory=dict)
     """Task functions that cannot be imported now: ``function -> why``."""
+    function_tasks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """For changed or missing functions: the ids of the tasks that run them, when known."""
 
     @property
     def is_empty(self) -> bool:
@@ -79,12 +119,22 @@ class EnvironmentDiff:
         out += [
             f"package {name}: added ({new})" for name, new in sorted(self.packages_added.items())
         ]
-        out += [f"task function {name}: source changed" for name in self.functions_changed]
         out += [
-            f"task function {name}: cannot be imported ({why})"
+            f"task function {name}{self._tasks(name)}: source changed"
+            for name in self.functions_changed
+        ]
+        out += [
+            f"task function {name}{self._tasks(name)}: cannot be imported ({why})"
             for name, why in sorted(self.functions_missing.items())
         ]
         return out
+
+    def _tasks(self, function: str) -> str:
+        tasks = self.function_tasks.get(function)
+        if not tasks:
+            return ""
+        shown = ", ".join(tasks[:5]) + (f" and {len(tasks) - 5} more" if len(tasks) > 5 else "")
+        return f" (task{'s' if len(tasks) > 1 else ''} {shown})"
 
     def summary(self) -> str:
         """One line naming every difference (shortened past a few)."""
@@ -105,6 +155,7 @@ class EnvironmentDiff:
             "packages_removed": dict(self.packages_removed),
             "functions_changed": list(self.functions_changed),
             "functions_missing": dict(self.functions_missing),
+            "function_tasks": {k: list(v) for k, v in self.function_tasks.items()},
             "identical": self.is_empty,
         }
 

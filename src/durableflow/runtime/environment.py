@@ -17,12 +17,24 @@ Capture must be cheap, because it happens for every workflow started:
 The check on resume (:func:`check_environment`) compares the recorded environment with this
 process's: package versions, Python, durableflow, and the source of every task function that
 is imported by reference (a function pickled by value, e.g. one defined in ``__main__``, runs
-the recorded code, so it is not compared).
+the recorded code, so it is not compared). Task functions are recorded per function, not per
+name: a function pickled by value (a lambda, a nested function, one in ``__main__``) is keyed
+by its place too (``__main__:<lambda>@script.py:12``), so two lambdas are two entries, and a
+change is reported with the ids of the tasks that run the changed function.
+
+What is recorded in clear, and what is not: the run record (and ``get_metadata``) holds the
+environment above and, per task, its ``runtime_env`` option with the **values of its
+``env_vars`` replaced by** ``"<redacted>"`` (the names are kept): they are often secrets. The
+task still gets the real values where it runs: the option is passed to the executor as given,
+and it is kept, with the task's arguments, in the task specs, which are stored in clear (signed
+with a signing key, never encrypted), like outputs, errors and user metadata. Anyone who can
+read the storage can read those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -38,7 +50,12 @@ from typing import Any
 
 from durableflow.errors import EnvironmentChangedWarning, EnvironmentMismatchError
 from durableflow.model.dag import FlatDAG
-from durableflow.model.environment import EnvironmentDiff, diff_environments, validate_env_policy
+from durableflow.model.environment import (
+    EnvironmentDiff,
+    diff_environments,
+    redact_runtime_env,
+    validate_env_policy,
+)
 from durableflow.model.records import RunRecord
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
@@ -166,16 +183,49 @@ def _innermost(obj: Any) -> Any:
     return obj
 
 
-def function_key(func: Any) -> str:
-    """``module:qualname`` of a task function."""
-    func = _innermost(func)
+def _by_value(module: str, qualname: str) -> bool:
+    """Whether a function named so is pickled by value: it cannot be imported by its name."""
+    return module in ("__main__", "?") or "<" in qualname
+
+
+def _reachable(func: Any, module: str, qualname: str) -> bool:
+    """Whether ``module.qualname`` is ``func`` now (not another function of the same name)."""
+    obj: Any = sys.modules.get(module)
+    if obj is None:
+        return True  # not imported here: cannot tell, take the name at its word
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return False
+    return _innermost(obj) is func
+
+
+def _name_of(func: Any) -> tuple[str, str]:
+    """``(module, qualname)`` of a plain function (or callable)."""
     module = getattr(func, "__module__", None) or "?"
     name = (
         getattr(func, "__qualname__", None)
         or getattr(func, "__name__", None)
         or type(func).__qualname__
     )
-    return f"{module}:{name}"
+    return module, name
+
+
+def function_key(func: Any) -> str:
+    """``module:qualname`` of a task function; ``...@file:line`` if it is pickled by value.
+
+    A function that cannot be imported by its name (a lambda, a nested function, one defined
+    in ``__main__``, one shadowed by a later function of the same name) shares its name with
+    others (every lambda is ``<lambda>``): its place, the file and first line of its code,
+    tells them apart.
+    """
+    func = _innermost(func)
+    module, name = _name_of(func)
+    key = f"{module}:{name}"
+    code = getattr(func, "__code__", None)
+    if code is not None and (_by_value(module, name) or not _reachable(func, module, name)):
+        key += f"@{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
+    return key
 
 
 def fingerprint(func: Any) -> str:
@@ -214,19 +264,33 @@ def capture_environment(flat: FlatDAG, store: WorkflowStore) -> dict[str, Any]:
     env["package_count"] = len(current["packages"])
     functions: dict[str, str] = {}
     task_envs: dict[str, Any] = {}
+    seen: set[int] = set()  # ids of the functions recorded already
     for spec in flat.specs:
-        key = function_key(spec.func)
-        if key not in functions:
-            functions[key] = fingerprint(spec.func)
+        if id(spec.func) not in seen:
+            seen.add(id(spec.func))
+            _record_function(functions, spec.func)
         runtime_env = spec.options.executor_options.get("runtime_env")
         if runtime_env is not None:
-            task_envs[spec.task_id] = (
-                runtime_env if isinstance(runtime_env, dict) else repr(runtime_env)
-            )
+            task_envs[spec.task_id] = redact_runtime_env(runtime_env)
     env["functions"] = functions
     if task_envs:
         env["task_runtime_envs"] = task_envs
     return env
+
+
+def _record_function(functions: dict[str, str], func: Any) -> str:
+    """Add ``func``'s fingerprint to ``functions`` under a key no other function has; the key.
+
+    Two distinct functions with one key (two lambdas on one line, a function shadowed by
+    another of the same name) are kept apart by a ``#n`` suffix when their sources differ.
+    """
+    key, value = function_key(func), fingerprint(func)
+    candidate, n = key, 1
+    while functions.get(candidate, value) != value:
+        n += 1
+        candidate = f"{key}#{n}"
+    functions[candidate] = value
+    return candidate
 
 
 def _store_packages(storage: Storage, digest: str, packages: Mapping[str, str]) -> None:
@@ -266,7 +330,7 @@ def current_functions(names: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in names:
         module, _, qualname = name.partition(":")
-        if module in ("__main__", "?") or "<" in qualname:
+        if _by_value(module, qualname) or "@" in qualname or "#" in qualname:
             continue  # pickled by value: the recorded code is the code that runs
         try:
             obj: Any = importlib.import_module(module)
@@ -282,15 +346,41 @@ def current_functions(names: Iterable[str]) -> dict[str, str]:
 def environment_diff(
     store: WorkflowStore, workflow_id: str, recorded: Mapping[str, Any]
 ) -> EnvironmentDiff:
-    """Compare a recorded environment with this process's."""
+    """Compare a recorded environment with this process's; name the tasks of changed code."""
     current = process_environment()
     if recorded.get("packages_digest") == current["packages_digest"] and "packages" not in recorded:
         full = {**recorded, "packages": current["packages"]}  # same digest: no read needed
     else:
         full = expand_environment(store, recorded)
-    return diff_environments(
+    diff = diff_environments(
         workflow_id, full, current, current_functions(recorded.get("functions") or {})
     )
+    named = {*diff.functions_changed, *diff.functions_missing}
+    if not named:
+        return diff
+    return dataclasses.replace(diff, function_tasks=_tasks_of(store, workflow_id, named))
+
+
+def _tasks_of(store: WorkflowStore, workflow_id: str, keys: set[str]) -> dict[str, tuple[str, ...]]:
+    """The ids of the stored tasks that run each function of ``keys``, where the specs load.
+
+    Only for a diff that found changes. Specs that do not load here (their module is gone)
+    name no task: the function is reported alone.
+    """
+    try:
+        batches = store.read_specs(workflow_id)
+    except Exception as err:  # a missing module, a corrupt or unsigned spec: name no task
+        log.debug("workflow %r: specs not loaded to name changed tasks: %s", workflow_id, err)
+        return {}
+    # Only functions imported by their name are compared, so the name finds them: the specs
+    # hold copies of the functions (pickled by value), which are not the ones importable now.
+    tasks: dict[str, list[str]] = {}
+    for flat in batches.values():
+        for spec in flat.specs:
+            key = ":".join(_name_of(_innermost(spec.func)))
+            if key in keys:
+                tasks.setdefault(key, []).append(spec.task_id)
+    return {key: tuple(sorted(ids)) for key, ids in tasks.items()}
 
 
 def check_environment(
