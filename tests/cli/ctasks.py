@@ -50,3 +50,18 @@ class Opaque:
 def nightly():  # type: ignore[no-untyped-def]
     """A schedule's DAG factory."""
     return answer.bind(7)
+
+
+@workflow.task
+def big_text(n: int) -> str:
+    return "x" * (n - 1) + "!"
+
+
+@workflow.task
+def big_bytes(n: int) -> bytes:
+    return bytes(range(256)) * (n // 256)
+
+
+@workflow.task
+def big_list(n: int) -> list[int]:
+    return list(range(n))

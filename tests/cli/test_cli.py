@@ -380,7 +380,7 @@ def test_env_show_and_diff(fresh: World):
     changed = fresh.cli("env", "diff", "envy")
     assert changed.code == 0
     assert "package click: 0.0.1 -> " in changed.out
-    assert "task function ctasks:answer: source changed" in changed.out
+    assert "task function ctasks:answer (task ctasks.answer): source changed" in changed.out
     assert fresh.cli("env", "diff", "envy", "--exit-code").code == 1
     data = fresh.cli("env", "diff", "envy", "--json").json()
     assert data["packages_changed"]["click"][0] == "0.0.1" and data["functions_changed"] == [

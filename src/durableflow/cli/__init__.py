@@ -2,19 +2,22 @@
 
 Every command takes the global ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else
 ``$RAY_WORKFLOW_STORAGE``, else the library's default directory). Tables are for people;
-``--json`` is for scripts. A library error (unknown id, bad storage URL, refused action) is
-printed as one line and exits 1; a usage error exits 2.
+``--json`` is for scripts. A library error (unknown id, bad storage URL, no storage at the
+path, refused action) is printed as one line and exits 1; a usage error exits 2. Python
+warnings (such as ``EnvironmentChangedWarning``) are printed as one ``warning: ...`` line;
+``-v`` shows durableflow's INFO log lines, ``-vv`` its DEBUG lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
 
 import click
 
-from durableflow.cli._common import CliState, convert_errors
+from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
 from durableflow.cli.env import env
 from durableflow.cli.schedules import schedule
 from durableflow.cli.worker import worker
@@ -57,13 +60,23 @@ class _Group(click.Group):
     help="Storage URL or path (default: $DURABLEFLOW_STORAGE, $RAY_WORKFLOW_STORAGE, "
     "else the default directory).",
 )
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Log what durableflow does on stderr: -v warnings and INFO lines (workflows started "
+    "and finished, task failures and retries), -vv DEBUG (every task attempt).",
+)
 @click.version_option(version=None, package_name="durableflow", message="durableflow %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, storage: str | None) -> None:
+def cli(ctx: click.Context, storage: str | None, verbose: int) -> None:
     """Operate durableflow workflows: list, inspect, resume, cancel, run workers and schedules."""
     # Task functions and schedule factories are imported by module path, as in `python -m`.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    ctx.call_on_close(install_warning_printer())
+    levels = {0: logging.ERROR, 1: logging.INFO}
+    ctx.call_on_close(setup_logging(levels.get(verbose, logging.DEBUG)))
     ctx.obj = CliState(storage)
 
 

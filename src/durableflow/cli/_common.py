@@ -1,24 +1,33 @@
 """What every command shares: the Client, error reporting, tables, JSON, times and durations.
 
-Tables use ``rich`` when it is installed (``pip install durableflow[cli]``) and plain aligned
-columns otherwise; ``--json`` output never depends on it.
+Tables use ``rich`` when it is installed (the ``cli`` extra: ``pip install '.[cli]'``) and plain
+aligned columns otherwise; ``--json`` output never depends on it.
+
+Commands that only read (``list``, ``status``, ``show``, ``output``, ...) open the storage with
+``create=False``: a mistyped path or URL fails with "no durableflow storage at ..." and creates
+nothing. Only ``worker`` and ``schedule add`` create a storage that does not exist yet.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
+from durableflow import config
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
 from durableflow.model.cron import format_seconds, parse_duration
+from durableflow.storage.base import Storage
+from durableflow.storage.urls import open_storage
 
 __all__ = [
     "CliState",
@@ -27,9 +36,11 @@ __all__ = [
     "fail",
     "fmt_duration",
     "fmt_time",
+    "install_warning_printer",
     "one_line",
     "parse_seconds",
     "pass_state",
+    "setup_logging",
     "spinner",
 ]
 
@@ -42,11 +53,25 @@ class CliState:
     def __init__(self, storage: str | None) -> None:
         self.storage = storage
         self._client: Client | None = None
+        self._opened: Storage | None = None
 
-    def client(self, **options: Any) -> Client:
-        """The Client of ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else the default)."""
+    def client(self, *, create: bool = False, **options: Any) -> Client:
+        """The Client of ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else the default).
+
+        Args:
+            create: create the storage if nothing is there (``worker``, ``schedule add``);
+                otherwise a missing storage raises StorageError "no durableflow storage at ...".
+            **options: passed to :class:`~durableflow.Client`.
+        """
         if self._client is None:
-            self._client = Client(self.storage, **options)
+            spec = self.storage if self.storage is not None else config.storage_from_env()
+            storage = open_storage(spec, create=create)
+            try:
+                self._client = Client(storage, **options)
+            except BaseException:
+                storage.close()
+                raise
+            self._opened = storage  # a Storage handed to a Client stays open: ours to close
             click.get_current_context().call_on_close(self._close)
         return self._client
 
@@ -54,6 +79,9 @@ class CliState:
         if self._client is not None:
             self._client.close(wait=False)
             self._client = None
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -75,6 +103,70 @@ def convert_errors(err: BaseException) -> click.ClickException | None:
     if isinstance(err, (WorkflowError, ValueError, TypeError, TimeoutError)):
         return click.ClickException(one_line(err))
     return None
+
+
+def setup_logging(level: int) -> Callable[[], None]:
+    """Send durableflow's log lines (loggers ``durableflow.*``) at ``level`` and above to stderr.
+
+    At ERROR (the CLI without ``-v``) no handler is added: the few error lines go through
+    Python's last-resort handler, and the WARNING lines a library user gets (a failed workflow,
+    say) are left out, since the command reports the outcome itself in one line.
+
+    Returns:
+        A function that puts the logger's level back (for the end of the command).
+    """
+    if level < logging.ERROR:
+        logging.basicConfig(
+            level=logging.WARNING,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    logger = logging.getLogger("durableflow")
+    before = logger.level
+    logger.setLevel(level)
+    return lambda: logger.setLevel(before)
+
+
+def _warning_line(message: Warning | str, category: type[Warning]) -> str:
+    """``warning: <message>`` on one line (the category named unless it is a plain warning)."""
+    text = " ".join(str(message).split())
+    name = category.__name__
+    prefix = "" if name in ("UserWarning", "Warning") else f"{name}: "
+    return f"warning: {prefix}{text}"
+
+
+def install_warning_printer(log: logging.Logger | None = None) -> Callable[[], None]:
+    """Print Python warnings as one readable line on stderr, not ``file:line: ... source``.
+
+    Args:
+        log: log each warning on this logger (WARNING) instead of printing it (the worker,
+            whose output is its log).
+
+    Returns:
+        A function that restores the previous ``warnings.showwarning``.
+    """
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = _warning_line(message, category)
+        if log is not None:
+            log.warning("%s", text.removeprefix("warning: "))
+        else:
+            click.echo(text, err=True)
+
+    warnings.showwarning = show
+
+    def restore() -> None:
+        warnings.showwarning = previous
+
+    return restore
 
 
 def echo_json(data: Any) -> None:

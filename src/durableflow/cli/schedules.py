@@ -117,7 +117,7 @@ def add(
     except json.JSONDecodeError as err:
         raise click.BadParameter(f"--metadata is not JSON: {err}") from None
     dag = load_target(target)
-    info = state.client().schedule(
+    info = state.client(create=True).schedule(
         name,
         dag,
         cron=cron,

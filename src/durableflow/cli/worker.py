@@ -11,7 +11,12 @@ from types import FrameType
 
 import click
 
-from durableflow.cli._common import CliState, parse_seconds, pass_state
+from durableflow.cli._common import (
+    CliState,
+    install_warning_printer,
+    parse_seconds,
+    pass_state,
+)
 from durableflow.worker import Worker
 
 __all__ = ["worker"]
@@ -118,10 +123,13 @@ def worker(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.captureWarnings(True)
+    # The worker's output is its log: durableflow's lines at --log-level (-v on the group
+    # does not lower it), and warnings such as EnvironmentChangedWarning as one log line.
+    logging.getLogger("durableflow").setLevel(log_level.upper())
+    click.get_current_context().call_on_close(install_warning_printer(log))
     for path in reversed(paths):
         sys.path.insert(0, os.path.abspath(path))
-    client = state.client(executor=executor, env_policy=env_policy)
+    client = state.client(create=True, executor=executor, env_policy=env_policy)
     log.info("durableflow worker pid %d on storage %s", os.getpid(), client.storage.url)
     runner = Worker(
         client,
@@ -146,6 +154,7 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if once:
+        runner.start_heartbeat()
         runner.run_once()
         runner.wait_idle()
     else:

@@ -195,19 +195,63 @@ def show(state: CliState, workflow_id: str, as_json: bool) -> None:
     table.print()
 
 
-def _print_value(value: Any, as_json: bool) -> None:
-    if as_json:
-        try:
-            click.echo(json.dumps(value, indent=2))
-        except (TypeError, ValueError):
-            raise fail(
-                f"the output is a {type(value).__name__}, which is not JSON-serializable; "
-                "omit --json to print its repr"
-            ) from None
-    elif isinstance(value, str):
-        click.echo(value)
+PREVIEW_CHARS = 10_000
+"""Characters of an output printed without ``--full``."""
+
+
+def _preview(value: Any, limit: int) -> tuple[str, str]:
+    """The text shown for ``value`` cut to ``limit`` characters, and what was left out ("").
+
+    A str prints as itself, anything else as its ``repr``. bytes are cut before ``repr`` so a
+    200 MB value is not turned into 600 MB of text just to print 10,000 characters of it.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = memoryview(value)[:limit].tobytes()
+        text = repr(data)
+        if len(value) <= limit and len(text) <= limit:
+            return text, ""
+        return text[:limit], f"the output is {memoryview(value).nbytes:,} bytes"
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text, ""
+    return text[:limit], f"{len(text) - limit:,} more characters"
+
+
+def _write_value(value: Any, path: str, as_json: bool) -> int:
+    """Write ``value`` to ``path`` (bytes raw, a str as UTF-8, else JSON or repr); bytes written."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, str) and not as_json:
+        data = value.encode()
     else:
-        click.echo(repr(value))
+        data = (_json_text(value) if as_json else repr(value)).encode() + b"\n"
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return len(data)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2)
+    except (TypeError, ValueError):
+        raise fail(
+            f"the output is a {type(value).__name__}, which is not JSON-serializable; "
+            "omit --json to print its repr"
+        ) from None
+
+
+def _print_value(value: Any, as_json: bool, *, full: bool = False, hint: str = "") -> None:
+    """Print an output: JSON, or its text (a str) or ``repr``, cut to PREVIEW_CHARS unless full."""
+    if as_json:
+        click.echo(_json_text(value))
+        return
+    if full:
+        click.echo(value if isinstance(value, str) else repr(value))
+        return
+    text, left_out = _preview(value, PREVIEW_CHARS)
+    click.echo(text)
+    if left_out:
+        click.echo(f"… ({left_out}; {hint})", err=True)
 
 
 @click.command()
@@ -222,6 +266,19 @@ def _print_value(value: Any, as_json: bool) -> None:
     metavar="DURATION",
     help="With --wait: give up after this long.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help=f"Print all of a long output (by default the first {PREVIEW_CHARS:,} characters).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the output to FILE instead of printing it: bytes as they are, a str as "
+    "UTF-8 text, anything else as its repr (as JSON with --json). Not a pickle.",
+)
 @_json_option
 @pass_state
 def output(
@@ -230,9 +287,15 @@ def output(
     task_id: str | None,
     wait: bool,
     timeout: float | None,
+    full: bool,
+    out_path: str | None,
     as_json: bool,
 ) -> None:
-    """Print a workflow's output (or one task's)."""
+    """Print a workflow's output (or one task's): a str as is, anything else as its repr.
+
+    Long outputs are cut to their first 10,000 characters; --full prints all, --out FILE
+    writes it to a file.
+    """
     client = state.client()
     try:
         value = client.get_output(workflow_id, task_id=task_id, timeout=(timeout if wait else 0.0))
@@ -240,7 +303,11 @@ def output(
         current = client.get_status(workflow_id).value
         hint = "" if wait else "; pass --wait to wait for it"
         raise fail(f"workflow {workflow_id!r} is {current} and has no output yet{hint}") from None
-    _print_value(value, as_json)
+    if out_path is not None:
+        size = _write_value(value, out_path, as_json)
+        click.echo(f"wrote {size:,} bytes to {out_path}", err=True)
+        return
+    _print_value(value, as_json, full=full, hint="--full to print all, --out FILE to write it")
 
 
 @click.command()
@@ -265,7 +332,7 @@ def resume(state: CliState, workflow_id: str, as_json: bool) -> None:
     if as_json:
         echo_json({"workflow_id": workflow_id, "status": client.get_status(workflow_id).value})
     else:
-        _print_value(value, False)
+        _print_value(value, False, hint=f"`durableflow output {workflow_id} --full` prints all")
 
 
 @click.command("resume-all")
