@@ -1,7 +1,10 @@
 """durableflow demo: a pipeline fails at a step, shows its status, is resumed, prints the result.
 
 Runs on the embedded default: no Ray, no server; state goes to the default storage directory
-(printed below). Run it twice: finished steps are never redone.
+(printed below), or to $DURABLEFLOW_STORAGE. The resume in step 2 does not redo extract and
+transform: their lines print once, load's twice. Each run of the demo starts a new workflow id
+(the time and the process id), so it tells the whole story again; `durableflow list` shows
+the earlier ones.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def load(rows: list[int]) -> str:
 def main() -> None:
     client = workflow.init()
     print(f"storage: {client.storage.url}")
-    workflow_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    workflow_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     dag = load.bind(transform.bind(extract.bind("2026-11-27")))
 
     print(f"\n1. run {workflow_id!r} while the warehouse is down")
