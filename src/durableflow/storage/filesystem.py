@@ -6,7 +6,7 @@ Durability protocol of one write (``put``), each step a fault-test point:
 2. fsync the temporary file;
 3. rename it over the target (atomic on POSIX and on NFS);
 4. fsync the directory, so the rename itself survives a power cut. Threads that need the same
-   directory synced at once share the fsyncs (group commit, see ``_DirectorySyncs``).
+   directory synced at once share the fsyncs (group commit: ``_filelocks.DirectorySyncs``).
 
 A create-only write (``create``) replaces step 3 by ``link(tmp, target)``, which fails if the
 target exists (atomic on NFS too, unlike ``O_EXCL`` on old clients), then unlinks the temporary.
@@ -37,8 +37,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
-import fcntl
-import hashlib
 import os
 import shutil
 import threading
@@ -53,6 +51,7 @@ from durableflow.errors import (
     StorageUnavailableError,
     StorageURLError,
 )
+from durableflow.storage._filelocks import DIRECTORY_SYNCS, key_lock
 from durableflow.storage.base import Storage, check_key, matches_no_key
 
 __all__ = ["FileStorage"]
@@ -60,74 +59,15 @@ __all__ = ["FileStorage"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
-# lockf locks belong to the process: threads of one process do not exclude each other with
-# them, and closing any descriptor of the lock file drops the process's lock. Threads (of every
-# FileStorage in the process) therefore also take one of these locks, chosen by lock file.
-_SWAP_THREAD_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-
-class _SyncState:
-    __slots__ = ("asked", "done", "running")
-
-    def __init__(self) -> None:
-        self.asked = 0
-        self.done = 0
-        self.running = False
-
-
-class _DirectorySyncs:
-    """Group commit of directory fsyncs: threads that need one directory synced share fsyncs.
-
-    A thread asks once its change (rename, link, unlink) is made, and takes a ticket. An fsync
-    covers the tickets handed out before it started; one already running may have started
-    before the change, so the thread waits for it to end, then either finds its ticket covered
-    by a later one or runs one for every ticket handed out so far. Every caller still returns
-    only after an fsync that started after its change: the same guarantee as its own fsync,
-    with one fsync for the tasks that finish together instead of one each.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._states: dict[Path, _SyncState] = {}
-
-    def sync(self, directory: Path) -> None:
-        with self._cond:
-            state = self._states.get(directory)
-            if state is None:
-                state = self._states[directory] = _SyncState()
-            state.asked += 1
-            ticket = state.asked
-            while state.running:
-                self._cond.wait()
-            if state.done >= ticket:
-                return
-            state.running = True
-            covered = state.asked
-        synced = False
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            synced = True
-        finally:
-            with self._cond:
-                state.running = False
-                if synced:
-                    state.done = covered
-                    if state.done >= state.asked and self._states.get(directory) is state:
-                        del self._states[directory]  # waiters keep their reference
-                self._cond.notify_all()
-
-
-_DIRECTORY_SYNCS = _DirectorySyncs()
-
 
 def _os_error(err: OSError, key: str, action: str) -> StorageError:
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"no space left to {action} {key!r}: {err}", key=key)
     return StorageUnavailableError(f"cannot {action} {key!r}: {err}", key=key)
+
+
+def _lock_error(err: OSError, key: str) -> StorageError:
+    return _os_error(err, key, "lock")
 
 
 class FileStorage(Storage):
@@ -304,7 +244,7 @@ class FileStorage(Storage):
 
     @staticmethod
     def _fsync_dir(directory: Path) -> None:
-        _DIRECTORY_SYNCS.sync(directory)
+        DIRECTORY_SYNCS.sync(directory)
 
     def _write_temp(self, target: Path, data: bytes) -> Path:
         self._ensure_dir(target.parent)
@@ -381,56 +321,10 @@ class FileStorage(Storage):
             raise _os_error(err, key, "create") from err
         return True
 
-    @contextlib.contextmanager
-    def _key_lock(self, key: str, *, remove: bool = False) -> Iterator[None]:
-        """Hold the lock of ``key`` against every thread and process.
-
-        The lock is a ``lockf`` lock on ``.locks/<hash of key>`` (honoured over NFSv4) and, for
-        the threads of this process, which ``lockf`` does not exclude from each other, a
-        thread lock chosen by lock file.
-
-        With ``remove`` (a delete), the lock file is unlinked before the lock is released,
-        so deleted keys leave no lock files behind. A waiter that then gets the lock of the
-        unlinked file sees that the path now names another file (or none) and locks again.
-        """
-        lock_dir = self._root / ".locks"
-        lock_path = lock_dir / hashlib.sha256(key.encode()).hexdigest()[:32]
-        thread_lock = _SWAP_THREAD_LOCKS[hash(lock_path) % len(_SWAP_THREAD_LOCKS)]
-        with thread_lock:
-            fd = self._lock_file(key, lock_dir, lock_path)
-            try:
-                yield
-            finally:
-                if remove:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(lock_path)
-                os.close(fd)  # closing releases the lock
-
-    @staticmethod
-    def _lock_file(key: str, lock_dir: Path, lock_path: Path) -> int:
-        """Open and lock the current lock file of ``key``; its descriptor."""
-        while True:
-            try:
-                lock_dir.mkdir(exist_ok=True)
-                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise _os_error(err, key, "lock") from err
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX)
-                current = os.stat(lock_path).st_ino
-            except FileNotFoundError:
-                current = None  # a delete unlinked it while we waited
-            except BaseException:
-                os.close(fd)
-                raise
-            if current == os.fstat(fd).st_ino:
-                return fd
-            os.close(fd)
-
     def swap(self, key: str, expected: bytes, data: bytes) -> bool:
-        """Read, compare and replace while holding the key's lock (see :meth:`_key_lock`)."""
+        """Read, compare and replace while holding the key's lock (``_filelocks.key_lock``)."""
         target = self._path(key)
-        with self._key_lock(key):
+        with key_lock(self._root, key, _lock_error):
             if self.get(key) != expected:
                 return False
             try:
@@ -448,7 +342,7 @@ class FileStorage(Storage):
         over the path after the unlink: the key would come back after ``delete`` returned.
         """
         target = self._path(key)
-        with self._key_lock(key, remove=True):
+        with key_lock(self._root, key, _lock_error, remove=True):
             try:
                 target.unlink()
             except (FileNotFoundError, NotADirectoryError):
