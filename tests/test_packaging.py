@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def _run(*command: str | Path, cwd: Path | None = None) -> str:
+def _run(*command: str | Path, cwd: Path | None = None, stderr: bool = False) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     done = subprocess.run(
         [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=540
     )
     assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return done.stdout + (done.stderr if stderr else "")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,11 @@ def test_the_wheel_installs_and_runs_in_a_fresh_virtualenv(dist: Path, tmp_path:
     else:
         _run(sys.executable, "-m", "venv", venv)
         _run(python, "-m", "pip", "install", "-q", f"{wheel}[cli,s3]")
+    if uv:  # the ray extra resolves too (not installed: Ray is 300 MB)
+        plan = _run(
+            uv, "pip", "install", "--dry-run", "--python", python, f"{wheel}[ray]", stderr=True
+        )
+        assert re.search(r"\+ ray==\d", plan), plan
     where = _run(
         python,
         "-c",
