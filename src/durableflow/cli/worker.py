@@ -125,7 +125,10 @@ def worker(
     )
     # The worker's output is its log: durableflow's lines at --log-level (-v on the group
     # does not lower it), and warnings such as EnvironmentChangedWarning as one log line.
-    logging.getLogger("durableflow").setLevel(log_level.upper())
+    logger = logging.getLogger("durableflow")
+    level_before = logger.level
+    logger.setLevel(log_level.upper())
+    click.get_current_context().call_on_close(lambda: logger.setLevel(level_before))
     click.get_current_context().call_on_close(install_warning_printer(log))
     for path in reversed(paths):
         sys.path.insert(0, os.path.abspath(path))
