@@ -125,6 +125,22 @@ def test_warning_printer_prints_one_line_and_restores(capsys):
     )
 
 
+def test_the_worker_logs_a_warning_as_one_log_line(caplog):
+    import logging
+
+    logger = logging.getLogger("durableflow.worker")
+    restore = install_warning_printer(logger)
+    try:
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING, "durableflow.worker"):
+            warnings.simplefilter("always")
+            warnings.warn("env\nchanged", EnvironmentChangedWarning, stacklevel=1)
+    finally:
+        restore()
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("durableflow.worker", "WARNING", "EnvironmentChangedWarning: env changed")
+    ]
+
+
 @pytest.mark.slow
 def test_resume_in_a_changed_environment_prints_one_warning_line(tmp_path: Path):
     url = str(tmp_path / "store")
