@@ -370,3 +370,27 @@ def test_in_process_worker_heartbeat_follows_serve_and_shutdown(tmp_path: Path):
             thread.join(10)
         assert live_workers(client.storage) == []
         assert client.storage.list("v1/workers/") == []
+
+
+def test_submit_warns_only_when_no_worker_heartbeat_is_seen(tmp_path: Path, caplog):
+    """Client.submit (wired by the engine side) says when nothing would run the workflow."""
+    import logging
+
+    from durableflow.runtime.workers import WorkerHeartbeat
+
+    log = str(tmp_path / "log")
+    with Client(str(tmp_path / "store")) as client:
+        with caplog.at_level(logging.WARNING, logger="durableflow"):
+            client.submit(wtasks.record.bind(log, "a", 1), workflow_id="alone")
+        warned = [r for r in caplog.records if "no durableflow worker seen" in r.getMessage()]
+        assert len(warned) == 1 and "durableflow worker" in warned[0].getMessage()
+        assert client.get_status("alone") is WorkflowStatus.PENDING  # stored all the same
+        beat = WorkerHeartbeat(client.storage)
+        beat.start()
+        try:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="durableflow"):
+                client.submit(wtasks.record.bind(log, "b", 2), workflow_id="served")
+            assert not [r for r in caplog.records if "no durableflow worker" in r.getMessage()]
+        finally:
+            beat.stop()
