@@ -394,3 +394,26 @@ def test_submit_warns_only_when_no_worker_heartbeat_is_seen(tmp_path: Path, capl
             assert not [r for r in caplog.records if "no durableflow worker" in r.getMessage()]
         finally:
             beat.stop()
+
+
+def test_a_heartbeat_whose_delete_failed_reads_gone_once_it_expires():
+    from durableflow.runtime.workers import WorkerHeartbeat, live_workers
+    from durableflow.storage.memory import MemoryStorage
+    from durableflow.testing import FaultyStorage
+
+    storage = FaultyStorage(MemoryStorage())
+    beat = WorkerHeartbeat(storage, ttl=0.5)
+    beat.start()
+    assert len(live_workers(storage)) == 1
+    fault = storage.inject("delete", key="/workers/", error=True)
+    beat.stop()  # step 3 fails: logged, not raised
+    assert fault.fired == 1 and storage.get(beat.key) is not None
+    # This process lives on, so only the expiry ends the record's life: no renewal came.
+    wait_until(lambda: live_workers(storage) == [], timeout=10)
+    assert storage.get(beat.key) is not None  # readers never delete
+    again = WorkerHeartbeat(storage, ttl=0.5)
+    again.start()  # step 1 of the next worker prunes it
+    try:
+        assert storage.list("v1/workers/") == [again.key]
+    finally:
+        again.stop()
