@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the ``to
 
 from torture import backends
 from torture.harness import BACKENDS, KINDS, Harness
+from torture.shapes import SHAPES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="first round's seed")
     parser.add_argument("--backend", "--backends", default=",".join(BACKENDS))
     parser.add_argument("--kind", "--kinds", default=",".join(KINDS))
+    parser.add_argument("--shape", "--shapes", default="", help="only these shapes (a,b)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a hang")
     parser.add_argument("--findings", type=Path, default=None, help="append violations here")
     parser.add_argument("--keep", action="store_true", help="keep failing rounds' directories")
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [b for b in args.backend.split(",") if b]
     kinds = [k for k in args.kind.split(",") if k]
     unknown = sorted(set(kinds) - set(KINDS)) + sorted(set(chosen) - set(BACKENDS))
+    forced = [s for s in args.shape.split(",") if s]
+    unknown += sorted(set(forced) - set(SHAPES))
     if unknown:
         parser.error(f"unknown fault kinds or backends: {unknown}")
     replay = args.seed is not None and args.rounds is None
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         if replay:
             plan = [(seed, chosen[0], kinds[0])]
         for index, (s, backend, kind) in enumerate(plan):
-            result = harness.run_round(s, backend, kind)
+            shape = forced[index % len(forced)] if forced else None
+            result = harness.run_round(s, backend, kind, shape)
             mark = "VIOLATION" if result.violations else "ok"
             print(
                 f"[{index + 1}/{len(plan)}] seed {s} {backend} {kind} {result.shape}: {mark} "

@@ -49,11 +49,13 @@ class RoundResult:
     violations: list[str]
     seconds: float
     log: list[str] = field(default_factory=list)
+    forced_shape: str | None = None
 
     def replay(self) -> str:
+        forced = f" --shape {self.forced_shape}" if self.forced_shape else ""
         return (
             f"python -m tests.torture --seed {self.seed} --backend {self.backend} "
-            f"--kind {self.kind}"
+            f"--kind {self.kind}{forced}"
         )
 
 
@@ -100,14 +102,16 @@ class Harness:
     ) -> list[tuple[int, str, str]]:
         """``rounds`` (seed, backend, kind) triples covering every pair evenly."""
         bs, ks = list(backends), list(kinds)
-        return [
-            (seed + i, bs[(i + i // len(ks)) % len(bs)], ks[i % len(ks)]) for i in range(rounds)
-        ]
+        n = len(ks)
+        return [(seed + i, bs[(i // n + i % n) % len(bs)], ks[i % n]) for i in range(rounds)]
 
-    def run_round(self, seed: int, backend: str, kind: str) -> RoundResult:
-        """Run one round and record its result."""
+    def run_round(
+        self, seed: int, backend: str, kind: str, shape: str | None = None
+    ) -> RoundResult:
+        """Run one round and record its result; ``shape`` overrides the drawn shape."""
         rng = random.Random(seed)
-        shape = rng.choice(shapes.SHAPES)
+        drawn = rng.choice(shapes.SHAPES)
+        shape = shape or drawn
         rdir = Path(tempfile.mkdtemp(prefix=f"r{seed}-{backend}-{kind}-", dir=self.workdir))
         wid = f"w{seed}"
         spec = shapes.make_spec(rng, shape, wid, str(rdir))
@@ -117,12 +121,19 @@ class Harness:
         r = Round(seed, backend, kind, url, spec, rdir, timeout=self.timeout)
         brief = {k: v for k, v in spec.items() if k not in ("dir", "log")}
         r.note(f"round seed={seed} backend={backend} kind={kind} dir={rdir} spec={brief}")
-        timer = self._event_timer(r, rng) if shape == "event" else None
+        if kind == "concurrent_run" and rng.random() < 0.5:
+            spec["delay"] = 0.0  # fast runs: a late racer finds the workflow just finished
+        timer = None
+        if shape == "event":
+            timer = self._file_timer(r, rng, "event", str(shapes.EVENT_VALUE))
+        elif shape == "gate" and kind != "pause":  # pause opens the gate while it pauses
+            timer = self._file_timer(r, rng, "heal", "")
         started = time.monotonic()
         try:
             faults.KINDS[kind](r, rng)
             if timer is not None:
                 timer.join()
+            (rdir / "heal").touch()  # the gate of a gate shape is open for recovery
             self._finish(r, rng)
         except Exception:
             r.violate(f"harness error: {traceback.format_exc(limit=6)}")
@@ -137,22 +148,24 @@ class Harness:
             list(r.violations),
             time.monotonic() - started,
             list(r.events),
+            shape if shape != drawn else None,
         )
         self._account(result, r)
         if not r.violations or not self.keep:
             shutil.rmtree(rdir, ignore_errors=True)
         return result
 
-    def _event_timer(self, r: Round, rng: random.Random) -> threading.Thread:
-        """Write the event file (atomically) at a random time during the faults."""
+    def _file_timer(self, r: Round, rng: random.Random, name: str, text: str) -> threading.Thread:
+        """Write ``dir/name`` (atomically) at a random time during the faults."""
         delay = rng.uniform(0.0, faults.duration(r.spec))
-        path = Path(r.spec["dir"]) / "event"
+        path = Path(r.spec["dir"]) / name
 
         def fire() -> None:
             time.sleep(delay)
-            staged = path.with_name("event.tmp")
-            staged.write_text(str(shapes.EVENT_VALUE))
+            staged = path.with_name(name + ".tmp")
+            staged.write_text(text)
             staged.replace(path)
+            r.note(f"wrote {name}")
 
         thread = threading.Thread(target=fire, daemon=True)
         thread.start()
@@ -169,6 +182,13 @@ class Harness:
                 checks.check_views(r, client, when="after the faults")
                 self._delete_and_reuse(r, client)
                 return
+            status = checks.check_views(r, client, when="after the faults")
+            done = [c.name for c in r.children if c.returned_output()]
+            if done and status is not WorkflowStatus.SUCCESSFUL:
+                r.violate(
+                    f"a finished workflow changed: {done} got its output, then it reads "
+                    f"{status and status.value}"
+                )
             terminal = set(TERMINAL_OK)
             if r.kind in CANCEL_KINDS:
                 terminal.add(WorkflowStatus.CANCELED)
@@ -193,7 +213,7 @@ class Harness:
             if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
                 time.sleep(0.2)  # a runner in another namespace, or a lease not expired yet
                 continue
-            if status is WorkflowStatus.FAILED:
+            if status is WorkflowStatus.FAILED and r.spec["shape"] != "gate":
                 r.violate(f"recovery: FAILED with no application failure: {self._error(client, r)}")
             tries += 1
             # No status: killed before its first status, the workflow does not exist: run it.

@@ -56,6 +56,7 @@ class Child:
     """A workload process of the round."""
 
     name: str
+    action: str
     popen: subprocess.Popen[bytes]
     out: Path
     err: Path
@@ -67,6 +68,14 @@ class Child:
     @property
     def pid(self) -> int:
         return self.popen.pid
+
+    def returned_output(self) -> bool:
+        """Whether this child ran or resumed the workflow and got its output back."""
+        if self.answer is None or self.action not in ("run", "resume", "resume_all"):
+            return False
+        if self.action == "resume_all":
+            return any("result" in one for one in (self.answer.get("results") or {}).values())
+        return "result" in self.answer
 
 
 @dataclass
@@ -137,7 +146,7 @@ class Round:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH", "")) if p)
         with open(out, "wb") as o, open(err, "wb") as e:
             popen = subprocess.Popen(cmd, stdout=o, stderr=e, env=env, start_new_session=True)
-        child = Child(name, popen, out, err, ns, time.monotonic())
+        child = Child(name, action, popen, out, err, ns, time.monotonic())
         self.children.append(child)
         extra = {k: v for k, v in config.items() if k not in ("spec", "go")}
         if extra.get("fault"):
@@ -204,15 +213,19 @@ class Round:
                 self.kill(child)
             child.popen.wait()
 
-    def wait_started(self, timeout: float = 20.0, lines: int = 1) -> bool:
-        """Wait until the execution log has ``lines`` lines (a runner is inside a task)."""
+    def wait_started(self, timeout: float = 20.0, lines: int = 1, task: str = "") -> bool:
+        """Wait until the execution log has ``lines`` lines (of ``task`` if given)."""
         deadline = time.monotonic() + timeout
+
+        def seen() -> bool:
+            return len([e for e in self.executions() if e.tid == task or not task]) >= lines
+
         while time.monotonic() < deadline:
-            if len(self.executions()) >= lines:
+            if seen():
                 return True
             if all(c.popen.poll() is not None for c in self.children):
-                return len(self.executions()) >= lines
-            time.sleep(0.01)
+                return seen()
+            time.sleep(0.005)
         return False
 
     # -- observations -----------------------------------------------------------------------

@@ -8,7 +8,10 @@ the workflow must return. Every task execution appends one line to the round's e
 
     <workflow id> <task id> <attempt> <pid> <unix time>
 
-which the invariant checks compare with the checkpoints found in storage. ``attempt`` counts
+which the invariant checks compare with the checkpoints found in storage. The ``gate`` shape's
+middle task fails for good (the workflow ends FAILED) while ``dir/heal`` is missing, until the
+harness creates it: FAILED workflows get resumed, and a paused runner can wake up inside a
+failing task while another process finished the workflow. ``attempt`` counts
 the executions of that task id in this round so far (the per-task counter file), 1-based.
 """
 
@@ -35,6 +38,7 @@ SHAPES = (
     "event",
     "nocheckpoint",
     "mixed",
+    "gate",
 )
 
 EVENT_VALUE = 7  # what the event file of an ``event`` round holds
@@ -42,6 +46,10 @@ EVENT_VALUE = 7  # what the event file of an ``event`` round holds
 
 class FlakyError(RuntimeError):
     """Raised by a flaky task on its first ``fail_first`` executions."""
+
+
+class GateClosed(RuntimeError):
+    """Raised by a gated task that started before the harness opened its gate."""
 
 
 def _append(path: str, line: str) -> None:
@@ -89,6 +97,16 @@ def flaky(ctx: dict[str, Any], tid: str, fail_first: int, *inputs: Any) -> int:
     """Fails its first ``fail_first`` executions (counted across processes), then 1 + inputs."""
     if record(ctx, tid) <= fail_first:
         raise FlakyError(f"{tid} fails on purpose")
+    return 1 + _ints(inputs)
+
+
+@workflow.task
+def gated(ctx: dict[str, Any], tid: str, *inputs: Any) -> int:
+    """Fails (no retry: the workflow ends FAILED) if it starts before ``dir/heal`` exists."""
+    healed = os.path.exists(os.path.join(ctx["dir"], "heal"))
+    record(ctx, tid)
+    if not healed:
+        raise GateClosed(f"{tid}: the gate is closed")
     return 1 + _ints(inputs)
 
 
@@ -221,6 +239,10 @@ def build(spec: dict[str, Any]) -> Any:
         a = _step(ctx, "n-a", 1 + v)
         b = _step(ctx, "n-b", 1, a, checkpoint=False)
         return _step(ctx, "n-c", 1, b)
+    if shape == "gate":
+        a = _step(ctx, "g-a", 1 + v)
+        gate = gated.options(task_id="g-gate").bind(ctx, "g-gate", a)
+        return _step(ctx, "g-out", 1, gate)
     if shape == "mixed":
         a = _step(ctx, "m-a", 1 + v)
         fan = [_step(ctx, f"m-f{i}", i, a) for i in range(n)]
@@ -244,6 +266,8 @@ def expected(spec: dict[str, Any]) -> int:
         return 1 + v + 1 + 1
     if shape == "catch":
         return 100 + v
+    if shape == "gate":
+        return 3 + v
     if shape in ("sleep", "nocheckpoint"):
         return 1 + v + 1 + (1 if shape == "nocheckpoint" else 0)
     if shape == "event":
@@ -268,4 +292,6 @@ def make_spec(rng: random.Random, shape: str, wid: str, round_dir: str) -> dict[
     }
     if shape in ("continuation", "loop"):
         spec["n"] = rng.randint(3, 7)
+    if shape == "gate":
+        spec["delay"] = max(float(spec["delay"]), 0.05)
     return spec
