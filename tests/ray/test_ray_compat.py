@@ -122,6 +122,23 @@ class Doorbell(workflow.EventListener):
         return f"ding {name}"
 
 
+def test_a_sleep_only_dag_outlives_the_drivers_client(storage_dir):
+    # Driven by the cluster's coordinator, not by this process: closing the driver's Client
+    # without waiting (what exiting does) leaves it running, where a driver thread would have
+    # left it RESUMABLE.
+    workflow.init(str(storage_dir))
+    try:
+        ref = workflow.run_async(workflow.sleep(1.0), workflow_id="long-nap")
+    finally:
+        workflow.shutdown(wait=False)
+    assert ray.get(ref) is None
+    workflow.init(str(storage_dir))
+    try:
+        assert workflow.get_status("long-nap") == workflow.SUCCESSFUL
+    finally:
+        workflow.shutdown()
+
+
 def test_an_event_only_dag_runs_on_the_cluster_and_resumes_there(wfs):
     ref = wfs.run_async(workflow.wait_for_event(Doorbell, "door"), workflow_id="bell")
     assert isinstance(ref, ray.ObjectRef)
