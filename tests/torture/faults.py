@@ -71,11 +71,21 @@ def _fired(r: Round, child: Child, kind: str) -> bool:
     return died
 
 
-def _kill_after(r: Round, child: Child, delay: float, kind: str) -> bool:
-    """SIGKILL ``child`` after ``delay`` s unless it ended first; True if it was killed."""
+def _kill_at_random(r: Round, rng: random.Random, child: Child, kind: str) -> bool:
+    """SIGKILL ``child`` at a random time unless it ended first; True if it was killed.
+
+    Mostly the time is counted from its first task (a kill inside the workflow), sometimes
+    from its start (a kill while it sets up).
+    """
+    if rng.random() < 0.8:
+        before = len(r.executions())
+        r.wait_started(lines=before + 1)
+        delay = rng.uniform(0.0, task_count(r.spec) * (float(r.spec["delay"]) + 0.02))
+    else:
+        delay = rng.uniform(0.05, duration(r.spec))
     try:
         child.popen.wait(delay)
-    except Exception:
+    except subprocess.TimeoutExpired:
         r.kill(child)
     r.wait(child)
     return _fired(r, child, kind)
@@ -86,7 +96,7 @@ def _run_killed(r: Round, rng: random.Random, action: str = "run") -> bool:
     start = len(r.executions())
     if rng.random() < 0.5:
         child = r.spawn("victim", action)
-        killed = _kill_after(r, child, rng.uniform(0.05, duration(r.spec)), "kill_time")
+        killed = _kill_at_random(r, rng, child, "kill_time")
     else:
         child = r.spawn("victim", action, fault=_op_fault(r, rng, op_count(r.spec)))
         r.wait(child)
@@ -101,13 +111,13 @@ def kill_time(r: Round, rng: random.Random) -> None:
     """SIGKILL the runner at a random time; sometimes the resumer too."""
     child = r.spawn("runner", "run")
     start = len(r.executions())
-    if not _kill_after(r, child, rng.uniform(0.05, duration(r.spec)), "kill_time"):
+    if not _kill_at_random(r, rng, child, "kill_time"):
         r.calm_from(start)
     r.snapshot("after runner")
     if rng.random() < 0.4:
         resumer = r.spawn("resumer", "resume")
         start = len(r.executions())
-        if not _kill_after(r, resumer, rng.uniform(0.05, duration(r.spec)), "kill_time"):
+        if not _kill_at_random(r, rng, resumer, "kill_time"):
             r.calm_from(start)
         r.snapshot("after resumer")
 

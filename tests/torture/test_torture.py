@@ -60,11 +60,13 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         yield Harness(backends.factories(server, uuid.uuid4().hex[:8]), workdir, findings)
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     shutil.rmtree(workdir, ignore_errors=True)
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(f"torture (first seed {SEED}, {PER_KIND} rounds per fault kind):")
-        for line in request.node.stash.get(_REPORT, "").splitlines() or [""]:
-            reporter.write_line("  " + line)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            reporter.write_line(f"torture (first seed {SEED}, {PER_KIND} rounds per fault kind):")
+            for line in request.node.stash.get(_REPORT, "").splitlines() or [""]:
+                reporter.write_line("  " + line)
 
 
 _REPORT = pytest.StashKey[str]()
