@@ -14,15 +14,24 @@ runs on import.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from durableflow.errors import ResumeNotFoundError, WorkflowNotFoundError
 from durableflow.model.task import WORKFLOW_OPTIONS_KEY, TaskFunction, workflow_options
 
-__all__ = ["ALIASES", "WorkflowOptions", "install_ray_workflow", "uninstall_ray_workflow"]
+__all__ = [
+    "ALIASES",
+    "WorkflowOptions",
+    "check_limit",
+    "install_ray_workflow",
+    "resume_not_found_as_not_resumable",
+    "uninstall_ray_workflow",
+]
 
 _NAMES = frozenset(
     {"task_id", "metadata", "catch_exceptions", "checkpoint", "max_retries", "retry_exceptions"}
@@ -108,6 +117,37 @@ class WorkflowOptions(Mapping[str, Any]):
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.workflow_fields.items())
         return f"workflow.options({fields})"
+
+
+def check_limit(name: str, value: object, minimum: int) -> None:
+    """Check a ``workflow.init`` limit as Ray did.
+
+    Raises:
+        TypeError: not an int (nor None).
+        ValueError: below ``minimum``.
+    """
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@contextlib.contextmanager
+def resume_not_found_as_not_resumable(workflow_id: str) -> Iterator[None]:
+    """Raise a resume of an unknown id as :class:`~durableflow.errors.ResumeNotFoundError`.
+
+    That is a WorkflowNotFoundError (ours) and a WorkflowNotResumableError (what Ray raised).
+    """
+    try:
+        yield
+    except ResumeNotFoundError:
+        raise
+    except WorkflowNotFoundError as err:
+        if err.task_id is not None or err.workflow_id not in (None, workflow_id):
+            raise
+        raise ResumeNotFoundError(str(err), workflow_id=workflow_id) from err.__cause__
 
 
 def _ray_remote_function_type() -> type | None:

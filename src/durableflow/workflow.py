@@ -12,19 +12,17 @@ status (``workflow.SUCCESSFUL``, ...), ``WorkflowRef``, and the submodules ``exc
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from durableflow import common, config
 from durableflow import errors as exceptions
 from durableflow.client import Client
-from durableflow.compat import WorkflowOptions
+from durableflow.compat import WorkflowOptions, check_limit, resume_not_found_as_not_resumable
 from durableflow.errors import (
-    ResumeNotFoundError,
     WorkflowCancellationError,
     WorkflowError,
     WorkflowExecutionError,
@@ -152,8 +150,8 @@ def init(
             different limits (``workflow.shutdown()`` first).
     """
     global _client, _executor_chosen
-    _check_limit("max_running_workflows", max_running_workflows, 1)
-    _check_limit("max_pending_workflows", max_pending_workflows, 0)
+    check_limit("max_running_workflows", max_running_workflows, 1)
+    check_limit("max_pending_workflows", max_pending_workflows, 0)
     with _lock:
         if _client is not None:
             if storage is not None and not _same_storage(_client, storage):
@@ -182,15 +180,6 @@ def init(
             **client_options,
         )
         return _client
-
-
-def _check_limit(name: str, value: object, minimum: int) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _same_storage(current: Client, storage: str | os.PathLike[str] | Storage) -> bool:
@@ -313,7 +302,7 @@ def schedule(
 
 def resume(workflow_id: str) -> Any:
     """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
-    with _resuming(workflow_id):
+    with resume_not_found_as_not_resumable(workflow_id):
         if _on_ray(workflow_id=workflow_id):
             from durableflow import ray_coordinator
 
@@ -323,28 +312,12 @@ def resume(workflow_id: str) -> Any:
 
 def resume_async(workflow_id: str) -> Any:
     """Like ``resume``, returning a future (a ``ray.ObjectRef`` on Ray)."""
-    with _resuming(workflow_id):
+    with resume_not_found_as_not_resumable(workflow_id):
         if _on_ray(workflow_id=workflow_id):
             from durableflow import ray_coordinator
 
             return ray_coordinator.resume_async(client(), workflow_id)
         return client().resume_async(workflow_id)
-
-
-@contextlib.contextmanager
-def _resuming(workflow_id: str) -> Iterator[None]:
-    """Raise a resume of an unknown id as :class:`ResumeNotFoundError`.
-
-    That is a WorkflowNotFoundError (ours) and a WorkflowNotResumableError (what Ray raised).
-    """
-    try:
-        yield
-    except ResumeNotFoundError:
-        raise
-    except WorkflowNotFoundError as err:
-        if err.task_id is not None or (err.workflow_id not in (None, workflow_id)):
-            raise
-        raise ResumeNotFoundError(str(err), workflow_id=workflow_id) from err.__cause__
 
 
 def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:

@@ -139,12 +139,11 @@ class Continuation:
 
 
 def default_task_id(func: Callable[..., Any]) -> str:
-    """The task id of a node of ``func`` when none is given: Ray Workflows' rule.
+    """A node's task id when none is given: Ray Workflows' rule.
 
-    The function's module, a dot, and its qualified name kept to letters, digits, ``_``, ``.``
-    and ``-`` (ASCII): ``tests.test_x.test_f.locals.factorial`` for a function ``factorial``
-    defined inside ``test_f``. Ids are stored with the specs, so workflows stored under the
-    earlier rule (which kept ``<locals>``) resume with their own ids.
+    ``module.qualname``, the qualified name kept to ASCII letters, digits, ``_``, ``.``, ``-``
+    (``mod.f.locals.g``). Ids are stored with the specs: workflows stored under the earlier
+    rule (which kept ``<locals>``) resume with their own ids.
     """
     module = getattr(func, "__module__", None) or "__anonymous_module__"
     qualname = getattr(func, "__qualname__", None) or "__anonymous_func__"
@@ -155,16 +154,11 @@ def default_task_id(func: Callable[..., Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class WorkflowRef:
-    """Another task's stored output, as an argument: Ray's ``ray.workflow.common.WorkflowRef``.
+    """Another task's output as an argument (Ray's ``ray.workflow.common.WorkflowRef``).
 
-    ``f.bind(WorkflowRef("prepare"))`` passes the output of the task ``prepare`` of the same
-    workflow to ``f``: a task elsewhere in the same DAG, or one the workflow created earlier
-    (a continuation reading a task its workflow already ran). ``f`` waits for it as for any
-    upstream task. A continuation naming a task its workflow does not have fails its parent
-    task with a ``ValueError``.
-
-    Attributes:
-        task_id: the task whose output is passed.
+    ``f.bind(WorkflowRef("prep"))`` passes the output of the workflow's task ``prep`` (of this
+    DAG, or one the workflow ran earlier: a continuation) to ``f``, which waits for it. A
+    continuation naming a task its workflow lacks fails its parent task with a ``ValueError``.
     """
 
     task_id: str
