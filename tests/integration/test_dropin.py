@@ -287,6 +287,23 @@ def test_python_m_durableflow_run_runs_an_unmodified_ray_workflows_program(tmp_p
     assert plain.returncode != 0
 
 
+def test_python_m_durableflow_run_dash_m_runs_a_module(tmp_path, storage_dir):
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed (pip install 'durableflow[ray]')")
+    (tmp_path / "ray_module.py").write_text(textwrap.dedent(RAY_PROGRAM))
+    env = {**os.environ, "DURABLEFLOW_STORAGE": str(storage_dir), "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "durableflow", "run", "-m", "ray_module", "a"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "argv ['a'] name __main__"
+
+
 def test_python_m_durableflow_without_run_is_the_cli(storage_dir):
     done = subprocess.run(
         [sys.executable, "-m", "durableflow", "--storage", str(storage_dir), "list"],
