@@ -331,16 +331,26 @@ def small_client(tmp_path: Path) -> Iterator[Client]:
     client.close(wait=False)
 
 
+POLL_ID = poll_for_event.bind(TimerListener, 0).name
+
+
+def _polling(client: Client, workflow_ids: list[str]) -> int:
+    """How many of these workflows started their wait (its attempt is recorded in storage)."""
+    return sum(read_attempt(client.store, wid, POLL_ID) is not None for wid in workflow_ids)
+
+
 def test_sleeping_workflows_do_not_delay_a_one_task_workflow(small_client: Client) -> None:
     baseline = active_waits()
-    sleepers = [
-        small_client.run_async(workflow.sleep(30), workflow_id=f"sleeper-{i}") for i in range(8)
-    ]
-    wait_until(lambda: active_waits() - baseline == 8)  # all 8 wait, none holds a thread
+    ids = [f"sleeper-{i}" for i in range(8)]
+    sleepers = [small_client.run_async(workflow.sleep(30), workflow_id=wid) for wid in ids]
+    # Before 9.10 the first two sleeping tasks took both threads of the pool here.
+    wait_until(lambda: _polling(small_client, ids) >= 2)
     assert small_client.run(quick.bind(), workflow_id="quick") == "done"
     assert not any(f.done() for f in sleepers)  # it finished before every sleeper
-    for i in range(8):
-        small_client.cancel(f"sleeper-{i}")
+    wait_until(lambda: _polling(small_client, ids) == 8)  # all eight wait at once
+    assert active_waits() - baseline == 8
+    for wid in ids:
+        small_client.cancel(wid)
     for future in sleepers:
         with pytest.raises(WorkflowCancellationError):
             future.result(timeout=30)
@@ -353,7 +363,7 @@ def test_two_hundred_sleeps_of_one_workflow_wait_at_once_on_a_handful_of_threads
     baseline, before = active_waits(), threading.active_count()
     dag = gather.bind(*[workflow.sleep(3600) for _ in range(200)])
     future = small_client.run_async(dag, workflow_id="many")
-    # Not held back by the executor's in-flight window (8 for 2 threads): all 200 wait at once.
+    # Not held back by the executor's threads or its in-flight window (8 for 2 threads).
     wait_until(lambda: active_waits() - baseline == 200, timeout=60)
     during = threading.active_count()
     # The engine's thread, 2 executor threads, the wait loop and its storage pool, the lease.
@@ -369,14 +379,14 @@ def test_cancel_during_a_long_sleep_stops_it_and_frees_the_pool(tmp_path: Path) 
     try:
         baseline = active_waits()
         future = client.run_async(workflow.sleep(3600), workflow_id="nap")
-        wait_until(lambda: active_waits() - baseline == 1)
+        wait_until(lambda: _polling(client, ["nap"]) == 1)
         client.cancel("nap")
         with pytest.raises(WorkflowCancellationError):
             future.result(timeout=30)
         assert client.get_status("nap") is WorkflowStatus.CANCELED
-        wait_until(lambda: active_waits() == baseline)  # the timer itself stopped
         # The only executor thread is free at once, not in an hour.
         assert client.run_async(quick.bind(), workflow_id="after").result(timeout=30) == "done"
+        wait_until(lambda: active_waits() == baseline)  # the timer itself stopped
     finally:
         client.close(wait=False)
 
