@@ -38,7 +38,7 @@ from durableflow.storage.filesystem import FileStorage
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.testing.faults import FaultyStorage
-from helpers import wait_until
+from helpers import count_lines, wait_until
 
 # --- listeners ------------------------------------------------------------------------------
 
@@ -206,7 +206,6 @@ def test_a_missing_input_is_a_system_error(service: WaitService, store: Workflow
 @pytest.mark.parametrize(
     ("op", "key", "polled"),
     [
-        ("put", "/attempts/", False),  # step 1: no listener is polled
         ("get", "/outputs/up", False),  # step 2
         ("create", "/outputs/poll", True),  # step 5
     ],
@@ -224,6 +223,18 @@ def test_storage_errors_at_each_step_are_system_errors(
     assert isinstance(outcome.error, StorageError)
     assert (_CALLS == ["x"]) is polled
     assert not faulty.has_output("wf", "poll")
+
+
+def test_a_failed_attempt_record_does_not_stop_the_wait(
+    service: WaitService, tmp_path: Path
+) -> None:
+    faulty = FaultyStorage(FileStorage(tmp_path / "faulty"))
+    fault = faulty.inject("create", key="/attempts/", error=True, times=None)
+    store = WorkflowStore(faulty, Serializer(None))
+    call = wait_call(store, TimerListener, time.time() + 0.3)  # long enough to be recorded
+    outcome = service.submit(call).result(timeout=30)
+    assert fault.fired >= 1  # the RUNNING record was tried and failed (logged)
+    assert outcome.kind == "ok" and store.has_output("wf", "poll")
 
 
 def test_cancel_stops_a_waiting_listener_at_once(
@@ -402,3 +413,47 @@ def test_an_event_wait_completes_through_the_client(small_client: Client) -> Non
     dag = workflow.wait_for_event(GatedListener, "hello")
     assert small_client.run(dag, workflow_id="ev") == "hello"
     assert _CALLS == ["hello"]
+
+
+KILLED_WAITER = """
+import sys
+from durableflow import Client, workflow
+from durableflow.storage.filesystem import FileStorage
+from durableflow.testing.faults import FaultyStorage, kill_this_process
+
+
+class Once(workflow.EventListener):
+    async def poll_for_event(self, log):
+        with open(log, "a") as handle:
+            handle.write("polled\\n")
+        return "ev"
+
+
+@workflow.task
+def shout(text):
+    return text.upper()
+
+
+op, key = sys.argv[3], sys.argv[4]
+storage = FaultyStorage(FileStorage(sys.argv[1]), op, key=key, after=kill_this_process)
+dag = shout.bind(workflow.wait_for_event(Once, sys.argv[2]))
+Client(storage).run(dag, workflow_id="once")
+"""
+
+
+def test_a_wait_killed_after_its_checkpoint_never_polls_again(tmp_path: Path) -> None:
+    """Step 5 landed, then a SIGKILL: the resume uses the stored event. (A kill during step 3
+    is test_events.py::test_sleep_keeps_its_wake_time_across_a_crash.)"""
+    import subprocess
+    import sys
+
+    store_dir, log = tmp_path / "store", tmp_path / "polls"
+    store_dir.mkdir()
+    key = f"/outputs/{POLL_ID}"
+    args = [sys.executable, "-c", KILLED_WAITER, str(store_dir), str(log), "create", key]
+    assert subprocess.run(args, timeout=120).returncode == -9
+    assert count_lines(log) == {"polled": 1}
+    with Client(str(store_dir)) as client:
+        assert client.get_status("once") is WorkflowStatus.RESUMABLE
+        assert client.resume("once") == "EV"
+    assert count_lines(log) == {"polled": 1}

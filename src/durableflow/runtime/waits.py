@@ -23,10 +23,10 @@ One wait, as numbered steps: those of :func:`~durableflow.runtime.worker.execute
 the attempt record's protocol of :mod:`durableflow.storage.attempts`; storage work runs in the
 storage pool, never on the loop:
 
-1. record the attempt RUNNING (``attempts/<tid>``); if that fails, no listener is polled (a
-   system error, retried by the engine);
+1. follow the attempt (``begin_attempt``): a wait that lasts is recorded RUNNING
+   (``attempts/<tid>``), so readers show it and a crash counts it;
 2. resolve the arguments: upstream outputs from ``call.inputs``, the others read from storage;
-   a storage error or a missing input is a system error;
+   a storage error or a missing input is a system error, retried by the engine;
 3. await the listener's event inside the task context (on the loop; in the listener pool for a
    plain function); a timer sleeps until the wake-up time that ``wake_time`` stored, so a
    resumed workflow wakes at the original time;
@@ -54,7 +54,6 @@ import contextlib
 import inspect
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -62,14 +61,14 @@ from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any
 
 from durableflow.errors import SerializationError, StorageError
-from durableflow.model.attempts import AttemptRecord, AttemptState
+from durableflow.model.attempts import AttemptState
 from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
 from durableflow.model.events import poll_for_event
 from durableflow.model.records import ErrorInfo
 from durableflow.model.task import TaskFunction
 from durableflow.runtime.context import task_context
 from durableflow.runtime.worker import TaskCall, TaskOutcome
-from durableflow.storage.attempts import finish_attempt, start_attempt
+from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
@@ -92,7 +91,6 @@ STORAGE_THREADS = 4
 """Threads for the waits' storage reads and checkpoint writes."""
 
 _POLL = poll_for_event.func
-_HOST = socket.gethostname()
 
 
 def is_wait(func: Any) -> bool:
@@ -312,17 +310,15 @@ class _Attempt:
         self.start = time.time()
         self._reopen = reopen
         self.store: WorkflowStore | None = None
-        self.record: AttemptRecord | None = None
-        self.started: bytes | None = None
+        self.running: RunningAttempt | None = None
 
     def begin(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Steps 1-2: record the attempt RUNNING, then resolve the arguments."""
+        """Steps 1-2: follow the attempt (its RUNNING record), then resolve the arguments."""
         call = self.call
         self.store = store = call.store or self._reopen(call)
-        self.record = AttemptRecord(
-            call.task_id, call.attempt, self.start, _HOST, os.getpid(), epoch=call.epoch
+        self.running = begin_attempt(  # 1
+            store, call.workflow_id, call.task_id, call.attempt, self.start, call.epoch
         )
-        self.started = start_attempt(store, call.workflow_id, self.record)  # 1
         inputs = call.inputs
 
         def lookup(task_id: str) -> Any:
@@ -339,11 +335,10 @@ class _Attempt:
             call.task_id, call.attempt, kind, start=self.start, end=time.time(), **fields
         )
 
-    def ended(self, state: AttemptState, error: ErrorInfo | None = None) -> None:
-        """Step 4 or 6 of the attempt record: its outcome (no-op before step 1 landed)."""
-        if self.store is not None and self.record is not None and self.started is not None:
-            finished = self.record.ended(state, time.time(), error)
-            finish_attempt(self.store, self.call.workflow_id, self.started, finished)
+    def ended(self, state: AttemptState | None, error: ErrorInfo | None = None) -> None:
+        """End the attempt record: its outcome, or None when the checkpoint ended it."""
+        if self.running is not None:
+            self.running.end(state, error)
 
     def failed(self, err: BaseException, system: bool) -> TaskOutcome:
         """Step 6: a failed attempt, recorded FAILED (the listener) or ERROR (storage)."""
@@ -371,6 +366,7 @@ class _Attempt:
                 return self.failed(err, False)
             except StorageError as err:
                 return self.failed(err, True)
+            self.ended(None)
         else:
             self.ended(AttemptState.SUCCESSFUL)
         if call.return_value:
