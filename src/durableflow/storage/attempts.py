@@ -66,8 +66,10 @@ log = logging.getLogger("durableflow.task")
 RECORD_AFTER = 0.05
 """Seconds an attempt runs before its RUNNING record is written (step 1); 0: before it runs."""
 
+_POLL = 0.05
+"""The recorder thread's longest sleep while it has attempts to follow, or just had some."""
 _QUIET_POLLS = 100
-"""Polls without attempts (every RECORD_AFTER) before the recorder thread sleeps until woken."""
+"""Polls without attempts before the recorder thread sleeps until an attempt wakes it."""
 
 
 def _tagged(err: StorageError, workflow_id: str, task_id: str | None, key: str) -> StorageError:
@@ -283,17 +285,17 @@ class _Recorder:
     def _run(self) -> None:
         queue, quiet = self.queue, 0
         while True:
-            while queue and queue[0].due <= time.monotonic():
+            while queue and (queue[0].ended or queue[0].due <= time.monotonic()):
                 attempt = queue.popleft()
                 if not attempt.ended:
                     attempt.record_start()
             if queue:
                 quiet = 0
-                time.sleep(max(queue[0].due - time.monotonic(), 0.001))
+                time.sleep(min(max(queue[0].due - time.monotonic(), 0.001), _POLL))
                 continue
             quiet += 1
             if quiet < _QUIET_POLLS:
-                time.sleep(RECORD_AFTER)
+                time.sleep(_POLL)
                 continue
             self.idle = True
             self.wake.clear()
