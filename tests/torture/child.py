@@ -2,7 +2,9 @@
 
 Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
 
-- ``action``: run | resume | resume_all | cancel | delete | status
+- ``action``: run | resume | resume_all | cancel | delete | status | submit | worker (serve
+  as a ``durableflow`` worker until the workflow stops or ``serve_for`` seconds passed, with
+  ``slots`` as its ``max_running_workflows``)
 - ``url``, ``spec`` (see :mod:`torture.shapes`), ``lease_ttl``
 - ``fault``: optional ``{"n": n, "how": "kill_before" | "kill_after" | "error", "log": path}``:
   at the n-th mutating storage operation (put, create, swap, delete; each value of put_many and
@@ -136,6 +138,36 @@ def outcome(fn: Any) -> dict[str, Any]:
         return {"error": type(err).__name__, "message": str(err)[:500]}
 
 
+def serve(client: Client, wid: str) -> dict[str, Any]:
+    """Serve as a worker until the workflow stops (or ``serve_for`` s); what happened."""
+    from durableflow import WorkflowNotFoundError, WorkflowStatus
+    from durableflow.worker import Worker
+
+    slots = CONFIG.get("slots")
+    worker = Worker(
+        client, max_running_workflows=slots, concurrency=2, schedules=False, poll_interval=0.1
+    )
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + float(CONFIG.get("serve_for", 20.0))
+    status = None
+    missing_since = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            status = client.get_status(wid)
+            missing_since = time.monotonic()
+        except WorkflowNotFoundError:  # a submit killed before its record: nothing comes
+            status = None
+            if time.monotonic() - missing_since > 1.0:
+                break
+        if status in (WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED, WorkflowStatus.FAILED):
+            break
+        time.sleep(0.1)
+    worker.shutdown(grace=5.0)
+    thread.join(10)
+    return {"status": status and status.value, "started": worker.started}
+
+
 def main() -> None:
     try:
         storage: Storage = open_storage(CONFIG["url"])
@@ -166,6 +198,10 @@ def main() -> None:
         answer = outcome(lambda: client.cancel(wid, timeout=float(CONFIG.get("timeout", 10))))
     elif action == "delete":
         answer = outcome(lambda: client.delete(wid))
+    elif action == "submit":
+        answer = outcome(lambda: client.submit(shapes.build(spec), workflow_id=wid))
+    elif action == "worker":
+        answer = outcome(lambda: serve(client, wid))
     elif action == "status":
         answer = outcome(lambda: client.get_status(wid).value)
     else:

@@ -172,7 +172,8 @@ def kill_cancel(r: Round, rng: random.Random) -> None:
         pass
     else:
         r.faults.append("cancel")
-        _check_answer(r, "canceler", answer, set())
+        # Not found: the crashed run died before its first status (the workflow never was).
+        _check_answer(r, "canceler", answer, {"WorkflowNotFoundError"} if dead else set())
     if runner is not None:
         answer = r.wait(runner)  # canceled, finished, or (a lost cancel) still finishing
         _check_answer(r, "runner", answer, {"WorkflowCancellationError"})
@@ -199,7 +200,8 @@ def delete_race(r: Round, rng: random.Random) -> None:
     _run_killed(r, rng)
     go = r.dir / "go-delete-race"
     resumer = r.spawn("resumer", "resume", go=str(go))
-    deleter = r.spawn("deleter", "delete", go=str(go))
+    # Issue 9 item 6: the resume may finish between the delete's read and its removals.
+    deleter = r.spawn("deleter", "delete", go=str(go), start_delay=_stagger(r, rng))
     time.sleep(0.3)
     go.touch()
     r.faults.append("delete_race")
@@ -358,6 +360,28 @@ def skew(r: Round, rng: random.Random) -> None:
     r.snapshot("after runner")
 
 
+def workers(r: Round, rng: random.Random) -> None:
+    """``submit`` (maybe killed), then two or three workers, one maybe killed at random."""
+    fault = _op_fault(r, rng, 12) if rng.random() < 0.3 else None
+    submitter = r.spawn("submitter", "submit", fault=fault)
+    _check_answer(r, "submitter", r.wait(submitter), set())
+    if fault is not None and _fired(r, submitter, "kill_submit"):
+        r.snapshot("after submit")
+    slots = rng.choice((None, 1))  # 1: the workers share one running slot
+    start = len(r.executions())
+    crew = [
+        r.spawn(f"worker{i}", "worker", slots=slots, serve_for=20.0)
+        for i in range(rng.randint(2, 3))
+    ]
+    r.faults.append("workers")
+    killed = rng.random() < 0.6 and _kill_at_random(r, rng, rng.choice(crew), "kill_worker")
+    for child in crew:
+        _check_answer(r, child.name, r.wait(child), set())
+    if not killed:
+        r.calm_from(start)
+    r.snapshot("after workers")
+
+
 def _check_answer(
     r: Round, who: str, answer: dict[str, Any] | None, allowed: set[str], strict: bool = True
 ) -> None:
@@ -373,7 +397,7 @@ def _check_answer(
             r.violate(f"{who} raised {answer['error']}: {answer.get('message', '')[:200]}")
         return
     result = answer.get("result")
-    if who.startswith(("canceler", "deleter")):
+    if who.startswith(("canceler", "deleter", "submitter", "worker")):
         return
     if result != expected(r.spec):
         r.violate(f"{who} returned {result!r}, expected {expected(r.spec)!r}")
@@ -392,4 +416,5 @@ KINDS: dict[str, Callable[[Round, random.Random], None]] = {
     "pause": pause,
     "pidns": pidns,
     "skew": skew,
+    "workers": workers,
 }

@@ -210,7 +210,7 @@ class Harness:
                 status = None
             if status is not None and (status.is_terminal or status in terminal):
                 return
-            if status in (WorkflowStatus.RUNNING, WorkflowStatus.PENDING):
+            if status is WorkflowStatus.RUNNING:
                 time.sleep(0.2)  # a runner in another namespace, or a lease not expired yet
                 continue
             if status is WorkflowStatus.FAILED and r.spec["shape"] != "gate":
@@ -218,8 +218,10 @@ class Harness:
             tries += 1
             # No status: killed before its first status, the workflow does not exist: run it.
             action = "run" if status is None else rng.choice(("resume", "resume", "resume_all"))
+            if status is WorkflowStatus.PENDING:
+                action = "worker"  # submitted, waiting for a worker: start one
             remaining = max(1.0, deadline - time.monotonic())
-            child = r.spawn("recover", action, include_failed=True)
+            child = r.spawn("recover", action, include_failed=True, serve_for=remaining / 2)
             answer = r.wait(child, timeout=remaining)
             if answer is None:
                 return  # a hang was recorded
