@@ -147,6 +147,19 @@ def test_times_come_from_the_attempt_that_the_status_is_about():
     assert lost.lost and (lost.start_time, lost.end_time, lost.duration) == (10.0, None, None)
 
 
+def test_a_continuation_header_gives_the_parent_its_attempt_when_no_record_does():
+    own = {"tasks": 1, "start": 5.0, "end": 6.0, "attempt": 2}
+    running = observe(W.RUNNING, continuation=own)
+    assert (running.status, running.attempts, running.start_time, running.end_time) == (
+        S.CONTINUED,
+        2,
+        5.0,
+        6.0,
+    )
+    done = observe(W.SUCCESSFUL, header={"end": 9.0, "forward": "c"}, continuation=own)
+    assert (done.status, done.attempts, done.start_time, done.end_time) == (S.SUCCESSFUL, 2, 5, 6)
+
+
 def test_retry_allowed_follows_max_retries_and_retry_exceptions():
     opts = TaskOptions(max_retries=2, retry_exceptions=(LookupError,))
     assert retry_allowed(opts, 2, "builtins.KeyError", system=False)  # subclass, imported

@@ -224,6 +224,7 @@ def observe_task(
     continued: bool,
     attempt: AttemptRecord | None,
     error: TaskErrorRecord | None,
+    continuation: dict[str, Any] | None = None,
 ) -> TaskView:
     """What one task is, from what is stored about it (rules in the module docstring).
 
@@ -235,10 +236,15 @@ def observe_task(
         continued: the specs of a continuation it returned are stored.
         attempt: its attempt record.
         error: its error record (the engine's record of its latest failed attempt).
+        continuation: the header of its stored continuation's specs, where the engine may
+            record the attempt that returned it (``start``, ``end``, ``attempt``) in place of
+            the worker's attempt record.
     """
     header = header or {}
+    cont = continuation or {}
     attempts = max(
         int(header.get("attempt") or 0),
+        int(cont.get("attempt") or 0),
         attempt.attempt if attempt else 0,
         error.attempts if error else 0,
     )
@@ -246,8 +252,8 @@ def observe_task(
         attempt = None  # an older attempt's record: the checkpoint or error record is newer
     if error is not None and error.attempts < attempts:
         error = None  # about an earlier attempt
-    start = attempt.start if attempt else None
-    end = attempt.end if attempt else None
+    start = attempt.start if attempt else cont.get("start")
+    end = attempt.end if attempt else cont.get("end")
     failed = error is not None or (attempt is not None and attempt.state in _FAILED)
     failure = error.error if error else attempt.error if attempt else None
     if error is not None and end is None:
@@ -263,7 +269,7 @@ def observe_task(
         elif end is None:  # written by the engine (a caught error, a finished continuation)
             end = header.get("end")
         return view(ObservedTaskStatus.SUCCESSFUL)
-    if continued:
+    if continued or cont:
         return view(ObservedTaskStatus.CONTINUED)
     if attempt is None and not failed:
         return view(_never_started(workflow, options))
