@@ -22,7 +22,9 @@ as much as a fifth of a whole checkpointed task (0.2 ms of 1 ms on the benchmark
 attempt shorter than :data:`RECORD_AFTER` is neither displayed as RUNNING (it is over before
 anyone could look) nor counted if a crash ends it; every longer one is both, for a cost below
 0.5 % of its run time, and a short one costs no write at all. ``RECORD_AFTER = 0`` writes step 1
-before the function is called.
+before the function is called. Step 4 always writes for a failure or a continuation, so that a
+task that continued has its own attempt and times (a continuation loop of trivial steps pays
+one more file per step for it).
 
 A crash (of the worker or the runner) after 1 and before 3 or 4 leaves a RUNNING record that
 nobody waits for: readers report that attempt as lost (:func:`observe_task`), and the next run
@@ -52,12 +54,10 @@ __all__ = [
     "RECORD_AFTER",
     "RunningAttempt",
     "begin_attempt",
-    "finish_attempt",
     "list_attempts",
     "read_attempt",
     "read_attempt_counts",
     "read_attempts",
-    "start_attempt",
     "write_attempt",
 ]
 
@@ -78,48 +78,6 @@ def _tagged(err: StorageError, workflow_id: str, task_id: str | None, key: str) 
     )
     tagged.__cause__ = err.__cause__
     return tagged
-
-
-def start_attempt(store: WorkflowStore, workflow_id: str, record: AttemptRecord) -> bytes:
-    """Step 1 at once, unconditionally (waits that hold no worker): put a RUNNING attempt.
-
-    Returns the bytes stored, the fence of :func:`finish_attempt`.
-
-    Raises:
-        StorageError: the record could not be written (the attempt must not run).
-    """
-    data = record.to_bytes()
-    key = layout.attempt_key(workflow_id, record.task_id)
-    try:
-        with store.storage.volatile():
-            store.storage.put(key, data)
-    except StorageError as err:
-        raise _tagged(err, workflow_id, record.task_id, key) from None
-    return data
-
-
-def finish_attempt(
-    store: WorkflowStore, workflow_id: str, started: bytes, record: AttemptRecord
-) -> bool:
-    """Step 4 after :func:`start_attempt`: replace its record (``started``) by ``record``.
-
-    Returns:
-        True if written; False if another attempt's record replaced it meanwhile, or the
-        storage failed (logged: the record is informational).
-    """
-    key = layout.attempt_key(workflow_id, record.task_id)
-    try:
-        with store.storage.volatile():
-            return store.storage.swap(key, started, record.to_bytes())
-    except StorageError as err:
-        log.warning(
-            "workflow %s task %s: the end of attempt %d was not recorded: %s",
-            workflow_id,
-            record.task_id,
-            record.attempt,
-            err,
-        )
-        return False
 
 
 def write_attempt(store: WorkflowStore, workflow_id: str, record: AttemptRecord) -> bool:
@@ -222,7 +180,7 @@ class RunningAttempt:
             return  # it is ending right now
         try:
             if not self.ended:
-                self.recorded = self._write(self.running_record(), "start")
+                self.recorded = self._write(self.running_record(), "start")  # 1
         finally:
             self._lock.release()
 
@@ -231,8 +189,8 @@ class RunningAttempt:
         with self._lock:
             self.ended = True
             if state is None or (state is AttemptState.SUCCESSFUL and not self.recorded):
-                return
-            self._write(self.running_record().ended(state, time.time(), error), "end")
+                return  # 3 (or a short attempt without a checkpoint: nothing to correct)
+            self._write(self.running_record().ended(state, time.time(), error), "end")  # 4
 
     def _write(self, record: AttemptRecord, what: str) -> bool:
         try:
