@@ -189,7 +189,6 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     """
     start = time.time()
     running: RunningAttempt | None = None
-    store: WorkflowStore | None = None
 
     def outcome(kind: str, **fields: Any) -> TaskOutcome:
         return TaskOutcome(call.task_id, call.attempt, kind, start=start, end=time.time(), **fields)
@@ -204,9 +203,9 @@ def execute_task(call: TaskCall) -> TaskOutcome:
         return outcome("error", error=err, system=system, error_info=info)
 
     try:
-        store = _store_for(call)
+        opened = _store_for(call)
         running = begin_attempt(  # 1
-            store, call.workflow_id, call.task_id, call.attempt, start, call.epoch
+            opened, call.workflow_id, call.task_id, call.attempt, start, call.epoch
         )
         if call.args or call.kwargs:  # 2
             inputs = call.inputs
@@ -214,7 +213,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
             def lookup(task_id: str) -> Any:
                 if task_id in inputs:
                     return inputs[task_id]
-                return (store or _store_for(call)).read_output(call.workflow_id, task_id)
+                return opened.read_output(call.workflow_id, task_id)
 
             args, kwargs = resolve_refs(call.args, call.kwargs, lookup)
         else:
@@ -245,8 +244,8 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     if call.checkpoint:  # 5
         header = {"start": start, "end": time.time(), "attempt": call.attempt}
         try:
-            if not store.write_output(call.workflow_id, call.task_id, value, header):
-                value = store.read_output(call.workflow_id, call.task_id)
+            if not opened.write_output(call.workflow_id, call.task_id, value, header):
+                value = opened.read_output(call.workflow_id, call.task_id)
         except SerializationError as err:
             return failed(err, system=False)
         except StorageError as err:
