@@ -11,6 +11,7 @@ Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
   each key of delete_prefix counts) die before it, die after it, or raise
   ``StorageUnavailableError`` instead of doing it. The operation is appended to ``log`` first.
 - ``skew``: seconds added to ``time.time`` before durableflow is imported (a fast clock)
+- ``sabotage``: a planted bug (see :func:`sabotage`), for the tests of the checks
 - ``go``: a path to wait for before acting (starts racing processes together)
 - ``start_delay``: seconds to sleep after ``go`` appeared (staggers the racers)
 
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: ``tortur
 
 from durableflow import Client, Storage  # noqa: E402
 from durableflow.errors import StorageError, StorageUnavailableError  # noqa: E402
+from durableflow.storage import layout  # noqa: E402
 from durableflow.storage.urls import open_storage  # noqa: E402
 from torture import shapes  # noqa: E402
 
@@ -138,6 +140,20 @@ def outcome(fn: Any) -> dict[str, Any]:
         return {"error": type(err).__name__, "message": str(err)[:500]}
 
 
+def sabotage(storage: Storage, action: str, wid: str) -> None:
+    """Planted bugs, for the tests that check the checks (``CONFIG["sabotage"]``).
+
+    ``forget_checkpoints``: a resume first deletes every checkpoint (finished tasks re-run);
+    ``hang``: a resume never returns.
+    """
+    plan = CONFIG.get("sabotage")
+    if plan == "forget_checkpoints" and action in ("resume", "resume_all"):
+        for key in storage.list(layout.outputs_prefix(wid)):
+            storage.delete(key)
+    if plan == "hang" and action in ("resume", "resume_all"):
+        time.sleep(3600)
+
+
 def serve(client: Client, wid: str) -> dict[str, Any]:
     """Serve as a worker until the workflow stops (or ``serve_for`` s); what happened."""
     from durableflow import WorkflowNotFoundError, WorkflowStatus
@@ -186,6 +202,7 @@ def main() -> None:
     wid = spec.get("wid", "")
     client = Client(storage, lease_ttl=float(CONFIG.get("lease_ttl", 30.0)), cancel_poll=0.1)
     action = CONFIG["action"]
+    sabotage(storage, action, wid)
     answer: dict[str, Any]
     if action == "run":
         answer = outcome(lambda: client.run(shapes.build(spec), workflow_id=wid))

@@ -79,6 +79,8 @@ class Harness:
         findings: a file to append violations to, or None.
         timeout: seconds a recovery may take before it counts as a hang.
         keep: keep the scratch directories of rounds with violations.
+        sabotage: a bug planted in every workload process (see ``torture.child.sabotage``),
+            for the tests that check the checks.
     """
 
     def __init__(
@@ -88,12 +90,14 @@ class Harness:
         findings: Path | None = None,
         timeout: float = 60.0,
         keep: bool = False,
+        sabotage: str | None = None,
     ) -> None:
         self.urls = urls
         self.workdir = workdir
         self.findings = findings
         self.timeout = timeout
         self.keep = keep
+        self.sabotage = sabotage
         self.stats: dict[str, Stats] = {}
         self.results: list[RoundResult] = []
 
@@ -119,6 +123,7 @@ class Harness:
             spec["delay"] = max(float(spec["delay"]), 0.1)  # long enough to act on a live run
         url = self.urls[backend](f"{seed}-{rdir.name}", rdir)
         r = Round(seed, backend, kind, url, spec, rdir, timeout=self.timeout)
+        r.sabotage = self.sabotage
         brief = {k: v for k, v in spec.items() if k not in ("dir", "log")}
         r.note(f"round seed={seed} backend={backend} kind={kind} dir={rdir} spec={brief}")
         if kind == "concurrent_run" and rng.random() < 0.5:

@@ -107,6 +107,7 @@ class Round:
     violations: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     calm: list[tuple[int, int]] = field(default_factory=list)  # log ranges with no crash
+    sabotage: str | None = None  # a planted bug every child is told about (tests of checks)
     t0: float = field(default_factory=time.monotonic)
     _storage: Storage | None = None
     _faults_seen: int = 0
@@ -135,6 +136,8 @@ class Round:
     def spawn(self, name: str, action: str, *, ns: bool = False, **config: Any) -> Child:
         """Start a child process doing ``action`` on the round's workflow."""
         cfg = {"action": action, "url": self.url, "spec": self.spec, "lease_ttl": self.ttl}
+        if self.sabotage:
+            cfg["sabotage"] = self.sabotage
         cfg.update(config)
         index = len(self.children)
         out = self.dir / f"child{index}-{name}.out"

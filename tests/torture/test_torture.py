@@ -100,3 +100,29 @@ def test_torture(kind: str, harness: Harness, request: pytest.FixtureRequest) ->
             lines.append(f"  {res.replay()}  [{res.shape}]")
             lines.extend(f"    - {v}" for v in res.violations)
         pytest.fail("\n".join(lines))
+
+
+# --- the checks are checked: planted bugs must be reported ------------------------------------
+
+
+def _first_with(harness: Harness, kind: str, shape: str, needle: str) -> list[str]:
+    """Violations of the first of up to 8 rounds that reports ``needle``, else of all."""
+    seen: list[str] = []
+    for seed in range(4200, 4208):
+        result = harness.run_round(seed, "file", kind, shape)
+        if any(needle in v for v in result.violations):
+            return result.violations
+        seen.extend(result.violations)
+    return seen
+
+
+def test_a_resume_that_reruns_finished_tasks_is_reported(tmp_path: Path) -> None:
+    harness = Harness(backends.factories(None, "t"), tmp_path, sabotage="forget_checkpoints")
+    violations = _first_with(harness, "kill_op", "chain", "finished task re-run")
+    assert any(v.startswith("finished task re-run: c") for v in violations), violations
+
+
+def test_a_resume_that_never_returns_is_reported_as_a_hang(tmp_path: Path) -> None:
+    harness = Harness(backends.factories(None, "t"), tmp_path, timeout=3.0, sabotage="hang")
+    violations = _first_with(harness, "kill_op", "chain", "hang: recover")
+    assert any(v.startswith("hang: recover") for v in violations), violations
