@@ -132,7 +132,9 @@ def task_rows(
     if record is None:
         record = store.read_run(workflow_id)
         if record is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
+            raise WorkflowNotFoundError(
+                f"No such workflow_id {workflow_id!r}", workflow_id=workflow_id
+            )
     if status is None:
         from durableflow.runtime.status import effective_status  # status.py imports this module
 

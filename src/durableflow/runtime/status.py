@@ -95,7 +95,7 @@ def _find_spec(batches: dict[str, FlatDAG], workflow_id: str, task_id: str) -> T
             if spec.task_id == task_id:
                 return spec
     raise WorkflowNotFoundError(
-        f"workflow {workflow_id!r} has no task {task_id!r}",
+        f"No such task_id {task_id!r} in workflow {workflow_id!r}",  # Ray's words
         workflow_id=workflow_id,
         task_id=task_id,
     )
@@ -144,7 +144,9 @@ def task_metadata(
     if record is None:
         record = store.read_run(workflow_id)
         if record is None:
-            raise WorkflowNotFoundError(f"no workflow {workflow_id!r}", workflow_id=workflow_id)
+            raise WorkflowNotFoundError(
+                f"No such workflow_id {workflow_id!r}", workflow_id=workflow_id
+            )
     batches = store.read_specs(workflow_id)
     spec = _find_spec(batches, workflow_id, task_id)
     observer = Observer(store, record, effective_status(store, record))
