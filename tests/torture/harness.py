@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from durableflow import Client, WorkflowNotFoundError, WorkflowStatus
-from torture import checks, faults, shapes
+from torture import checks, faults, races, shapes
 from torture.rounds import Round
 
 BACKENDS = ("file", "sqlite", "s3")
-KINDS = tuple(faults.KINDS)
+KINDS = tuple(races.KINDS)
 TERMINAL_OK = {WorkflowStatus.SUCCESSFUL}
 CANCEL_KINDS = ("kill_cancel",)
 DELETE_KINDS = ("kill_delete", "delete_race")
@@ -135,7 +135,7 @@ class Harness:
             timer = self._file_timer(r, rng, "heal", "")
         started = time.monotonic()
         try:
-            faults.KINDS[kind](r, rng)
+            races.KINDS[kind](r, rng)
             if timer is not None:
                 timer.join()
             (rdir / "heal").touch()  # the gate of a gate shape is open for recovery

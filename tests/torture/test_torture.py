@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from torture import backends
-from torture.faults import pidns_unavailable
 from torture.harness import BACKENDS, KINDS, Harness
+from torture.races import pidns_unavailable
 
 # Fault kinds whose hole (issue 9 item) is not fixed yet: expected to fail, not strictly.
 KNOWN_HOLES: dict[str, str] = {}
