@@ -162,8 +162,8 @@ def kill_cancel(r: Round, rng: random.Random) -> None:
     else:
         runner = r.spawn("runner", "run")
         r.wait_started()
-        time.sleep(rng.uniform(0.0, duration(r.spec) / 2))
-    fault = op_fault(r, rng, 10) if rng.random() < 0.8 else None
+        time.sleep(rng.uniform(0.0, 0.3))
+    fault = op_fault(r, rng, 8 if dead else 1) if rng.random() < 0.8 else None
     canceler = r.spawn("canceler", "cancel", fault=fault, timeout=10)
     answer = r.wait(canceler, timeout=40)
     if fault is not None and fired(r, canceler, "kill_cancel"):

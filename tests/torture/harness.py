@@ -199,6 +199,7 @@ class Harness:
                 terminal.add(WorkflowStatus.CANCELED)
             self._recover(r, client, rng, terminal)
             checks.check_end(r, client, terminal)
+            self._resume_finished(r, client)
             if rng.random() < 0.25:
                 self._delete_and_reuse(r, client)
 
@@ -236,6 +237,25 @@ class Harness:
             elif answer.get("error"):
                 r.note(f"recovery {action} raised {answer['error']}: {answer.get('message')}")
         r.violate(f"recovery: no terminal status within {r.timeout} s / {tries} resumes")
+
+    def _resume_finished(self, r: Round, client: Client) -> None:
+        """Resuming a finished workflow runs nothing: SUCCESSFUL answers its output at once,
+        CANCELED refuses."""
+        try:
+            status = client.get_status(r.wid)
+        except WorkflowNotFoundError:
+            return
+        if not status.is_terminal:
+            return
+        lines = len(r.executions())
+        answer = r.wait(r.spawn("final-resume", "resume")) or {}
+        ran = sorted({e.tid for e in r.executions()[lines:]})
+        if ran:
+            r.violate(f"resume of a {status.value} workflow ran {ran}")
+        if status is WorkflowStatus.SUCCESSFUL and answer.get("result") != shapes.expected(r.spec):
+            r.violate(f"resume of a SUCCESSFUL workflow answered {answer}")
+        if status is WorkflowStatus.CANCELED and "error" not in answer:
+            r.violate(f"resume of a CANCELED workflow answered {answer}")
 
     @staticmethod
     def _error(client: Client, r: Round) -> str:
