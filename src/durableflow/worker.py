@@ -178,7 +178,7 @@ class Worker:
             if slot is None:
                 return False
         try:
-            future = self.client.resume_async(workflow_id)
+            future = self.client.resume_async(workflow_id, wait=False)
         except (WorkflowStillActiveError, WorkflowNotFoundError):
             self._free(slot)  # another worker was first, or it was deleted
             return False

@@ -377,9 +377,6 @@ def test_env_var_values_are_redacted_where_recorded_but_reach_the_task(storage_d
     assert executor.options == [{"runtime_env": runtime_env}]  # the task gets the real values
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs model/task.py TaskOptions.to_json to use redact_executor_options"
-)
 def test_env_var_values_are_redacted_in_task_metadata(client: Client, tmp_path: Path):
     flag = tmp_path / "flag"
     flag.touch()

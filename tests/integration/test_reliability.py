@@ -201,19 +201,19 @@ def test_each_claim_raises_the_fencing_epoch(tmp_path):
 def _keys_of(storage: FileStorage, workflow_id: str) -> list[str]:
     keys = storage.list(layout.workflow_prefix(workflow_id))
     keys += [k for k in storage.list("v1/index/") if k.endswith("/" + workflow_id)]
-    keys += storage.list(layout.tombstones_prefix())
+    keys += [k for k in storage.list(layout.dirty_prefix()) if k.endswith("/" + workflow_id)]
     return keys
 
 
 @pytest.mark.parametrize(
     ("op", "key"),
     [
-        ("put", "tombstones/"),
+        ("put", "index/dirty/"),
         ("delete", "index/SUCCESSFUL/"),
         ("delete", "/run"),
         ("delete", "/outputs/"),
         ("delete", "/specs/"),
-        ("delete", "tombstones/"),
+        ("delete", "index/dirty/"),
     ],
     ids=["1-tombstone", "2-index", "3-record", "4-outputs", "4-specs", "5-tombstone"],
 )
@@ -225,9 +225,13 @@ def test_an_interrupted_delete_is_finished_and_never_adopted(tmp_path, op, key):
     with Client(faulty) as client, pytest.raises(Exception):  # noqa: B017 - any storage error
         client.delete("w")
     with Client(str(root)) as client:
-        # Readers never see a wrong status: the old one until the record is gone, then none.
+        # Readers agree at every step: the old status until the record is gone, then none.
         listed = client.list_all()
         assert listed in ([], [("w", WorkflowStatus.SUCCESSFUL)])
+        try:
+            assert listed == [("w", client.get_status("w"))]
+        except WorkflowNotFoundError:
+            assert listed == []
         # A new DAG under the same id runs afresh: no old output is adopted.
         try:
             status = client.get_status("w")
@@ -240,7 +244,7 @@ def test_an_interrupted_delete_is_finished_and_never_adopted(tmp_path, op, key):
             assert _keys_of(FileStorage(root), "w") == []
             assert client.run(after.bind(5), workflow_id="w") == 50
         assert client.list_all() == [("w", WorkflowStatus.SUCCESSFUL)]
-        assert FileStorage(root).list(layout.tombstones_prefix()) == []
+        assert FileStorage(root).list(layout.dirty_prefix()) == []
 
 
 def test_resume_of_a_half_deleted_workflow_finishes_the_delete(tmp_path):

@@ -20,6 +20,7 @@ from durableflow.client.executors import make_executor
 from durableflow.client.scheduling import SchedulingMixin
 from durableflow.client.stopping import StoppingMixin
 from durableflow.errors import (
+    StorageError,
     WorkflowError,
     WorkflowIncompleteError,
 )
@@ -45,6 +46,7 @@ from durableflow.runtime.status import (
     workflow_metadata,
 )
 from durableflow.runtime.submission import submit_detached
+from durableflow.runtime.workers import live_workers
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -182,9 +184,14 @@ class Client(SchedulingMixin, StoppingMixin):
         """
         return self._resume(workflow_id, inline=True).result()
 
-    def resume_async(self, workflow_id: str) -> Future[Any]:
-        """Like :meth:`resume`, returning a future."""
-        return self._resume(workflow_id, inline=False)
+    def resume_async(self, workflow_id: str, *, wait: bool = True) -> Future[Any]:
+        """Like :meth:`resume`, returning a future.
+
+        ``wait=False`` (workers polling in a loop): a lease of another machine that looks
+        expired is not waited on for the observation a takeover needs (a lease TTL seen on this
+        machine's clock); WorkflowStillActiveError now, and a later call takes it over.
+        """
+        return self._resume(workflow_id, inline=False, wait=wait)
 
     def resume_all(self, include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
         """Resume every RESUMABLE (and FAILED if asked) workflow.
@@ -221,9 +228,9 @@ class Client(SchedulingMixin, StoppingMixin):
         flat = flatten(dag, inputs=(args, kwargs))
         return self._launcher.start(workflow_id, flat, metadata, inline=inline)
 
-    def _resume(self, workflow_id: str, *, inline: bool) -> Future[Any]:
+    def _resume(self, workflow_id: str, *, inline: bool, wait: bool = True) -> Future[Any]:
         self._check_open()
-        return self._launcher.resume(validate_workflow_id(workflow_id), inline=inline)
+        return self._launcher.resume(validate_workflow_id(workflow_id), inline=inline, wait=wait)
 
     # --- inspecting -------------------------------------------------------------------------
     def _record(self, workflow_id: str) -> RunRecord:
@@ -336,7 +343,21 @@ class Client(SchedulingMixin, StoppingMixin):
         )
         metadata = _check_metadata(metadata, workflow_id)
         self._submit_flat(workflow_id, flatten(dag, inputs=(args, kwargs)), metadata)
+        self._hint_if_no_worker()
         return workflow_id
+
+    def _hint_if_no_worker(self) -> None:
+        """A submitted workflow waits for a worker: say so when none has been seen."""
+        try:
+            seen = live_workers(self.storage)
+        except StorageError:
+            return  # a hint must not fail a submit
+        if not seen:
+            log.warning(
+                "no durableflow worker seen on %s: start one with `durableflow worker` "
+                "(the workflow stays PENDING until a worker runs it)",
+                self.storage.url,
+            )
 
     def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
         data = self.store.encode_specs(workflow_id, flat)

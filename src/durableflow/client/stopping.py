@@ -97,6 +97,25 @@ class StoppingMixin:
         finally:
             self.leases.release(workflow_id)  # 5
 
+    def _delete_leftovers(self, workflow_id: str) -> None:
+        """Delete an id with no run record.
+
+        Finishes an interrupted delete, or clears what a first write killed before its run
+        record left behind; else the id is unknown (WorkflowNotFoundError).
+        """
+        self.leases.claim(workflow_id, lambda: None)
+        try:
+            if self.store.read_run(workflow_id) is None:
+                cleared = self.store.clear_leftovers(workflow_id)
+            else:
+                cleared = False  # created meanwhile: decide again below
+        finally:
+            self.leases.release(workflow_id)
+        if not cleared and self.store.read_run(workflow_id) is None:
+            self._record(workflow_id)  # raises WorkflowNotFoundError
+        elif not cleared:
+            self.delete(workflow_id)
+
     def delete(self, workflow_id: str) -> None:
         """Remove everything stored for a workflow; the id may then be reused.
 
@@ -119,8 +138,9 @@ class StoppingMixin:
             WorkflowStillActiveError: it is RUNNING or PENDING.
         """
         record = self.store.read_run(validate_workflow_id(workflow_id))  # 1
-        if record is None and not self.store.is_deleting(workflow_id):
-            self._record(workflow_id)  # raises WorkflowNotFoundError
+        if record is None:
+            self._delete_leftovers(workflow_id)
+            return
         if record is not None:
             status = self._effective_status(record)
             if status in ACTIVE:

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from durableflow.model.environment import redact_executor_options
 from durableflow.model.ids import validate_task_id
 
 if TYPE_CHECKING:
@@ -169,7 +170,9 @@ class TaskOptions:
             "catch_exceptions": self.catch_exceptions,
             "checkpoint": self.checkpoint,
             "metadata": dict(self.metadata),
-            "executor_options": {k: repr(v) for k, v in self.executor_options.items()},
+            "executor_options": {
+                k: repr(v) for k, v in redact_executor_options(self.executor_options).items()
+            },
         }
 
 

@@ -65,6 +65,7 @@ from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
 from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import LeaseKeeper
+from durableflow.runtime.waits import cancel_wait, is_wait, submit_wait
 from durableflow.runtime.worker import TaskCall, TaskOutcome, execute_task
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
@@ -120,6 +121,8 @@ class WorkflowRun:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._futures: dict[str, Future[TaskOutcome]] = {}
+        self._waits: set[Future[TaskOutcome]] = set()
+        """Futures of durable waits (on the wait service, not the executor: see _is_wait)."""
         self._backlog: collections.deque[SubmitTask] = collections.deque()
         """Attempts decided but not handed to the executor yet (its max_in_flight is reached)."""
         self._specs: dict[str, TaskSpec] = {}
@@ -209,9 +212,7 @@ class WorkflowRun:
 
     def _fence(self) -> None:
         """Stop, writing nothing, if this runner's ownership ended (see the module docstring)."""
-        check = getattr(self.leases, "check", None)
-        if check is not None:
-            check(self.workflow_id)
+        self.leases.check(self.workflow_id)
 
     def _loop(self, state: RunState) -> None:
         pending: collections.deque[Event] = collections.deque()
@@ -280,8 +281,12 @@ class WorkflowRun:
     def _drop_running(self) -> None:
         self._backlog.clear()
         for future in self._futures.values():
-            self.executor.cancel(future)
+            if future in self._waits:
+                cancel_wait(future)
+            else:
+                self.executor.cancel(future)
         self._futures.clear()
+        self._waits.clear()
 
     def _to_event(
         self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]
@@ -290,6 +295,7 @@ class WorkflowRun:
         if task is None or task.attempts != attempt or self._futures.get(task_id) is not future:
             return None  # an outcome nobody waits for any more
         del self._futures[task_id]
+        self._waits.discard(future)
         self._refill()
         error = future.exception()
         if error is not None:
@@ -365,15 +371,25 @@ class WorkflowRun:
     def _submit(self, command: SubmitTask) -> None:
         """Hand an attempt to the executor, or keep it in order while its window is full."""
         limit = self.executor.max_in_flight
-        if limit is not None and (self._backlog or len(self._futures) >= limit):
+        if self._is_wait(command.task_id):
+            self._ship(command)  # a durable wait takes no executor slot: never held back
+            return
+        if limit is not None and (self._backlog or self._in_executor() >= limit):
             self._backlog.append(command)
             return
         self._ship(command)
 
     def _refill(self) -> None:
         limit = self.executor.max_in_flight
-        while self._backlog and (limit is None or len(self._futures) < limit):
+        while self._backlog and (limit is None or self._in_executor() < limit):
             self._ship(self._backlog.popleft())
+
+    def _is_wait(self, task_id: str) -> bool:
+        """A durable wait the wait service runs (on executors that share memory only)."""
+        return self.executor.shares_memory and is_wait(self._specs[task_id].func)
+
+    def _in_executor(self) -> int:
+        return len(self._futures) - len(self._waits)
 
     def _ship(self, command: SubmitTask) -> None:
         self._fence()
@@ -404,7 +420,11 @@ class WorkflowRun:
             input_refs=refs,
         )
         try:
-            future = self.executor.submit(execute_task, call, spec.options.executor_options)
+            if self._is_wait(spec.task_id):
+                future = submit_wait(call)
+                self._waits.add(future)
+            else:
+                future = self.executor.submit(execute_task, call, spec.options.executor_options)
         except Exception as err:  # the executor refused the call (unpicklable, bad options)
             future = Future()
             future.set_exception(err)

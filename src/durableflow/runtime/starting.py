@@ -189,7 +189,12 @@ class Launcher:
         return self.runs.launch(run, queued, inline)  # 7
 
     def resume(
-        self, workflow_id: str, *, inline: bool, record: RunRecord | None = None
+        self,
+        workflow_id: str,
+        *,
+        inline: bool,
+        record: RunRecord | None = None,
+        wait: bool = True,
     ) -> Future[Any]:
         """Resume a stored workflow (or answer at once for a finished one).
 
@@ -229,7 +234,7 @@ class Launcher:
         queued = self.runs.admit(workflow_id)  # 3
         claimed = deleting = stale = False
         try:
-            self.leases.claim(workflow_id, run.lease_lost)
+            self.leases.claim(workflow_id, run.lease_lost, wait=wait)
             claimed = True
             fresh, raw = store.read_run_raw(workflow_id)  # 4
             deleting = store.is_deleting(workflow_id)
@@ -256,5 +261,5 @@ class Launcher:
                     workflow_id=workflow_id,
                 )
             # another runner moved it on between our read and our claim: decide again
-            return self.resume(workflow_id, inline=inline)
+            return self.resume(workflow_id, inline=inline, wait=wait)
         return self.runs.launch(run, queued, inline)  # 6

@@ -13,15 +13,14 @@ Layout version 1::
                                            host and pid (JSON, written by the worker running it)
     v1/workflows/<wid>/events/<tid>        a received external event (create-only)
     v1/index/<STATUS>/<wid>                status index entry (empty)
-    v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status)
+    v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status),
+                                           or a delete in progress (the tombstone: no new status)
     v1/schedules/<name>/spec               a recurring workflow's schedule (JSON)
     v1/schedules/<name>/dag                its DAG or DAG factory (pickled envelope)
     v1/schedules/<name>/state              its firing cursor (JSON, compare-and-swap)
     v1/slots/<n>                           running slot n of the workers (JSON lease, create-only)
     v1/environments/<digest>               installed packages of a runtime environment (JSON,
                                            content-addressed, shared by the runs that record it)
-    v1/tombstones/<wid>                    a delete in progress (JSON): the id is gone for readers,
-                                           and the next delete, run or prune finishes it
     v1/workers/<owner>                     a live worker's heartbeat (JSON: host, pid, expiry)
 
 DESIGN.md drew one folder per task (``tasks/<tid>/output``); flat ``outputs/`` and ``specs/``
@@ -57,8 +56,6 @@ __all__ = [
     "slots_prefix",
     "spec_key",
     "specs_prefix",
-    "tombstone_key",
-    "tombstones_prefix",
     "worker_key",
     "workers_prefix",
     "workflow_prefix",
@@ -198,16 +195,6 @@ def slots_prefix() -> str:
 def slot_key(slot: int) -> str:
     """One running slot of the workers (``max_running_workflows`` across workers)."""
     return f"{_ROOT}/slots/{slot}"
-
-
-def tombstones_prefix() -> str:
-    """Prefix of the markers of deletes in progress."""
-    return f"{_ROOT}/tombstones/"
-
-
-def tombstone_key(workflow_id: str) -> str:
-    """The marker of a delete in progress: the workflow no longer exists for readers."""
-    return f"{_ROOT}/tombstones/{workflow_id}"
 
 
 def workers_prefix() -> str:

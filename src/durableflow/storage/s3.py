@@ -51,7 +51,10 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 __all__ = ["S3Storage", "make_client"]
 
-_INSTALL_HINT = "s3:// storage needs boto3: pip install 'durableflow[s3]'"
+_INSTALL_HINT = (
+    "s3:// storage needs boto3: pip install boto3 (or the s3 extra: pip install '.[s3]' in a "
+    "clone of durableflow)"
+)
 _LOST_CONDITION = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 _FULL = {"QuotaExceeded", "InsufficientStorage", "StorageFull", "EntityTooLarge", "507"}

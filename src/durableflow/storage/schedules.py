@@ -39,7 +39,7 @@ class ScheduleStore:
             SerializationError: it cannot be pickled (naming the schedule).
         """
         try:
-            return self.serializer.dumps(dag, {"schedule": name})
+            return self.serializer.dumps(dag, {"schedule": name}, key=layout.schedule_dag_key(name))
         except SerializationError as err:
             raise SerializationError(
                 f"schedule {name!r}: its DAG cannot be pickled: {err}"
@@ -87,7 +87,8 @@ class ScheduleStore:
         raw = self.storage.get(key)
         if raw is None:
             raise KeyError(name)
-        return self.serializer.loads_with_header(raw, what=f"DAG of schedule {name!r} ({key})")[1]
+        what = f"DAG of schedule {name!r} ({key})"
+        return self.serializer.loads_with_header(raw, what=what, key=key)[1]
 
     def names(self) -> list[str]:
         """Names of the stored schedules, sorted."""

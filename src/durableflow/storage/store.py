@@ -75,6 +75,18 @@ __all__ = ["UNFENCED", "RecordChangedError", "WorkflowStore"]
 _FORWARD = "forward"
 
 
+_TOMBSTONE = b'{"to":null,"delete":true}'
+
+
+def _is_tombstone(raw: bytes) -> bool:
+    """A dirty marker that marks a delete in progress (no status to go to)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("to") is None
+
+
 class _Unfenced:
     def __repr__(self) -> str:
         return "UNFENCED"
@@ -114,8 +126,13 @@ class WorkflowStore:
         return self._parse_run(raw, workflow_id, key), raw
 
     def _parse_run(self, raw: bytes, workflow_id: str, key: str) -> RunRecord:
+        what = f"run record of workflow {workflow_id!r} ({key})"
         try:
-            return RunRecord.from_bytes(raw)
+            data = self.serializer.open(raw, key=key, what=what)
+        except CheckpointCorruptError as err:
+            raise type(err)(str(err), workflow_id=workflow_id, key=key) from None
+        try:
+            return RunRecord.from_bytes(data)
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointCorruptError(
                 f"run record of workflow {workflow_id!r} is corrupt ({key}): {err}",
@@ -125,7 +142,11 @@ class WorkflowStore:
 
     def write_run(self, record: RunRecord) -> None:
         """Overwrite the run record without changing the status index."""
-        self._put(layout.run_key(record.workflow_id), record.to_bytes(), record.workflow_id)
+        self._put(layout.run_key(record.workflow_id), self._seal_run(record), record.workflow_id)
+
+    def _seal_run(self, record: RunRecord) -> bytes:
+        """The stored bytes of a run record: sealed (signed) when a signing key is set."""
+        return self.serializer.seal(record.to_bytes(), key=layout.run_key(record.workflow_id))
 
     def set_status(
         self,
@@ -155,7 +176,7 @@ class WorkflowStore:
         new = record.status
         storage = self.storage
         new_key = layout.index_key(new.value, wid)
-        data = record.to_bytes()
+        data = self._seal_run(record)
         # An earlier change interrupted before its last step may have left entries anywhere.
         interrupted = self._get(layout.dirty_key(wid), wid) is not None
         if not interrupted and old is None and new in ACTIVE:  # A
@@ -241,7 +262,7 @@ class WorkflowStore:
             SerializationError: naming the task and argument that cannot be pickled;
                 nothing is written then.
         """
-        self.put_specs(workflow_id, batch, self.encode_specs(workflow_id, dag))
+        self.put_specs(workflow_id, batch, self.encode_specs(workflow_id, dag, batch))
 
     def create_specs(self, workflow_id: str, batch: str, dag: FlatDAG) -> FlatDAG:
         """Store a continuation's specs create-only; return the stored DAG (first writer wins).
@@ -250,7 +271,7 @@ class WorkflowStore:
         continuation of one task: both go on with the first one stored, as with checkpoints.
         """
         key = layout.spec_key(workflow_id, batch)
-        if self._create(key, self.encode_specs(workflow_id, dag), workflow_id, batch):
+        if self._create(key, self.encode_specs(workflow_id, dag, batch), workflow_id, batch):
             return dag
         raw = self._get(key, workflow_id, batch)
         if raw is None:  # deleted meanwhile: the workflow is being deleted
@@ -260,10 +281,11 @@ class WorkflowStore:
         stored: FlatDAG = self._load(raw, workflow_id, batch, key)
         return stored
 
-    def encode_specs(self, workflow_id: str, dag: FlatDAG) -> bytes:
+    def encode_specs(self, workflow_id: str, dag: FlatDAG, batch: str = layout.ROOT_BATCH) -> bytes:
         """The stored form of a DAG's specs; raises SerializationError naming the culprit."""
+        key = layout.spec_key(workflow_id, batch)
         try:
-            return self.serializer.dumps(dag, {"tasks": len(dag.specs)})
+            return self.serializer.dumps(dag, {"tasks": len(dag.specs)}, key=key)
         except SerializationError:
             raise self._find_unpicklable(workflow_id, dag) from None
 
@@ -312,7 +334,7 @@ class WorkflowStore:
             SerializationError: the output cannot be pickled (names the task).
         """
         try:
-            data = self.serializer.dumps(value, header)
+            data = self.serializer.dumps(value, header, key=layout.output_key(workflow_id, task_id))
         except SerializationError as err:
             raise SerializationError(
                 f"workflow {workflow_id!r}, task {task_id!r}: output cannot be pickled: {err}",
@@ -344,7 +366,8 @@ class WorkflowStore:
         if raw is None:
             return None
         try:
-            return self.serializer.unwrap(raw, what=self._what(workflow_id, task_id, key))[0]
+            what = self._what(workflow_id, task_id, key)
+            return self.serializer.unwrap(raw, what=what, key=key)[0]
         except CheckpointCorruptError as err:
             raise type(err)(str(err), workflow_id=workflow_id, task_id=task_id, key=key) from None
 
@@ -438,32 +461,51 @@ class WorkflowStore:
     def delete_workflow(self, workflow_id: str) -> None:
         """Remove everything stored for a workflow; the caller holds its lease.
 
-        Protocol (a crash after any step leaves the tombstone, and the next delete, run, resume
-        or prune of the id finishes the job from step 2; none of them adopts a leftover):
+        Protocol. The tombstone is the workflow's dirty marker saying "to: nothing": readers
+        already read the run record of every workflow with a dirty marker (the status index's
+        readers' rule), so at every step ``get_status`` and ``list_all`` agree: the old status
+        until step 3, no workflow after it. A crash after any step leaves the tombstone, and the
+        next delete, run, resume or prune of the id finishes the job; none adopts a leftover.
 
-        1. put the tombstone ``tombstones/<wid>``: from here on the workflow is being deleted;
-           resume and run finish the delete instead of running leftovers;
-        2. delete its index entries (every status) and its dirty marker: ``list_all`` no longer
-           shows it;
-        3. delete the run record: ``get_status`` and every other reader find no workflow;
+        1. put the tombstone ``index/dirty/<wid>`` = ``{"to": null}`` (sync);
+        2. delete the workflow's index entries, every status;
+        3. delete the run record: from here on the workflow does not exist for any reader;
         4. delete everything else under the workflow's folder except the lease;
         5. delete the tombstone;
         6. (the caller) release the lease: the lease is the last key of the workflow.
         """
         wid = workflow_id
-        self._put(layout.tombstone_key(wid), b"{}", wid)  # 1
+        self._put(layout.dirty_key(wid), _TOMBSTONE, wid)  # 1
         with self.storage.batch():  # 2
             for status in WorkflowStatus:
                 self._delete(layout.index_key(status.value, wid), wid)
-            self._delete(layout.dirty_key(wid), wid)
-        self.clear_leftovers(wid)  # 3, 4, 5
+        self._clear(wid, tombstone=True)  # 3, 4, 5
 
     def clear_leftovers(self, workflow_id: str) -> bool:
-        """Steps 3-5 of :meth:`delete_workflow`; True if anything was there.
+        """Remove what an interrupted delete or first write left under an id with no run record.
 
-        Called under the lease by a new run of an id without a run record, so that it never
-        adopts what an interrupted delete (or an interrupted first write) left behind.
+        Called under the lease by a new run of the id (so that it never adopts an old
+        checkpoint) and by ``delete`` of an id with no run record. Costs one listing (and one
+        read) when there is nothing: a new workflow's folder is empty.
+
+        Returns:
+            True if anything was there.
         """
+        wid = workflow_id
+        lease = layout.lease_key(wid)
+        prefix = layout.workflow_prefix(wid)
+        try:
+            keys = [key for key in self.storage.list(prefix) if key != lease]
+        except StorageError as err:
+            raise self._tag(err, wid, None, prefix) from None
+        tombstone = self.is_deleting(wid)
+        if not keys and not tombstone:
+            return False
+        self.delete_workflow(wid)  # a leftover first write left an index entry beside its specs
+        return True
+
+    def _clear(self, workflow_id: str, *, tombstone: bool) -> None:
+        """Steps 3-5 of :meth:`delete_workflow`."""
         wid = workflow_id
         lease = layout.lease_key(wid)
         run = layout.run_key(wid)
@@ -472,25 +514,26 @@ class WorkflowStore:
             keys = [key for key in self.storage.list(prefix) if key != lease]
         except StorageError as err:
             raise self._tag(err, wid, None, prefix) from None
-        tombstone = self._get(layout.tombstone_key(wid), wid) is not None
-        if not keys and not tombstone:
-            return False
         if run in keys:
             self._delete(run, wid)  # 3
         for key in keys:  # 4
             if key != run:
                 self._delete(key, wid)
-        self._delete(layout.tombstone_key(wid), wid)  # 5
-        return True
+        if tombstone:
+            self._delete(layout.dirty_key(wid), wid)  # 5
 
     def is_deleting(self, workflow_id: str) -> bool:
         """Whether a delete of the workflow began and did not finish (its tombstone exists)."""
-        return self._get(layout.tombstone_key(workflow_id), workflow_id) is not None
+        raw = self._get(layout.dirty_key(workflow_id), workflow_id)
+        return raw is not None and _is_tombstone(raw)
 
     def list_deleting(self) -> list[str]:
         """Ids whose delete began and did not finish."""
-        prefix = layout.tombstones_prefix()
-        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+        return [
+            wid
+            for wid in self.list_dirty()
+            if _is_tombstone(self._get(layout.dirty_key(wid), wid) or b"{}")
+        ]
 
     # --- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -506,7 +549,7 @@ class WorkflowStore:
     ) -> tuple[dict[str, Any], Any]:
         try:
             return self.serializer.loads_with_header(
-                raw, what=self._what(workflow_id, task_id, key)
+                raw, what=self._what(workflow_id, task_id, key), key=key
             )
         except CheckpointCorruptError as err:
             raise type(err)(str(err), workflow_id=workflow_id, task_id=task_id, key=key) from None
