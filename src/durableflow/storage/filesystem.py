@@ -220,8 +220,9 @@ class FileStorage(Storage):
         parent once, with the write (step 4). In a volatile scope that is put off until the
         next write below it that is not volatile.
         """
-        if directory in self._known_dirs and not self._unsynced:
-            return
+        lineage = (directory, *directory.parents)
+        if directory in self._known_dirs and self._unsynced.isdisjoint(lineage):
+            return  # only a directory's own ancestors matter, not every unsynced one
         fresh = []  # directories on the path this handle has not seen, deepest first
         probe = directory
         while probe not in self._known_dirs:
@@ -237,7 +238,7 @@ class FileStorage(Storage):
                 if self._fsync:
                     self._unsynced.update(fresh)
                 return
-            pending = [d for d in self._unsynced if directory.is_relative_to(d)]
+            pending = [d for d in lineage if d in self._unsynced]
             self._unsynced.difference_update(pending)
         for synced in {*fresh, *pending}:
             self._sync_dir(synced.parent)
