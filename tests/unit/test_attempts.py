@@ -125,11 +125,8 @@ def test_observed_status_and_attempts(workflow, kw, status, attempts):
 
 
 def test_the_engine_says_whether_a_failure_is_final_when_its_record_carries_it():
-    class Final(TaskErrorRecord):
-        final = True
-
     assert observe(error=error()).status is S.RETRYING  # no flag: max_retries decides
-    view = observe(error=Final("t", 1, BOOM, 12.0))
+    view = observe(error=TaskErrorRecord("t", 1, BOOM, 12.0, final=True))
     assert view.status is S.FAILED
 
 

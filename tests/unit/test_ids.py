@@ -73,7 +73,7 @@ def test_keys_of_the_longest_ids_fit_every_backend() -> None:
         layout.error_key(wid, tid),
         layout.event_key(wid, tid),
         layout.spec_key(wid, tid),
-        layout.tombstone_key(wid),
+        layout.dirty_key(wid),
     ]
     for key in keys:
         assert check_key(key) == key

@@ -172,7 +172,7 @@ def test_resume_continues_attempt_numbers_but_not_the_retry_budget():
     assert start(state) == [SubmitTask("a", 4)]
     err = OSError("worker lost")
     assert decide(state, TaskFailed("a", err, system=True)) == [
-        RecordTaskError("a", 4, err),
+        RecordTaskError("a", 4, err, final=False),
         SubmitTask("a", 5),
     ]
 

@@ -76,6 +76,7 @@ def test_public_names_are_pinned():
         "EnvironmentMismatchError",
         "InputNode",
         "InvalidWorkflowIdError",
+        "ResumeNotFoundError",
         "SerializationError",
         "Storage",
         "StorageError",
@@ -91,10 +92,13 @@ def test_public_names_are_pinned():
         "WorkflowNotFoundError",
         "WorkflowNotResumableError",
         "WorkflowQueueFullError",
+        "WorkflowRef",
         "WorkflowStatus",
         "WorkflowStillActiveError",
         "__version__",
+        "install_ray_workflow",
         "task",
+        "uninstall_ray_workflow",
         "workflow",
     }
     for name in durableflow.__all__:

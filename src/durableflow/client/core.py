@@ -29,7 +29,7 @@ from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import EnvironmentDiff, validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.records import RunRecord
-from durableflow.model.status import ACTIVE, WorkflowStatus, parse_status_filter
+from durableflow.model.status import WorkflowStatus, parse_status_filter
 from durableflow.runtime.environment import (
     environment_diff,
 )
@@ -288,7 +288,7 @@ class Client(SchedulingMixin, StoppingMixin):
         record = self._record(workflow_id)
         if task_id is None:
             return workflow_metadata(self.store, record)
-        return task_metadata(self.store, workflow_id, task_id)
+        return task_metadata(self.store, workflow_id, task_id, record)
 
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
         """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
@@ -377,13 +377,9 @@ class Client(SchedulingMixin, StoppingMixin):
 
         Continuation tasks follow the task that returned them, with ``parent`` and ``depth``.
         """
-        status = self.get_status(workflow_id)
-        return task_rows(
-            self.store,
-            workflow_id,
-            active=status in ACTIVE,
-            successful=status is WorkflowStatus.SUCCESSFUL,
-        )
+        record = self._record(workflow_id)
+        status = effective_status(self.store, record)
+        return task_rows(self.store, workflow_id, record=record, status=status)
 
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""

@@ -83,11 +83,12 @@ class SubmitTask:
 
 @dataclasses.dataclass(frozen=True)
 class RecordTaskError:
-    """Store the failed attempt for operators."""
+    """Store the failed attempt for operators (``final``: no attempt of the task follows)."""
 
     task_id: str
     attempts: int
     error: BaseException
+    final: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,7 +202,6 @@ def _succeeded(state: RunState, task_id: str) -> list[Command]:
 
 def _failed(state: RunState, event: TaskFailed) -> list[Command]:
     task = state.tasks[event.task_id]
-    commands: list[Command] = [RecordTaskError(task.task_id, task.attempts, event.error)]
     action = on_failure(
         task.options,
         task.attempts - task.attempts_before,
@@ -209,7 +209,11 @@ def _failed(state: RunState, event: TaskFailed) -> list[Command]:
         event.system or event.resumable,
         catchable=not event.resumable,
     )
-    if action is FailureAction.RETRY and not state.failure:
+    retry = action is FailureAction.RETRY and not state.failure
+    commands: list[Command] = [
+        RecordTaskError(task.task_id, task.attempts, event.error, final=not retry)
+    ]
+    if retry:
         state.running.discard(task.task_id)
         return [*commands, _submit(state, task.task_id)]
     if action is FailureAction.CATCH:

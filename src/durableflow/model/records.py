@@ -126,17 +126,28 @@ class TaskErrorRecord:
     error: ErrorInfo
     time: float
     """When the attempt failed."""
+    final: bool | None = None
+    """True: no attempt follows (the task failed or its error was caught); False: it was
+    retried; None: written by a version that did not say."""
 
     def to_bytes(self) -> bytes:
         """JSON bytes."""
-        data = {"task_id": self.task_id, "attempts": self.attempts, "time": self.time}
+        data: dict[str, Any] = {"task_id": self.task_id, "attempts": self.attempts}
+        data["time"] = self.time
         data["error"] = self.error.to_json()
+        if self.final is not None:
+            data["final"] = self.final
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> TaskErrorRecord:
         """Parse JSON bytes."""
         data = json.loads(raw)
+        final = data.get("final")
         return cls(
-            data["task_id"], int(data["attempts"]), ErrorInfo.from_json(data["error"]), data["time"]
+            data["task_id"],
+            int(data["attempts"]),
+            ErrorInfo.from_json(data["error"]),
+            data["time"],
+            final if isinstance(final, bool) else None,
         )

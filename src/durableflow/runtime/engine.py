@@ -33,6 +33,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from durableflow.core.machine import (
@@ -131,6 +132,7 @@ class WorkflowRun:
         self._consumers: dict[str, int] = {}
         self._ids = IdAllocator()
         self._result: Any = None
+        self._error_infos: dict[str, ErrorInfo] = {}
         self.started = threading.Event()
 
     # --- signals from other threads -------------------------------------------------------
@@ -331,6 +333,8 @@ class WorkflowRun:
                     self._consumers[up] = self._consumers.get(up, 0) + 1
             return TaskContinued(task_id, dag)
         error = outcome.error or RuntimeError("task failed")
+        if outcome.error_info is not None:
+            self._error_infos[task_id] = replace(outcome.error_info, task_id=task_id)
         if isinstance(error, StorageError):  # the storage failed, not the task or its worker
             return TaskFailed(task_id, error, resumable=True)
         return TaskFailed(task_id, error, system=outcome.system)
@@ -418,6 +422,7 @@ class WorkflowRun:
             signing_key=self.signing_key,
             return_value=shares or not spec.options.checkpoint,
             input_refs=refs,
+            epoch=self.record.epoch,
         )
         try:
             if self._is_wait(spec.task_id):
@@ -434,7 +439,10 @@ class WorkflowRun:
         future.add_done_callback(lambda f: outcomes.put((task_id, attempt, f)))
 
     def _record_error(self, command: RecordTaskError) -> None:
-        info = ErrorInfo.from_exception(command.error, command.task_id)
+        # The worker's description keeps the traceback, which does not cross processes.
+        info = self._error_infos.pop(command.task_id, None) or ErrorInfo.from_exception(
+            command.error, command.task_id
+        )
         task_log.info(
             "workflow %s task %s attempt %d failed: %s",
             self.workflow_id,
@@ -444,7 +452,8 @@ class WorkflowRun:
         )
         self._fence()
         self.store.write_task_error(
-            self.workflow_id, TaskErrorRecord(command.task_id, command.attempts, info, time.time())
+            self.workflow_id,
+            TaskErrorRecord(command.task_id, command.attempts, info, time.time(), command.final),
         )
 
     def _write_output(self, task_id: str, value: Any) -> None:
