@@ -179,8 +179,8 @@ def install_ray_workflow() -> None:
         import ray
     except ImportError as err:
         raise ImportError(
-            "install_ray_workflow() aliases ray.workflow, so it needs Ray: "
-            "pip install 'durableflow[ray]'"
+            "install_ray_workflow() aliases ray.workflow, so it needs Ray: install the ray extra "
+            "(pip install '.[ray]' in a clone of durableflow) or pip install ray"
         ) from err
     for alias, ours in ALIASES.items():
         module = importlib.import_module(ours)

@@ -221,3 +221,27 @@ def test_retry_policy_table():
     assert on_failure(catching, 1, ValueError(), system=True) is FailureAction.CATCH
     resumable = on_failure(catching, 1, ValueError(), system=True, catchable=False)
     assert resumable is FailureAction.FAIL
+
+
+def test_a_continuation_may_read_a_task_done_before_the_resume():
+    batches = {"root": dag(spec("a"), spec("p", "a"))}
+    state = RunState.from_stored("w", batches, done={"a"})
+    assert submitted(start(state)) == ["p"]
+    assert submitted(decide(state, TaskContinued("p", dag(spec("c", "a"))))) == ["c"]
+
+
+def test_a_continuation_that_reads_its_own_parent_fails_the_parent_instead_of_waiting():
+    state = RunState.new("w", dag(spec("p")))
+    start(state)
+    commands = decide(state, TaskContinued("p", dag(spec("c", "p"))))
+    assert isinstance(commands[-1], FailWorkflow) and commands[-1].task_id == "p"
+    assert "waits for this continuation" in str(commands[-1].error)
+    assert "c" not in state.tasks
+
+
+def test_a_continuation_that_reads_an_unknown_task_fails_its_parent():
+    state = RunState.new("w", dag(spec("p")))
+    start(state)
+    commands = decide(state, TaskContinued("p", dag(spec("c", "nowhere"))))
+    assert isinstance(commands[-1], FailWorkflow)
+    assert "unknown task 'nowhere'" in str(commands[-1].error)

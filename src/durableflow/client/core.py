@@ -399,8 +399,8 @@ class Client(SchedulingMixin, StoppingMixin):
 def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[str, Any]:
     if metadata is None:
         return {}
-    if not isinstance(metadata, dict):
-        raise TypeError(f"metadata of workflow {workflow_id!r} must be a dict")
+    if not isinstance(metadata, dict):  # Ray raised ValueError here
+        raise ValueError(f"metadata of workflow {workflow_id!r} must be a dict")
     try:
         json.dumps(metadata)
     except (TypeError, ValueError) as err:

@@ -158,8 +158,11 @@ def decide(state: RunState, event: Event) -> list[Command]:
     if isinstance(event, TaskSucceeded):
         return _succeeded(state, event.task_id)
     if isinstance(event, TaskContinued):
+        try:
+            ready = state.add_continuation(event.task_id, event.dag)
+        except ValueError as err:  # a continuation that can never run fails its task
+            return _failed(state, TaskFailed(event.task_id, err))
         state.running.discard(event.task_id)
-        ready = state.add_continuation(event.task_id, event.dag)
         if state.failure:
             return _maybe_stop(state)
         return [_submit(state, task_id) for task_id in ready]

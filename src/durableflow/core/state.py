@@ -64,6 +64,8 @@ class RunState:
         self.root = root
         self.tasks: dict[str, TaskState] = {}
         self.running: set[str] = set()
+        self.done: set[str] = set()
+        """Tasks done before this run (their outputs are stored): a continuation may read them."""
         self.failure: tuple[str, BaseException, bool] | None = None
         """(task_id, error, system) of the failure that stops the run."""
         self.finished = False
@@ -118,6 +120,7 @@ class RunState:
             else:
                 stack.extend(spec.upstream)
         state = cls(workflow_id, root)
+        state.done = done_set
         state._add(needed.values(), done=done_set)
         for batch, flat in batches.items():
             if batch == root_batch:
@@ -149,8 +152,19 @@ class RunState:
         ]
 
     def _add(self, specs: Iterable[TaskSpec], done: set[str] | Iterable[str]) -> list[str]:
-        """Add tasks; return those whose inputs are all done."""
+        """Add tasks; return those whose inputs are all done.
+
+        Raises:
+            ValueError: a task needs a task that is neither in the run, added here, nor done;
+                nothing is added then.
+        """
         done_set = done if isinstance(done, set) else set(done)
+        specs = list(specs)
+        new = {spec.task_id for spec in specs}
+        for spec in specs:
+            for up in spec.upstream:
+                if up not in self.tasks and up not in new and up not in done_set:
+                    raise ValueError(f"task {spec.task_id!r} needs unknown task {up!r}")
         added = []
         for spec in specs:
             task = TaskState(spec.task_id, spec.name, spec.options, spec.upstream)
@@ -169,11 +183,29 @@ class RunState:
         return ready
 
     def add_continuation(self, parent: str, dag: FlatDAG) -> list[str]:
-        """Record that ``parent`` continued into ``dag``; return the tasks ready to run."""
+        """Record that ``parent`` continued into ``dag``; return the tasks ready to run.
+
+        Raises:
+            ValueError: the continuation reads a task the workflow does not have, or the output
+                of ``parent`` itself (or of a task it continues), which can never be ready;
+                nothing is changed then.
+        """
+        waiting_on = {parent}
+        scope = self.tasks[parent].scope
+        while scope is not None:
+            waiting_on.add(scope)
+            scope = self.tasks[scope].scope
+        for spec in dag.specs:
+            for up in spec.upstream:
+                if up in waiting_on:
+                    raise ValueError(
+                        f"task {spec.task_id!r} of the continuation of {parent!r} reads the "
+                        f"output of {up!r}, which waits for this continuation"
+                    )
+        ready = self._add(dag.specs, done=self.done)
         task = self.tasks[parent]
         task.status = TaskStatus.CONTINUED
         task.continuation = dag.root
-        ready = self._add(dag.specs, done=())
         self.tasks[dag.root].parent = parent
         for spec in dag.specs:
             self.tasks[spec.task_id].scope = parent

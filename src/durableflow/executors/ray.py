@@ -35,7 +35,8 @@ try:
     import ray
 except ImportError as err:  # pragma: no cover - exercised in a subprocess without Ray
     raise ImportError(
-        "the Ray executor needs Ray, which is not installed: pip install 'durableflow[ray]'"
+        "the Ray executor needs Ray, which is not installed: "
+        "install the ray extra (pip install '.[ray]' in a clone of durableflow) or pip install ray"
     ) from err
 
 from durableflow.executors.base import Executor

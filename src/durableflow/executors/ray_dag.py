@@ -41,7 +41,10 @@ try:
     from ray.dag import InputAttributeNode as RayInputAttributeNode
     from ray.dag import InputNode as RayInputNode
 except ImportError as err:  # pragma: no cover - exercised in a subprocess without Ray
-    raise ImportError("running Ray DAGs needs Ray: pip install 'durableflow[ray]'") from err
+    raise ImportError(
+        "running Ray DAGs needs Ray: install the ray extra (pip install '.[ray]' in a clone of "
+        "durableflow) or pip install ray"
+    ) from err
 
 from durableflow.executors.ray_values import _Portable, portable, unwrap
 from durableflow.model.dag import (

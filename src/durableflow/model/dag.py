@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from durableflow.model.ids import validate_task_id
 from durableflow.model.task import TaskOptions
 
 __all__ = [
@@ -369,7 +370,7 @@ def flatten(
         leaf = functools.partial(_substitute_leaf, substitute, upstream)
         args = map_values(node.args, leaf)
         kwargs = map_values(node.kwargs, leaf)
-        task_id = ids.allocate(node.task_options.task_id or node.name)
+        task_id = validate_task_id(ids.allocate(node.task_options.task_id or node.name))
         assigned[id(node)] = task_id
         specs.append(TaskSpec(task_id, node.func, args, kwargs, node.task_options, tuple(upstream)))
     mine = set(assigned.values())

@@ -157,8 +157,9 @@ def is_ray_workflow(client: Client, workflow_id: str) -> bool:
     from durableflow.executors.ray_dag import RayFunction
 
     try:
-        raw = client.storage.get(layout.spec_key(validate_workflow_id(workflow_id), ROOT_BATCH))
-        flat = client.store.serializer.loads(raw) if raw is not None else None
+        key = layout.spec_key(validate_workflow_id(workflow_id), ROOT_BATCH)
+        raw = client.storage.get(key)
+        flat = client.store.serializer.loads(raw, key=key) if raw is not None else None
     except WorkflowError:
         return False
     if flat is None:

@@ -56,8 +56,9 @@ class RunQueue:
                 return False
             if self.max_pending is not None and len(self._queue) >= self.max_pending:
                 raise WorkflowQueueFullError(
-                    f"cannot queue workflow {workflow_id!r}: {len(self._queue)} workflows already "
-                    f"pending (max_pending_workflows={self.max_pending})",
+                    f"Workflow queue has been full: cannot queue workflow {workflow_id!r}, "
+                    f"{len(self._queue)} workflows already pending "
+                    f"(max_pending_workflows={self.max_pending})",
                     workflow_id=workflow_id,
                 )
             return True

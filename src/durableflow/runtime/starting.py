@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from durableflow.errors import (
+    ResumeNotFoundError,
     WorkflowNotFoundError,
     WorkflowNotResumableError,
     WorkflowStillActiveError,
@@ -36,16 +37,22 @@ __all__ = ["Launcher", "dag_digest", "new_record", "require_record"]
 log = logging.getLogger("durableflow")
 
 
-def require_record(store: WorkflowStore, workflow_id: str) -> RunRecord:
+def require_record(
+    store: WorkflowStore,
+    workflow_id: str,
+    error: type[WorkflowNotFoundError] = WorkflowNotFoundError,
+) -> RunRecord:
     """The run record of ``workflow_id``.
 
     Raises:
-        WorkflowNotFoundError: no such workflow in this storage.
+        WorkflowNotFoundError: no such workflow in this storage (``error``, a subclass, on
+            resume), with Ray's words first.
     """
     record = store.read_run(workflow_id)
     if record is None:
-        raise WorkflowNotFoundError(
-            f"no workflow {workflow_id!r} in {store.storage.url}", workflow_id=workflow_id
+        raise error(
+            f"No such workflow_id {workflow_id!r} (no workflow in {store.storage.url})",
+            workflow_id=workflow_id,
         )
     return record
 
@@ -163,6 +170,11 @@ class Launcher:
         if record is not None:
             _warn_if_other_dag(record, flat)
             return self.resume(workflow_id, inline=inline, record=record)
+        if flat.outside:  # WorkflowRefs to tasks a new workflow cannot have
+            raise ValueError(
+                f"workflow {workflow_id!r} is new, but its DAG reads the stored output of "
+                f"task(s) {', '.join(map(repr, flat.outside))} through WorkflowRef"
+            )
         data = store.encode_specs(workflow_id, flat)  # 2
         run = self.new_run(new_record(store, workflow_id, flat, metadata), flat)
         run.stored_status = None
@@ -212,7 +224,7 @@ class Launcher:
         6. run it.
         """
         store = self.store
-        record = record or require_record(store, workflow_id)  # 1
+        record = record or require_record(store, workflow_id, ResumeNotFoundError)  # 1
         status = effective_status(store, record)
         if status is WorkflowStatus.SUCCESSFUL:
             done: Future[Any] = Future()
@@ -256,7 +268,7 @@ class Launcher:
             self.leases.release(workflow_id)
             self.runs.release(queued)
             if deleting:
-                raise WorkflowNotFoundError(
+                raise ResumeNotFoundError(
                     f"no workflow {workflow_id!r} in {store.storage.url} (it was being deleted)",
                     workflow_id=workflow_id,
                 )
