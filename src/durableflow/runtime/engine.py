@@ -133,7 +133,6 @@ class WorkflowRun:
         self._ids = IdAllocator()
         self._result: Any = None
         self._error_infos: dict[str, ErrorInfo] = {}
-        self.started = threading.Event()
 
     # --- signals from other threads -------------------------------------------------------
     def request_cancel(self) -> None:
@@ -164,7 +163,6 @@ class WorkflowRun:
             state = self._load_state()
             if self.stored_status is not WorkflowStatus.RUNNING or not self._claimed:
                 self.mark(WorkflowStatus.RUNNING)
-            self.started.set()
             log.info("workflow %s running (epoch %d)", self.workflow_id, self.record.epoch)
             self._loop(state)
             return self._result
@@ -175,7 +173,6 @@ class WorkflowRun:
             self._drop_running()  # taken over: write nothing more
             raise
         finally:
-            self.started.set()
             self.leases.release(self.workflow_id)
 
     def _load_state(self) -> RunState:

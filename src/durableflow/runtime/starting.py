@@ -51,7 +51,8 @@ def require_record(
     record = store.read_run(workflow_id)
     if record is None:
         raise error(
-            f"No such workflow_id {workflow_id!r} (no workflow in {store.storage.url})",
+            f"No such workflow_id {workflow_id!r}: no workflow {workflow_id!r} in "
+            f"{store.storage.url}",
             workflow_id=workflow_id,
         )
     return record
