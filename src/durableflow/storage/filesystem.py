@@ -43,34 +43,30 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from urllib.parse import SplitResult, parse_qs, unquote
+from urllib.parse import SplitResult, unquote
 
-from durableflow.errors import (
-    StorageError,
-    StorageFullError,
-    StorageUnavailableError,
-    StorageURLError,
+from durableflow.errors import StorageError, StorageURLError
+from durableflow.storage._backend import (
+    ReopenFromURL,
+    parse_bool_option,
+    storage_error,
+    url_options,
 )
 from durableflow.storage._filelocks import DIRECTORY_SYNCS, key_lock
 from durableflow.storage.base import Storage, check_key, matches_no_key
 
 __all__ = ["FileStorage"]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
 
 def _os_error(err: OSError, key: str, action: str) -> StorageError:
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFullError(f"no space left to {action} {key!r}: {err}", key=key)
-    return StorageUnavailableError(f"cannot {action} {key!r}: {err}", key=key)
+    return storage_error(err.errno in (errno.ENOSPC, errno.EDQUOT), action, key, None, err)
 
 
 def _lock_error(err: OSError, key: str) -> StorageError:
     return _os_error(err, key, "lock")
 
 
-class FileStorage(Storage):
+class FileStorage(ReopenFromURL, Storage):
     """Values as files under a root directory.
 
     Args:
@@ -124,15 +120,8 @@ class FileStorage(Storage):
         path = unquote(parts.path)
         if not path:
             raise StorageURLError("file storage URL has no path")
-        options = parse_qs(parts.query)
-        fsync = True
-        for name, values in options.items():
-            if name != "fsync":
-                raise StorageURLError(f"unknown file storage parameter {name!r}")
-            value = values[-1].lower()
-            if value not in _TRUE | _FALSE:
-                raise StorageURLError(f"fsync must be true or false, got {values[-1]!r}")
-            fsync = value in _TRUE
+        options = url_options(parts.query, {"fsync": bool}, scheme="file")
+        fsync = parse_bool_option("fsync", options.get("fsync", "true"))
         return cls(path, fsync=fsync, create=create)
 
     @property

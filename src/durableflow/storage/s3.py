@@ -27,10 +27,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult
 
 from durableflow.errors import (
     StorageError,
@@ -38,6 +38,7 @@ from durableflow.errors import (
     StorageUnavailableError,
     StorageURLError,
 )
+from durableflow.storage._backend import ReopenFromURL, translate_errors
 from durableflow.storage._s3url import S3Options, check_bucket_and_prefix, parse_s3_url
 from durableflow.storage.base import MAX_KEY_LENGTH, Storage, check_key, matches_no_key
 
@@ -145,7 +146,7 @@ def _retried(err: Any) -> bool:
     return int(err.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) > 0
 
 
-class S3Storage(Storage):
+class S3Storage(ReopenFromURL, Storage):
     """Values as objects under ``prefix/`` in one S3 bucket.
 
     Args:
@@ -168,6 +169,9 @@ class S3Storage(Storage):
     Raises:
         StorageURLError: bad bucket, prefix or parameter, missing bucket, no credentials.
         StorageUnavailableError: the endpoint cannot be reached or refused the credentials.
+
+    A pickled copy reopens from ``url``: explicit credentials are never pickled, the boto3
+    chain of the process that unpickles it supplies them.
     """
 
     def __init__(
@@ -242,10 +246,6 @@ class S3Storage(Storage):
     def prefix(self) -> str:
         """The key prefix inside the bucket, without a trailing '/'."""
         return self._prefix
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Reopen from the URL: explicit credentials are never pickled, the chain supplies them.
-        return (_reopen, (self.url,))
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -381,14 +381,10 @@ class S3Storage(Storage):
     def _is_missing_key(self, err: Any) -> bool:
         return _code(err) in _MISSING_KEY or (_status(err) == 404 and _code(err) != "NoSuchBucket")
 
-    @contextlib.contextmanager
-    def _errors(self, action: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except StorageError:
-            raise
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as err:
-            raise self._translate(err, action, key) from err
+    def _errors(self, action: str, key: str) -> contextlib.AbstractContextManager[None]:
+        exceptions = botocore.exceptions
+        catch = (exceptions.ClientError, exceptions.BotoCoreError, OSError)
+        return translate_errors(catch, self._translate, action, key)
 
     def _translate(self, err: Exception, action: str, key: str | None) -> StorageError:
         where = (
@@ -448,7 +444,3 @@ class S3Storage(Storage):
                     f"cannot reach S3 {self._where}: {type(err).__name__}: {err}"
                 )
             raise translated from err
-
-
-def _reopen(url: str) -> S3Storage:
-    return S3Storage.from_url(urlsplit(url))

@@ -34,23 +34,22 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
-from urllib.parse import SplitResult, parse_qs, quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote
 
-from durableflow.errors import (
-    StorageError,
-    StorageFullError,
-    StorageUnavailableError,
-    StorageURLError,
+from durableflow.errors import StorageError, StorageUnavailableError, StorageURLError
+from durableflow.storage._backend import (
+    ReopenFromURL,
+    parse_bool_option,
+    storage_error,
+    translate_errors,
+    url_options,
 )
 from durableflow.storage.base import Storage, check_key
 
 __all__ = ["SQLiteStorage", "prefix_upper_bound"]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 _MAX_CHAR = 0x10FFFF
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL exists only from Python 3.11
 _SCHEMA = (
@@ -83,7 +82,7 @@ def _is_full(err: sqlite3.Error) -> bool:
     return "full" in str(err).lower()
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(ReopenFromURL, Storage):
     """Values as rows of one table in a SQLite database file.
 
     Args:
@@ -182,14 +181,8 @@ class SQLiteStorage(Storage):
         path = unquote(parts.path)
         if not path or not path.startswith("/"):
             raise StorageURLError("sqlite URL must name an absolute path: sqlite:///path/wf.db")
-        fsync = True
-        for name, values in parse_qs(parts.query, keep_blank_values=True).items():
-            if name != "fsync":
-                raise StorageURLError(f"unknown sqlite storage parameter {name!r}; known: fsync")
-            value = values[-1].lower()
-            if value not in _TRUE | _FALSE:
-                raise StorageURLError(f"fsync must be true or false, got {values[-1]!r}")
-            fsync = value in _TRUE
+        options = url_options(parts.query, {"fsync": bool}, scheme="sqlite")
+        fsync = parse_bool_option("fsync", options.get("fsync", "true"))
         return cls(path, fsync=fsync, create=create)
 
     @property
@@ -201,10 +194,6 @@ class SQLiteStorage(Storage):
     def path(self) -> Path:
         """The database file."""
         return self._path
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Connections do not pickle; the copy reopens the same file from the URL.
-        return (_reopen, (self.url,))
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -397,25 +386,13 @@ class SQLiteStorage(Storage):
                     connection.execute("ROLLBACK")
                 raise
 
-    @contextmanager
-    def _errors(self, action: str, key: str | None) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as err:
-            raise self._translate(err, action, key) from err
+    def _errors(self, action: str, key: str | None) -> AbstractContextManager[None]:
+        return translate_errors(sqlite3.Error, self._translate, action, key)
 
     def _translate(self, err: sqlite3.Error, action: str, key: str | None) -> StorageError:
-        target = f" {key!r}" if key is not None else ""
-        message = f"cannot {action}{target} in {self._path}: {err}"
-        if _is_full(err):
-            return StorageFullError(message, key=key)
-        return StorageUnavailableError(message, key=key)
+        return storage_error(_is_full(err), action, key, str(self._path), err)
 
 
 def _close_quietly(connection: sqlite3.Connection) -> None:
     with suppress(sqlite3.Error):
         connection.close()
-
-
-def _reopen(url: str) -> SQLiteStorage:
-    return SQLiteStorage.from_url(urlsplit(url))
