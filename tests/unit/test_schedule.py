@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from durableflow.model.cron import CronExpression, parse_duration, zone
+from durableflow.model.cron import CronExpression, zone
+from durableflow.model.durations import parse_duration
 from durableflow.model.schedule import (
     MissedTicks,
     Overlap,

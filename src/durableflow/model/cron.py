@@ -1,4 +1,4 @@
-"""Time specifications, pure: five-field cron expressions, time zones, durations.
+"""Time specifications, pure: five-field cron expressions and time zones.
 
 Cron rules: ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n``, ``a/n`` (a to the end, step n) and lists
 ``x,y,z`` in every field; month names (``jan``) and day names (``mon``); day of week 0-7 with 0 and
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
-import re
 
+from durableflow.model.durations import format_seconds, parse_duration
+
+# format_seconds and parse_duration moved to durableflow.model.durations; re-exported here for
+# the importers not yet changed (cli/_common.py).
 __all__ = ["CronExpression", "format_seconds", "parse_duration", "zone"]
 
 _MACROS = {
@@ -193,49 +195,3 @@ def zone(name: str) -> dt.tzinfo:
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris' or 'UTC'"
         ) from None
-
-
-_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
-
-
-def parse_duration(text: str | float | dt.timedelta) -> float:
-    """Seconds in ``text``: ``90``, ``90s``, ``5m``, ``1h30m``, ``2d``, ``1w``, or a timedelta.
-
-    Raises:
-        ValueError: not a duration, or not positive.
-    """
-    if isinstance(text, dt.timedelta):
-        seconds = text.total_seconds()
-    elif isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        compact = text.strip().lower().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", compact):
-            seconds = float(compact)
-        else:
-            pos, seconds = 0, 0.0
-            for match in _DURATION.finditer(compact):
-                if match.start() != pos or match.group(2) not in _UNITS:
-                    raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h30m, 2d")
-                seconds += float(match.group(1)) * _UNITS[match.group(2)]
-                pos = match.end()
-            if pos != len(compact) or not compact:
-                raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 5m, 1h30m, 2d")
-    if seconds <= 0 or math.isinf(seconds) or math.isnan(seconds):
-        raise ValueError(f"a duration must be positive, got {text!r}")
-    return seconds
-
-
-def format_seconds(seconds: float) -> str:
-    """``90`` -> ``1m30s``; ``3600`` -> ``1h``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    out, rest = [], round(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(out) or "0s"

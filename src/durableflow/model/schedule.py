@@ -11,7 +11,8 @@ with plain numbers. A schedule fires at *ticks*, instants computed either
 Each tick runs the workflow ``<name>@<tick>`` (the tick in UTC, ISO 8601 to the second, e.g.
 ``report@2026-01-31T09:05:00Z``): one id per tick is what makes a tick run at most once.
 
-Cron expressions, zones and durations are parsed by :mod:`durableflow.model.cron`.
+Cron expressions and zones are parsed by :mod:`durableflow.model.cron`, durations by
+:mod:`durableflow.model.durations`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from durableflow.model.cron import CronExpression, format_seconds, parse_duration, zone
+from durableflow.model.cron import CronExpression, zone
+from durableflow.model.durations import format_seconds, parse_duration
 from durableflow.model.ids import validate_workflow_id
 
 __all__ = [

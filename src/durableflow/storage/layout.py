@@ -205,8 +205,3 @@ def workers_prefix() -> str:
 def worker_key(owner: str) -> str:
     """One worker's heartbeat."""
     return f"{_ROOT}/workers/{owner}"
-
-
-def name_of(key: str) -> str:
-    """The last segment of a key (a workflow id in an index key, a task id in an output key)."""
-    return key.rpartition("/")[2]

@@ -2,8 +2,7 @@
 
 A schedule is three keys (see :mod:`durableflow.storage.layout`): its DAG (written first), its
 record (written last: a schedule exists once its record does), and its firing state, changed
-only by compare-and-swap. (``SlotStore`` moved to :mod:`durableflow.storage.slots`; it is
-re-exported here for old imports.)
+only by compare-and-swap. (The workers' slots are :mod:`durableflow.storage.slots`.)
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from durableflow.model.schedule import ScheduleRecord, ScheduleState
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
-from durableflow.storage.slots import SlotStore
 
-__all__ = ["ScheduleStore", "SlotStore"]
+__all__ = ["ScheduleStore"]
 
 
 class ScheduleStore:
