@@ -14,6 +14,7 @@ from typing import Any
 from durableflow.errors import SerializationError, WorkflowNotFoundError
 from durableflow.model.attempts import TaskView, observe_task
 from durableflow.model.dag import FlatDAG
+from durableflow.model.info import TaskInfo
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskOptions
@@ -21,7 +22,7 @@ from durableflow.storage.attempts import list_attempts, read_attempt
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["Observer", "task_rows", "view_json"]
+__all__ = ["Observer", "task_info", "task_infos", "task_rows"]
 
 
 class Observer:
@@ -80,22 +81,72 @@ def _has(listed: set[str] | None, task_id: str) -> bool:
     return listed is None or task_id in listed
 
 
-def view_json(view: TaskView) -> dict[str, Any]:
-    """The fields of a task view that rows and metadata share."""
-    return {
-        "status": view.status.value,
-        "attempts": view.attempts,
-        "lost": view.lost,
-        "last_attempt": view.last_attempt.to_json() if view.last_attempt else None,
-    }
+def task_info(
+    workflow_id: str,
+    task_id: str,
+    name: str,
+    view: TaskView,
+    options: TaskOptions | None,
+    parent: str | None = None,
+    depth: int = 0,
+) -> TaskInfo:
+    """The read model of one task from its view."""
+    return TaskInfo(
+        workflow_id=workflow_id,
+        task_id=task_id,
+        name=name,
+        status=view.status,
+        attempts=view.attempts,
+        start_time=view.start_time,
+        end_time=view.end_time,
+        error=view.error,
+        lost=view.lost,
+        last_attempt=view.last_attempt,
+        parent=parent,
+        depth=depth,
+        options=options,
+    )
 
 
-def _error_summary(view: TaskView) -> str | None:
-    if view.error is not None:
-        return view.error.summary()
-    if view.lost:
-        return f"attempt {view.attempts} lost: its runner stopped before it ended"
-    return None
+def task_infos(store: WorkflowStore, record: RunRecord, status: WorkflowStatus) -> list[TaskInfo]:
+    """Every task of a workflow, upstream first, each continuation's tasks right under their parent.
+
+    Lists the checkpoints, attempt and error records once and reads only the keys that exist.
+    When the specs cannot be loaded here (their functions do not import), every task that left
+    something in storage is listed, named ``?``.
+
+    Args:
+        store: the workflow store.
+        record: the workflow's run record.
+        status: its effective status.
+    """
+    workflow_id = record.workflow_id
+    observer = Observer(store, record, status, listed=True)
+    try:
+        batches = store.read_specs(workflow_id)
+    except SerializationError:
+        batches = {}
+    infos: list[TaskInfo] = []
+
+    def add(
+        task_id: str, name: str, options: TaskOptions | None, parent: str | None, depth: int
+    ) -> None:
+        view = observer.observe(task_id, options, task_id in batches)
+        infos.append(task_info(workflow_id, task_id, name, view, options, parent, depth))
+
+    if ROOT_BATCH not in batches:
+        for task_id in observer.known_ids():
+            add(task_id, "?", None, None, 0)
+        return infos
+
+    def walk(flat: FlatDAG, parent: str | None, depth: int) -> None:
+        for spec in flat.specs:
+            add(spec.task_id, spec.name, spec.options, parent, depth)
+            if spec.task_id in batches and depth < 100:
+                walk(batches[spec.task_id], spec.task_id, depth + 1)
+
+    walk(batches[ROOT_BATCH], None, 0)
+    return infos
 
 
 def task_rows(
@@ -107,7 +158,7 @@ def task_rows(
     active: bool | None = None,
     successful: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per task, upstream first, each continuation's tasks right under their parent.
+    """One dict per task (:meth:`TaskInfo.to_row`), in the order of :func:`task_infos`.
 
     Each row: ``task_id``, ``name``, ``status`` (a :class:`ObservedTaskStatus` value:
     PENDING, RUNNING, RETRYING, CONTINUED, SUCCESSFUL, FAILED, CANCELED, SKIPPED,
@@ -139,42 +190,4 @@ def task_rows(
         from durableflow.runtime.status import effective_status  # status.py imports this module
 
         status = effective_status(store, record)
-    observer = Observer(store, record, status, listed=True)
-    try:
-        batches = store.read_specs(workflow_id)
-    except SerializationError:
-        batches = {}
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        task_id: str, name: str, options: TaskOptions | None, parent: str | None, depth: int
-    ) -> None:
-        view = observer.observe(task_id, options, task_id in batches)
-        rows.append(
-            {
-                "task_id": task_id,
-                "name": name,
-                **view_json(view),
-                "start_time": view.start_time,
-                "end_time": view.end_time,
-                "duration": view.duration,
-                "error": _error_summary(view),
-                "parent": parent,
-                "depth": depth,
-            }
-        )
-
-    if ROOT_BATCH not in batches:
-        # The specs cannot be loaded here (their functions do not import): list what is stored.
-        for task_id in observer.known_ids():
-            add(task_id, "?", None, None, 0)
-        return rows
-
-    def walk(flat: FlatDAG, parent: str | None, depth: int) -> None:
-        for spec in flat.specs:
-            add(spec.task_id, spec.name, spec.options, parent, depth)
-            if spec.task_id in batches and depth < 100:
-                walk(batches[spec.task_id], spec.task_id, depth + 1)
-
-    walk(batches[ROOT_BATCH], None, 0)
-    return rows
+    return [info.to_row() for info in task_infos(store, record, status)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from durableflow.errors import (
+    SerializationError,
     WorkflowCancellationError,
     WorkflowError,
     WorkflowExecutionError,
@@ -17,19 +18,23 @@ from durableflow.errors import (
     WorkflowNotFoundError,
 )
 from durableflow.model.dag import FlatDAG, TaskSpec
+from durableflow.model.info import TaskInfo, WorkflowInfo, visible_end_time
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.environment import expand_environment
-from durableflow.runtime.inspection import Observer, view_json
+from durableflow.runtime.inspection import Observer, task_info
 from durableflow.runtime.lease import is_alive
 from durableflow.storage.store import WorkflowStore
 
 __all__ = [
     "effective_status",
     "find_task_spec",
+    "get_task_info",
     "list_statuses",
+    "scan_index",
     "stopped_error",
     "task_metadata",
+    "workflow_info",
     "workflow_metadata",
 ]
 
@@ -49,35 +54,54 @@ def effective_status(store: WorkflowStore, record: RunRecord) -> WorkflowStatus:
     return record.status
 
 
-def list_statuses(
-    store: WorkflowStore, wanted: frozenset[WorkflowStatus] | None
-) -> list[tuple[str, WorkflowStatus]]:
-    """``[(workflow_id, status)]`` sorted by id, for the statuses ``wanted`` (None: all).
+def scan_index(
+    store: WorkflowStore,
+    wanted: frozenset[WorkflowStatus] | None,
+    prefix: str | None = None,
+) -> dict[str, tuple[WorkflowStatus, RunRecord | None]]:
+    """One pass over the status index: ``{workflow_id: (status, run record if read)}``.
 
     Follows the readers' rule of the status index (:mod:`durableflow.storage.store`): the
-    entries of the inactive statuses asked for are trusted; a workflow with an active entry
-    (RUNNING, PENDING) or a dirty marker, always listed, is read from its run record.
+    entries of the inactive statuses asked for are trusted (no read); a workflow with an active
+    entry (RUNNING, PENDING) or a dirty marker, always listed, is read from its run record (and
+    its lease, when the record says it is active). Costs one listing per status and one of the
+    dirty markers, plus those reads.
+
+    Args:
+        store: the workflow store.
+        wanted: the statuses to keep (None: all).
+        prefix: keep only the ids that start with it (filtered before anything is read).
     """
-    found: dict[str, WorkflowStatus] = {}
+    found: dict[str, tuple[WorkflowStatus, RunRecord | None]] = {}
     check = set(store.list_dirty())
     for status in WorkflowStatus:
         if status in ACTIVE:
             check.update(store.list_index(status))
         elif wanted is None or status in wanted:
             for workflow_id in store.list_index(status):
-                found[workflow_id] = status
+                found[workflow_id] = (status, None)
+    if prefix:
+        check = {w for w in check if w.startswith(prefix)}
+        found = {w: entry for w, entry in found.items() if w.startswith(prefix)}
     for workflow_id in check:
         record = store.read_run(workflow_id)
         if record is None:
             found.pop(workflow_id, None)  # a new workflow's first entry, or a deleted one
         else:
-            found[workflow_id] = effective_status(store, record)
-    if wanted is None:
-        result = list(found.items())
-    else:
-        result = [(wid, status) for wid, status in found.items() if status in wanted]
-    result.sort()
-    return result
+            found[workflow_id] = (effective_status(store, record), record)
+    if wanted is not None:
+        found = {w: entry for w, entry in found.items() if entry[0] in wanted}
+    return found
+
+
+def list_statuses(
+    store: WorkflowStore, wanted: frozenset[WorkflowStatus] | None
+) -> list[tuple[str, WorkflowStatus]]:
+    """``[(workflow_id, status)]`` sorted by id, for the statuses ``wanted`` (None: all).
+
+    One :func:`scan_index`: no run record is read for a workflow at rest.
+    """
+    return sorted((w, status) for w, (status, _) in scan_index(store, wanted).items())
 
 
 def find_task_spec(store: WorkflowStore, workflow_id: str, task_id: str) -> TaskSpec:
@@ -101,6 +125,61 @@ def _find_spec(batches: dict[str, FlatDAG], workflow_id: str, task_id: str) -> T
     )
 
 
+def workflow_info(
+    store: WorkflowStore,
+    record: RunRecord,
+    *,
+    specs: bool = False,
+    environment: bool = False,
+    status: WorkflowStatus | None = None,
+) -> WorkflowInfo:
+    """The read model of a workflow from its run record.
+
+    Args:
+        store: the workflow store.
+        record: its run record.
+        specs: also read the spec batches (``name``, ``tasks_total``) and list the checkpoints
+            (``tasks_done``); specs that cannot be loaded here leave ``name`` and
+            ``tasks_total`` None.
+        environment: also read the recorded environment's packages (``runtime_env``).
+        status: its effective status, if the caller knows it (else derived: one lease read
+            for an active record).
+    """
+    if status is None:
+        status = effective_status(store, record)
+    name: str | None = None
+    done: int | None = None
+    total: int | None = None
+    if specs:
+        done = len(store.list_done(record.workflow_id))
+        try:
+            batches = store.read_specs(record.workflow_id)
+        except SerializationError:
+            batches = {}
+        if batches:
+            total = sum(len(batch.specs) for batch in batches.values())
+            for batch in batches.values():
+                for spec in batch.specs:
+                    if spec.task_id == record.root_task_id:
+                        name = spec.name
+    return WorkflowInfo(
+        workflow_id=record.workflow_id,
+        status=status,
+        name=name,
+        root_task_id=record.root_task_id,
+        created_at=record.created_at,
+        start_time=record.start_time,
+        end_time=visible_end_time(status, record.end_time),
+        updated_at=record.updated_at,
+        user_metadata=dict(record.user_metadata),
+        error=record.error,
+        epoch=record.epoch,
+        tasks_done=done,
+        tasks_total=total,
+        runtime_env=expand_environment(store, record.runtime_env) if environment else None,
+    )
+
+
 def workflow_metadata(store: WorkflowStore, record: RunRecord) -> dict[str, Any]:
     """``get_metadata`` of a workflow: status, user metadata, stats, error, environment.
 
@@ -109,21 +188,28 @@ def workflow_metadata(store: WorkflowStore, record: RunRecord) -> dict[str, Any]
     a failure); a RUNNING, PENDING or CANCELED workflow has none (``updated_at`` says when a
     canceled one stopped).
     """
-    status = effective_status(store, record)
-    stats: dict[str, Any] = {"created_at": record.created_at}
-    if record.start_time is not None:
-        stats["start_time"] = record.start_time
-    if record.end_time is not None and status not in (*ACTIVE, WorkflowStatus.CANCELED):
-        stats["end_time"] = record.end_time
-    stats["updated_at"] = record.updated_at
-    return {
-        "workflow_id": record.workflow_id,
-        "status": status.value,
-        "user_metadata": dict(record.user_metadata),
-        "stats": stats,
-        "error": record.error.to_json() if record.error else None,
-        "runtime_env": expand_environment(store, record.runtime_env),
-    }
+    return workflow_info(store, record, environment=True).to_metadata()
+
+
+def get_task_info(
+    store: WorkflowStore, workflow_id: str, task_id: str, record: RunRecord | None = None
+) -> TaskInfo:
+    """The read model of one task (its keys read directly, nothing listed).
+
+    Raises:
+        WorkflowNotFoundError: no such workflow, or no such task in it.
+    """
+    if record is None:
+        record = store.read_run(workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(
+                f"No such workflow_id {workflow_id!r}", workflow_id=workflow_id
+            )
+    batches = store.read_specs(workflow_id)
+    spec = _find_spec(batches, workflow_id, task_id)
+    observer = Observer(store, record, effective_status(store, record))
+    view = observer.observe(task_id, spec.options, task_id in batches)
+    return task_info(workflow_id, task_id, spec.name, view, spec.options)
 
 
 def task_metadata(
@@ -141,31 +227,7 @@ def task_metadata(
     Raises:
         WorkflowNotFoundError: no such workflow, or no such task in it.
     """
-    if record is None:
-        record = store.read_run(workflow_id)
-        if record is None:
-            raise WorkflowNotFoundError(
-                f"No such workflow_id {workflow_id!r}", workflow_id=workflow_id
-            )
-    batches = store.read_specs(workflow_id)
-    spec = _find_spec(batches, workflow_id, task_id)
-    observer = Observer(store, record, effective_status(store, record))
-    view = observer.observe(task_id, spec.options, task_id in batches)
-    stats: dict[str, Any] = {}
-    if view.start_time is not None:
-        stats["start_time"] = view.start_time
-    if view.end_time is not None:
-        stats["end_time"] = view.end_time
-    return {
-        "workflow_id": workflow_id,
-        "task_id": task_id,
-        "name": spec.name,
-        "task_options": spec.options.to_json(),
-        "user_metadata": dict(spec.options.metadata),
-        "stats": stats,
-        **view_json(view),
-        "error": view.error.to_json() if view.error else None,
-    }
+    return get_task_info(store, workflow_id, task_id, record).to_metadata()
 
 
 def stopped_error(record: RunRecord, status: WorkflowStatus, task_id: str | None) -> WorkflowError:
