@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -29,22 +28,13 @@ from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import EnvironmentDiff, validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.records import RunRecord
-from durableflow.model.status import WorkflowStatus, parse_status_filter
-from durableflow.runtime.environment import (
-    environment_diff,
-)
-from durableflow.runtime.inspection import task_rows
+from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper
-from durableflow.runtime.outputs import output_waiter
+from durableflow.runtime.listing import waiting_for_runner
+from durableflow.runtime.reader import Reader, StatusFilter
 from durableflow.runtime.run_queue import RunQueue, run_bounded
 from durableflow.runtime.starting import Launcher, new_record, require_record
-from durableflow.runtime.status import (
-    effective_status,
-    find_task_spec,
-    list_statuses,
-    task_metadata,
-    workflow_metadata,
-)
+from durableflow.runtime.status import effective_status
 from durableflow.runtime.submission import submit_detached
 from durableflow.runtime.workers import live_workers
 from durableflow.storage.base import Storage
@@ -52,11 +42,9 @@ from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
 
-__all__ = ["Client"]
+__all__ = ["Client", "Reader"]  # Reader: re-exported for the faces, which import only client/
 
 log = logging.getLogger("durableflow")
-
-StatusFilter = str | WorkflowStatus | Iterable[str | WorkflowStatus] | None
 
 
 class Client(SchedulingMixin, StoppingMixin):
@@ -118,6 +106,9 @@ class Client(SchedulingMixin, StoppingMixin):
         self.bulk_workers = bulk_workers
         self.env_policy = validate_env_policy(env_policy or config.env_policy_from_env())
         self._runs = RunQueue(max_running_workflows, max_pending_workflows)
+        self.reader = Reader(self.store, runs=self._runs)
+        """Read-only answers over this Client's store, typed: ``get_workflow``, ``list_tasks``,
+        ``list_workflows`` (paged), ``get_schedule``... (:class:`Reader`)."""
         self._launcher = Launcher(
             self.store,
             self.executor,
@@ -237,15 +228,20 @@ class Client(SchedulingMixin, StoppingMixin):
         return require_record(self.store, validate_workflow_id(workflow_id))
 
     def _unowned(self, workflow_id: str) -> bool:
-        _, raw = self.store.read_lease(workflow_id)
-        return raw is None
+        return self.store.read_lease(workflow_id)[1] is None
 
     def _effective_status(self, record: RunRecord) -> WorkflowStatus:
         return effective_status(self.store, record)
 
     def get_status(self, workflow_id: str) -> WorkflowStatus:
         """The workflow's status; a workflow whose runner is gone reads RESUMABLE."""
-        return self._effective_status(self._record(workflow_id))
+        return self.reader.get_status(workflow_id)
+
+    def waiting_workflows(
+        self, include_resumable: bool = True, skip: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Workflows a worker may run, oldest first: PENDING with no owner (and RESUMABLE)."""
+        return waiting_for_runner(self.store, include_resumable, skip)
 
     def get_output(
         self, workflow_id: str, *, task_id: str | None = None, timeout: float | None = None
@@ -258,11 +254,11 @@ class Client(SchedulingMixin, StoppingMixin):
             WorkflowCancellationError: it was CANCELED.
             WorkflowIncompleteError: it stopped unfinished and nobody runs it.
         """
-        return self._output_waiter(workflow_id, task_id, timeout)()
+        return self.reader.get_output(workflow_id, task_id=task_id, timeout=timeout)
 
     def get_output_async(self, workflow_id: str, *, task_id: str | None = None) -> Future[Any]:
         """Like :meth:`get_output`, returning a future."""
-        wait = self._output_waiter(workflow_id, task_id, None)
+        wait = self.reader.output_waiter(workflow_id, task_id)
         future: Future[Any] = Future()
 
         def fill() -> None:
@@ -274,25 +270,13 @@ class Client(SchedulingMixin, StoppingMixin):
         threading.Thread(target=fill, daemon=True).start()
         return future
 
-    def _output_waiter(
-        self, workflow_id: str, task_id: str | None, timeout: float | None
-    ) -> Callable[[], Any]:
-        record = self._record(workflow_id)
-        return output_waiter(self.store, self._runs, record, task_id, timeout)
-
-    def _task_spec(self, workflow_id: str, task_id: str) -> Any:
-        return find_task_spec(self.store, workflow_id, task_id)
-
     def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
         """Status, user metadata and stats of a workflow, or of one of its tasks."""
-        record = self._record(workflow_id)
-        if task_id is None:
-            return workflow_metadata(self.store, record)
-        return task_metadata(self.store, workflow_id, task_id, record)
+        return self.reader.get_metadata(workflow_id, task_id)
 
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
         """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
-        return list_statuses(self.store, parse_status_filter(status_filter))
+        return self.reader.list_all(status_filter)
 
     def close(self, wait: bool = True) -> None:
         """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""
@@ -375,15 +359,14 @@ class Client(SchedulingMixin, StoppingMixin):
     def list_tasks(self, workflow_id: str) -> list[dict[str, Any]]:
         """The task table of a workflow: status, attempts, times and error of every task.
 
-        Continuation tasks follow the task that returned them, with ``parent`` and ``depth``.
+        Continuation tasks follow the task that returned them, with ``parent`` and ``depth``
+        (:meth:`TaskInfo.to_row` of :meth:`Reader.list_tasks`).
         """
-        record = self._record(workflow_id)
-        status = effective_status(self.store, record)
-        return task_rows(self.store, workflow_id, record=record, status=status)
+        return [info.to_row() for info in self.reader.list_tasks(workflow_id)]
 
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""
-        return environment_diff(self.store, workflow_id, self._record(workflow_id).runtime_env)
+        return self.reader.environment_diff(workflow_id)
 
     def _check_open(self) -> None:
         if self._closed:

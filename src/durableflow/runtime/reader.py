@@ -14,7 +14,7 @@ The costs of each listing are in :mod:`durableflow.runtime.listing`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from durableflow import config
@@ -59,6 +59,9 @@ class Reader:
             directory. A URL or path must name an existing storage.
         signing_key: the key stored values were signed with (default
             ``$DURABLEFLOW_SIGNING_KEY``); needed to read outputs and specs of a signed storage.
+            Ignored with a WorkflowStore, which has its serializer.
+        runs: the workflows a Client runs in this process: ``get_output`` waits on their
+            futures instead of polling storage (None: a Reader runs nothing).
 
     Raises:
         StorageError: no durableflow storage at that URL or path.
@@ -69,6 +72,7 @@ class Reader:
         storage: str | os.PathLike[str] | Storage | WorkflowStore | None = None,
         *,
         signing_key: bytes | str | None = None,
+        runs: RunQueue | None = None,
     ) -> None:
         if isinstance(storage, WorkflowStore):
             self.store = storage
@@ -84,7 +88,7 @@ class Reader:
                 if self._owns_storage:
                     opened.close()
                 raise
-        self._no_runs = RunQueue(None, None)  # a Reader runs nothing: outputs come from storage
+        self._runs = runs if runs is not None else RunQueue(None, None)
 
     @property
     def storage(self) -> Storage:
@@ -204,8 +208,19 @@ class Reader:
             WorkflowIncompleteError: it stopped unfinished and nobody runs it.
             TimeoutError: ``timeout`` seconds passed.
         """
+        return self.output_waiter(workflow_id, task_id, timeout)()
+
+    def output_waiter(
+        self, workflow_id: str, task_id: str | None = None, timeout: float | None = None
+    ) -> Callable[[], Any]:
+        """The call :meth:`get_output` makes, with the workflow's record read now.
+
+        Raises:
+            WorkflowNotFoundError: unknown workflow (now), or unknown task of a workflow that
+                is not active (now); the call raises what :meth:`get_output` does.
+        """
         record = self._record(workflow_id)
-        return output_waiter(self.store, self._no_runs, record, task_id, timeout)()
+        return output_waiter(self.store, self._runs, record, task_id, timeout)
 
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""
