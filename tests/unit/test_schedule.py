@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -11,6 +12,7 @@ from durableflow.model.durations import parse_duration
 from durableflow.model.schedule import (
     MissedTicks,
     Overlap,
+    ScheduleOptions,
     ScheduleRecord,
     ScheduleState,
     format_tick,
@@ -219,6 +221,44 @@ def test_interval_ticks_are_aligned_to_the_epoch():
 def test_record_validation(changes, message):
     with pytest.raises(ValueError, match=message):
         record(**changes)
+
+
+def test_schedule_options_are_defined_once_and_a_record_carries_them():
+    assert ScheduleOptions.names() == ("timezone", "catchup", "overlap", "grace", "max_catchup")
+    defaults = ScheduleOptions()
+    assert record().options() == defaults
+    assert defaults.as_dict() == {
+        "timezone": "UTC",
+        "catchup": "latest",
+        "overlap": "skip",
+        "grace": 60.0,
+        "max_catchup": 100,
+    }
+    chosen = ScheduleOptions(timezone="Europe/Paris", catchup="all", overlap="allow", grace=5)
+    assert chosen.catchup is MissedTicks.ALL and chosen.overlap is Overlap.ALLOW
+    assert record(**chosen.as_dict()).options() == chosen
+    # The stored JSON stays flat (layout v1): the options beside the other fields.
+    stored = json.loads(record(**chosen.as_dict()).to_bytes())
+    assert {k: stored[k] for k in ScheduleOptions.names()} == chosen.as_dict()
+    assert "options" not in stored
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"timezone": "Nowhere/Land"}, "unknown time zone"),
+        ({"catchup": "sometimes"}, "sometimes"),
+        ({"overlap": "never"}, "never"),
+        ({"grace": -1}, "^grace must be >= 0 and max_catchup >= 1$"),
+        ({"max_catchup": 0}, "^grace must be >= 0 and max_catchup >= 1$"),
+    ],
+)
+def test_schedule_options_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ScheduleOptions(**changes)
+    if "grace" in changes or "max_catchup" in changes:
+        with pytest.raises(ValueError, match=r"^schedule 'job': grace must be >= 0"):
+            record(**changes)
 
 
 def test_record_round_trips_and_keeps_unknown_fields():

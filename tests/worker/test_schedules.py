@@ -250,3 +250,31 @@ def test_schedule_management_errors(tmp_path, wf):
     assert client.list_schedules() == []
     with pytest.raises(WorkflowNotFoundError, match="no schedule"):
         client.get_schedule("fixed")
+
+
+def test_every_face_takes_the_schedule_options_as_defined_once(tmp_path, clients):
+    """Client.schedule, `schedule add` and the description agree with ScheduleOptions."""
+    import dataclasses
+    import inspect
+
+    from durableflow.cli.schedules import add as add_command
+    from durableflow.model.schedule import ScheduleOptions
+
+    defaults = ScheduleOptions()
+    signature = inspect.signature(Client.schedule).parameters
+    for name in ScheduleOptions.names():
+        assert signature[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert signature[name].default == getattr(defaults, name)
+    flags = {p.name: p for p in add_command.params}
+    for field in dataclasses.fields(ScheduleOptions):
+        assert flags[field.name].help == field.metadata["help"]
+    assert flags["timezone"].opts == ["--timezone", "--tz"]
+    assert list(flags["catchup"].type.choices) == ["skip", "latest", "all"]
+    assert (flags["grace"].default, flags["max_catchup"].default) == ("60s", 100)
+
+    a, _ = clients
+    dag = wtasks.record.bind(str(tmp_path / "log"), "x", 1)
+    info = a.schedule("opts", dag, every=60, timezone="Europe/Paris", catchup="all", grace=5)
+    chosen = ScheduleOptions(timezone="Europe/Paris", catchup="all", grace=5)
+    assert {name: info[name] for name in ScheduleOptions.names()} == chosen.as_dict()
+    assert a.scheduler.get("opts").options() == chosen

@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import importlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from durableflow.cli._common import CliState, Table, echo_json, fail, parse_seconds, pass_state
+from durableflow.model.schedule import ScheduleOptions
 from durableflow.model.task import TaskFunction
 
 __all__ = ["schedule"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _schedule_options(command: F) -> F:
+    """One flag per :class:`ScheduleOptions` field, its help and default from there.
+
+    A policy (an enum) is a choice of its values, a float is a duration (``30s``, ``5m``), an
+    int is a count of at least 1, a string is taken as is.
+    """
+    for field in reversed(dataclasses.fields(ScheduleOptions)):
+        default = field.default
+        settings: dict[str, Any] = {"show_default": True, "help": field.metadata["help"]}
+        if isinstance(default, enum.Enum):
+            settings |= {"type": click.Choice([m.value for m in type(default)])}
+            default = default.value
+        elif isinstance(default, float):
+            settings |= {"callback": parse_seconds, "metavar": "DURATION"}
+            default = f"{default:g}s"
+        elif isinstance(default, int):
+            settings |= {"type": click.IntRange(min=1)}
+        flag = "--" + field.name.replace("_", "-")
+        decls = (flag, *field.metadata["flags"], field.name)
+        command = click.option(*decls, default=default, **settings)(command)
+    return command
 
 
 def load_target(target: str) -> Any:
@@ -51,43 +80,7 @@ def schedule() -> None:
 )
 @click.option("--cron", metavar="EXPR", help='Cron expression, e.g. "*/5 * * * *" or @daily.')
 @click.option("--every", metavar="DURATION", help="Fixed interval instead, e.g. 30s, 5m, 1h.")
-@click.option(
-    "--timezone",
-    "--tz",
-    "timezone",
-    default="UTC",
-    show_default=True,
-    help="Zone whose wall clock the cron expression reads (IANA name).",
-)
-@click.option(
-    "--catchup",
-    type=click.Choice(["skip", "latest", "all"]),
-    default="latest",
-    show_default=True,
-    help="Ticks missed while no worker ran: run none, the latest, or all.",
-)
-@click.option(
-    "--overlap",
-    type=click.Choice(["skip", "allow"]),
-    default="skip",
-    show_default=True,
-    help="A tick while the previous run still goes: skip it, or run alongside.",
-)
-@click.option(
-    "--grace",
-    callback=parse_seconds,
-    default="60s",
-    show_default=True,
-    metavar="DURATION",
-    help="How late a tick may be and still run under --catchup skip.",
-)
-@click.option(
-    "--max-catchup",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Under --catchup all, the most missed ticks run.",
-)
+@_schedule_options
 @click.option(
     "--metadata", "metadata_json", metavar="JSON", help="User metadata copied into every run."
 )
@@ -96,18 +89,15 @@ def schedule() -> None:
 @pass_state
 def add(
     state: CliState,
+    /,
     name: str,
     target: str,
     cron: str | None,
     every: str | None,
-    timezone: str,
-    catchup: str,
-    overlap: str,
-    grace: float,
-    max_catchup: int,
     metadata_json: str | None,
     replace: bool,
     as_json: bool,
+    **options: Any,
 ) -> None:
     """Add a schedule NAME running the DAG at MODULE:ATTR (--cron or --every)."""
     if (cron is None) == (every is None):
@@ -122,13 +112,9 @@ def add(
         dag,
         cron=cron,
         every=every,
-        timezone=timezone,
-        catchup=catchup,
-        overlap=overlap,
-        grace=grace,
-        max_catchup=max_catchup,
         metadata=metadata,
         replace=replace,
+        **options,  # the ScheduleOptions fields, by name
     )
     if as_json:
         echo_json(info)

@@ -9,6 +9,7 @@ from typing import Any
 
 from durableflow.model.dag import FlatDAG
 from durableflow.model.records import RunRecord
+from durableflow.model.schedule import MissedTicks, Overlap, ScheduleOptions
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.scheduler import Scheduler
 from durableflow.runtime.status import effective_status
@@ -17,6 +18,8 @@ from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.store import WorkflowStore
 
 __all__ = ["SchedulingMixin"]
+
+_DEFAULT = ScheduleOptions()
 
 
 class SchedulingMixin:
@@ -43,11 +46,11 @@ class SchedulingMixin:
         *,
         cron: str | None = None,
         every: Any = None,
-        timezone: str = "UTC",
-        catchup: str = "latest",
-        overlap: str = "skip",
-        grace: float = 60.0,
-        max_catchup: int = 100,
+        timezone: str = _DEFAULT.timezone,
+        catchup: str = _DEFAULT.catchup.value,
+        overlap: str = _DEFAULT.overlap.value,
+        grace: float = _DEFAULT.grace,
+        max_catchup: int = _DEFAULT.max_catchup,
         metadata: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> dict[str, Any]:
@@ -66,6 +69,9 @@ class SchedulingMixin:
             overlap: a tick while the previous run still goes: "skip" or "allow".
             grace: seconds a tick may be late and still run under ``catchup="skip"``.
             max_catchup: under ``catchup="all"``, the most missed ticks run.
+
+        These five are :class:`~durableflow.model.schedule.ScheduleOptions`, where their
+        defaults and checks are defined (and the CLI's flags derived).
             metadata: copied into each run's metadata (with ``schedule`` and ``scheduled_time``).
             replace: overwrite a schedule of the same name (its firing cursor is kept).
 
@@ -77,11 +83,13 @@ class SchedulingMixin:
             dag,
             cron=cron,
             every=every,
-            timezone=timezone,
-            catchup=catchup,
-            overlap=overlap,
-            grace=grace,
-            max_catchup=max_catchup,
+            options=ScheduleOptions(
+                timezone=timezone,
+                catchup=MissedTicks(catchup),
+                overlap=Overlap(overlap),
+                grace=grace,
+                max_catchup=max_catchup,
+            ),
             metadata=metadata,
             replace=replace,
         )

@@ -35,6 +35,7 @@ __all__ = [
     "CronExpression",
     "MissedTicks",
     "Overlap",
+    "ScheduleOptions",
     "ScheduleRecord",
     "ScheduleState",
     "TickPlan",
@@ -112,9 +113,83 @@ def parse_tick_workflow_id(workflow_id: str) -> tuple[str, float] | None:
     return name, when.timestamp()
 
 
+def _cli(help: str, *flags: str) -> dict[str, Any]:
+    """A :class:`ScheduleOptions` field's metadata: its CLI help text and extra flags."""
+    return {"help": help, "flags": flags}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScheduleOptions:
+    """How a schedule fires, defined once for every face.
+
+    ``Client.schedule`` and ``workflow.schedule`` take these as keyword arguments, ``durableflow
+    schedule add`` builds its flags from them (each field's ``metadata``: ``help``, and
+    ``flags``, extra spellings of the option), :class:`ScheduleRecord` stores them, and the
+    description of a schedule shows them.
+
+    Raises:
+        ValueError: an unknown policy or zone, ``grace`` < 0 or ``max_catchup`` < 1.
+    """
+
+    timezone: str = dataclasses.field(
+        default="UTC",
+        metadata=_cli("Zone whose wall clock the cron expression reads (IANA name).", "--tz"),
+    )
+    """The zone whose wall clock the cron expression reads."""
+    catchup: MissedTicks = dataclasses.field(
+        default=MissedTicks.LATEST,
+        metadata=_cli("Ticks missed while no worker ran: run none, the latest, or all."),
+    )
+    """The policy for ticks missed while no worker ran."""
+    overlap: Overlap = dataclasses.field(
+        default=Overlap.SKIP,
+        metadata=_cli("A tick while the previous run still goes: skip it, or run alongside."),
+    )
+    """The policy for a tick while the previous run is still going."""
+    grace: float = dataclasses.field(
+        default=60.0, metadata=_cli("How late a tick may be and still run under --catchup skip.")
+    )
+    """Seconds a tick may be late and still count as on time (for ``catchup=skip``)."""
+    max_catchup: int = dataclasses.field(
+        default=100, metadata=_cli("Under --catchup all, the most missed ticks run.")
+    )
+    """With ``catchup=all``, run at most this many of the latest missed ticks."""
+
+    def __post_init__(self) -> None:
+        self._check_options("")
+
+    def _check_options(self, what: str) -> None:
+        """Turn policy names into enums and refuse bad values (``what`` prefixes messages)."""
+        object.__setattr__(self, "catchup", MissedTicks(self.catchup))
+        object.__setattr__(self, "overlap", Overlap(self.overlap))
+        if self.grace < 0 or self.max_catchup < 1:
+            raise ValueError(f"{what}grace must be >= 0 and max_catchup >= 1")
+        zone(self.timezone)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in definition order."""
+        return tuple(f.name for f in dataclasses.fields(ScheduleOptions))
+
+    def options(self) -> ScheduleOptions:
+        """These options alone (of a :class:`ScheduleRecord`: without its other fields)."""
+        return ScheduleOptions(**{name: getattr(self, name) for name in self.names()})
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly: the policies by their names."""
+        return {
+            name: value.value if isinstance(value, enum.Enum) else value
+            for name in self.names()
+            for value in (getattr(self, name),)
+        }
+
+
 @dataclasses.dataclass(frozen=True)
-class ScheduleRecord:
-    """A stored schedule (key ``schedules/<name>/spec``): when to run and how."""
+class ScheduleRecord(ScheduleOptions):
+    """A stored schedule (key ``schedules/<name>/spec``): when to run, and its options.
+
+    Its JSON is flat: the :class:`ScheduleOptions` fields beside the others.
+    """
 
     name: str
     """Unique on the storage; the prefix of every run's workflow id."""
@@ -124,16 +199,6 @@ class ScheduleRecord:
     """The interval in whole seconds, or None for a cron schedule."""
     created_at: float
     """When it was added: ticks before this never fire."""
-    timezone: str = "UTC"
-    """The zone whose wall clock the cron expression reads."""
-    catchup: MissedTicks = MissedTicks.LATEST
-    """The policy for ticks missed while no worker ran."""
-    overlap: Overlap = Overlap.SKIP
-    """The policy for a tick while the previous run is still going."""
-    grace: float = 60.0
-    """Seconds a tick may be late and still count as on time (for ``catchup=skip``)."""
-    max_catchup: int = 100
-    """With ``catchup=all``, run at most this many of the latest missed ticks."""
     paused: bool = False
     """A paused schedule fires nothing; resuming it skips the ticks it missed."""
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -151,11 +216,7 @@ class ScheduleRecord:
             raise ValueError(
                 f"schedule {self.name!r}: every must be a whole number of seconds >= 1"
             )
-        object.__setattr__(self, "catchup", MissedTicks(self.catchup))
-        object.__setattr__(self, "overlap", Overlap(self.overlap))
-        if self.grace < 0 or self.max_catchup < 1:
-            raise ValueError(f"schedule {self.name!r}: grace must be >= 0 and max_catchup >= 1")
-        self.tz  # noqa: B018 - validates the zone
+        self._check_options(f"schedule {self.name!r}: ")
         if self.cron is not None:
             CronExpression.parse(self.cron).next_after(self.created_at, self.tz)  # never fires?
 

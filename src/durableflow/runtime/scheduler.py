@@ -31,8 +31,8 @@ from typing import Any
 from durableflow.errors import StorageError, WorkflowNotFoundError, WorkflowStillActiveError
 from durableflow.model.dag import FlatDAG, TaskNode, as_node, flatten
 from durableflow.model.schedule import (
-    MissedTicks,
     Overlap,
+    ScheduleOptions,
     ScheduleRecord,
     ScheduleState,
     format_tick,
@@ -90,16 +90,15 @@ class Scheduler:
         *,
         cron: str | None = None,
         every: Any = None,
-        timezone: str = "UTC",
-        catchup: str | MissedTicks = MissedTicks.LATEST,
-        overlap: str | Overlap = Overlap.SKIP,
-        grace: float = 60.0,
-        max_catchup: int = 100,
+        options: ScheduleOptions | None = None,
         metadata: Mapping[str, Any] | None = None,
         replace: bool = False,
         now: float | None = None,
     ) -> ScheduleRecord:
         """Store a schedule; see ``Client.schedule`` for the arguments.
+
+        ``options`` (timezone, policies): :class:`~durableflow.model.schedule.ScheduleOptions`,
+        its defaults when None.
 
         Raises:
             ValueError: bad arguments, or the name exists and ``replace`` is off.
@@ -129,11 +128,7 @@ class Scheduler:
             cron,
             seconds,
             created_at=old.created_at if (old and replace) else now,
-            timezone=timezone,
-            catchup=MissedTicks(catchup),
-            overlap=Overlap(overlap),
-            grace=float(grace),
-            max_catchup=max_catchup,
+            **_fields(options or ScheduleOptions()),
             metadata=dict(metadata or {}),
             updated_at=now,
         )
@@ -192,9 +187,7 @@ class Scheduler:
             "schedule": record.describe(),
             "cron": record.cron,
             "every": record.every,
-            "timezone": record.timezone,
-            "catchup": record.catchup.value,
-            "overlap": record.overlap.value,
+            **record.options().as_dict(),
             "paused": record.paused,
             "next_tick": None if record.paused else format_tick(record.next_tick(cursor)),
             "last_tick": format_tick(state.cursor)
@@ -337,3 +330,10 @@ def build_dag(stored: Any, when: dt.datetime) -> FlatDAG:
     if not isinstance(node, TaskNode):
         raise TypeError(f"a schedule's factory must return a DAG (from .bind()), got {node!r}")
     return flatten(node)
+
+
+def _fields(options: ScheduleOptions) -> dict[str, Any]:
+    """The options as ScheduleRecord keyword arguments (``grace`` in float seconds)."""
+    fields = {name: getattr(options, name) for name in ScheduleOptions.names()}
+    fields["grace"] = float(options.grace)
+    return fields
