@@ -151,25 +151,13 @@ class Worker:
         return self.slots is None or self.slots.maybe_free()
 
     def _candidates(self) -> list[str]:
-        """Workflows waiting for a runner, oldest first."""
-        wanted = {WorkflowStatus.PENDING} | ({WorkflowStatus.RESUMABLE} if self.resume else set())
-        store = self.client.store
+        """Workflows waiting for a runner, oldest first (none this worker runs or delays)."""
         now = time.monotonic()
-        found: list[tuple[float, str]] = []
         with self._lock:
             skip = set(self._running) | {
                 w for w, (_, until) in self._backoff.items() if until > now
             }
-        for workflow_id, status in self.client.list_all(wanted):
-            if workflow_id in skip:
-                continue
-            if status is WorkflowStatus.PENDING and store.read_lease(workflow_id)[1] is not None:
-                continue  # queued inside another process, or being submitted
-            record = store.read_run(workflow_id)
-            if record is not None:
-                found.append((record.created_at, workflow_id))
-        found.sort()
-        return [workflow_id for _, workflow_id in found]
+        return self.client.waiting_workflows(self.resume, frozenset(skip))
 
     def _start(self, workflow_id: str) -> bool:
         slot: int | None = None
