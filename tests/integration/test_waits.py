@@ -27,12 +27,13 @@ from durableflow.errors import (
     WorkflowExecutionError,
 )
 from durableflow.executors.local import ThreadExecutor
+from durableflow.model.calls import TaskCall, TaskOutcome
 from durableflow.model.dag import TaskRef
 from durableflow.model.events import TimerListener, poll_for_event, wake_time
 from durableflow.runtime import waits
+from durableflow.runtime.attempt import execute_task
 from durableflow.runtime.context import current_task_id, current_workflow_id
 from durableflow.runtime.waits import WaitService, active_waits, cancel_wait, is_wait
-from durableflow.runtime.worker import TaskCall, TaskOutcome, execute_task
 from durableflow.storage.attempts import read_attempt
 from durableflow.storage.filesystem import FileStorage
 from durableflow.storage.serializer import Serializer

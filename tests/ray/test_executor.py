@@ -14,8 +14,9 @@ import ray
 from durableflow import WorkflowCancellationError, WorkflowStatus, workflow
 from durableflow.executors.packing import pack, unpack
 from durableflow.executors.ray import RayExecutor, ray_task_options
+from durableflow.model.calls import TaskCall
 from durableflow.model.dag import TaskRef, flatten
-from durableflow.runtime.worker import TaskCall, execute_task
+from durableflow.runtime.attempt import execute_task
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage

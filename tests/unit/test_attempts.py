@@ -20,12 +20,13 @@ from durableflow.model.attempts import (
     observe_task,
     retry_allowed,
 )
+from durableflow.model.calls import TaskCall, TaskOutcome
 from durableflow.model.dag import TaskRef
 from durableflow.model.records import ErrorInfo, TaskErrorRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskOptions
-from durableflow.runtime import worker
-from durableflow.runtime.worker import TaskCall, TaskOutcome, execute_task
+from durableflow.runtime import attempt as worker
+from durableflow.runtime.attempt import execute_task
 from durableflow.storage import attempts, layout
 from durableflow.storage.memory import MemoryStorage
 from durableflow.storage.store import WorkflowStore

@@ -14,8 +14,8 @@ What it does with an attempt ``fn(call)`` (``fn`` is the engine's ``execute_task
    inside one cluster upstream values travel through the object store, and after a resume
    (new cluster, no refs) consumers read the checkpoints instead.
 
-Calls and outcomes are the runtime's ``TaskCall`` / ``TaskOutcome``; this layer sits below the
-runtime, so it only relies on the fields named in :class:`_Call`.
+Calls and outcomes are :class:`~durableflow.model.calls.TaskCall` /
+:class:`~durableflow.model.calls.TaskOutcome`.
 
 This module and :mod:`durableflow.executors.ray_dag` are the only ones importing Ray at
 module level.
@@ -29,7 +29,7 @@ import copy
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 try:
     import ray
@@ -42,6 +42,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
 from durableflow.executors.base import Executor
 from durableflow.executors.packing import PackedDAG, pack, unpack
 from durableflow.executors.ray_dag import unwrap  # also lets Ray take workflow.options() again
+from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import TaskNode
 
 __all__ = ["RayExecutor", "ray_task_options"]
@@ -51,16 +52,6 @@ R = TypeVar("R")
 
 # Options the engine owns (retries) or the executor must set itself (two return values).
 _ENGINE_OPTIONS = frozenset({"max_retries", "retry_exceptions", "num_returns", "max_calls"})
-
-
-class _Call(Protocol):
-    """The fields of a task call this executor reads and writes."""
-
-    task_id: str
-    store_url: str | None
-    inputs: dict[str, Any]
-    input_refs: dict[str, Any]
-    return_value: bool
 
 
 def ray_task_options(options: Mapping[str, Any], task_id: str) -> dict[str, Any]:
@@ -78,17 +69,18 @@ def ray_task_options(options: Mapping[str, Any], task_id: str) -> dict[str, Any]
 
 
 def _run_attempt(
-    fn: Callable[[Any], Any], call: Any, keys: tuple[str, ...], *values: Any
-) -> tuple[Any, Any]:
+    fn: Callable[[TaskCall], TaskOutcome], call: TaskCall, keys: tuple[str, ...], *values: Any
+) -> tuple[TaskOutcome, Any]:
     """The body of every Ray task: Ray resolved ``values`` (upstream outputs) from refs."""
     if keys:
         call.inputs = {**call.inputs, **dict(zip(keys, values, strict=True))}
     wanted = call.return_value
     call.return_value = True  # we want the value here, to leave it in the object store
     outcome = fn(call)
-    if isinstance(getattr(outcome, "continuation", None), TaskNode):
-        outcome.continuation = pack(outcome.continuation)  # a deep DAG pickles only packed
-    if not getattr(outcome, "has_value", False):
+    if isinstance(outcome.continuation, TaskNode):
+        # a deep DAG pickles only packed; the driver's side unpacks it in ``submit``
+        outcome.continuation = pack(outcome.continuation)  # type: ignore[assignment]
+    if not outcome.has_value:
         return outcome, None
     value = unwrap(outcome.value)
     if wanted:
@@ -146,7 +138,9 @@ class RayExecutor(Executor):
             ValueError: the storage is ``memory://`` (Ray workers are other processes), or Ray
                 refuses the options.
         """
-        task: _Call = call  # type: ignore[assignment]
+        if not isinstance(call, TaskCall):
+            raise TypeError(f"the Ray executor runs TaskCalls, not {type(call).__name__}")
+        task = call
         url = task.store_url or ""
         if url.startswith("memory:"):
             raise ValueError(
@@ -174,12 +168,13 @@ class RayExecutor(Executor):
                 if error is not None:
                     future.set_exception(error)
                     return
-                outcome = ray_future.result()
-                if isinstance(getattr(outcome, "continuation", None), PackedDAG):
-                    outcome.continuation = unpack(outcome.continuation)
-                if getattr(outcome, "kind", None) == "ok" and hasattr(outcome, "value_ref"):
+                outcome: TaskOutcome = ray_future.result()
+                packed: Any = outcome.continuation
+                if isinstance(packed, PackedDAG):
+                    outcome.continuation = unpack(packed)
+                if outcome.kind is OutcomeKind.OK:
                     outcome.value_ref = value_ref
-                future.set_result(outcome)
+                future.set_result(outcome)  # type: ignore[arg-type]  # R is TaskOutcome
             except InvalidStateError:
                 pass  # the engine canceled the future meanwhile
 

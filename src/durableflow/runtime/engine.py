@@ -62,12 +62,13 @@ from durableflow.errors import (
     WorkflowStillActiveError,
 )
 from durableflow.executors.base import Executor
+from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
 from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
 from durableflow.model.status import WorkflowStatus
+from durableflow.runtime.attempt import execute_task
 from durableflow.runtime.lease import LeaseKeeper
 from durableflow.runtime.waits import cancel_wait, is_wait, submit_wait
-from durableflow.runtime.worker import TaskCall, TaskOutcome, execute_task
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
@@ -311,13 +312,13 @@ class WorkflowRun:
             outcome.kind,
             outcome.end - outcome.start,
         )
-        if outcome.kind == "ok":
+        if outcome.kind is OutcomeKind.OK:
             if outcome.has_value:
                 self._values[task_id] = outcome.value
             if outcome.value_ref is not None:
                 self._refs[task_id] = outcome.value_ref
             return TaskSucceeded(task_id)
-        if outcome.kind == "continuation" and outcome.continuation is not None:
+        if outcome.kind is OutcomeKind.CONTINUATION and outcome.continuation is not None:
             try:
                 dag = flatten(outcome.continuation, ids=self._ids)
                 self._fence()

@@ -19,7 +19,7 @@ On process and Ray executors (``shares_memory`` False) the engine keeps shipping
 executor: the worker is another process, which this loop cannot serve, and it holds that worker
 while it waits (see :mod:`durableflow.model.events`).
 
-One wait, as numbered steps: those of :func:`~durableflow.runtime.worker.execute_task`, with
+One wait, as numbered steps: those of :func:`~durableflow.runtime.attempt.execute_task`, with
 the attempt record's protocol of :mod:`durableflow.storage.attempts`; storage work runs in the
 storage pool, never on the loop:
 
@@ -35,7 +35,7 @@ storage pool, never on the loop:
    another runner's checkpoint won, its value is used, so both go on with it;
 6. a failure is recorded FAILED (whatever the listener raised, as for a task's function) or
    ERROR (storage), and returned;
-7. the future gets a :class:`~durableflow.runtime.worker.TaskOutcome` shaped as
+7. the future gets a :class:`~durableflow.model.calls.TaskOutcome` shaped as
    ``execute_task``'s (``value`` only when ``call.return_value``).
 
 A crash before step 5 lands leaves no checkpoint (and a RUNNING attempt record, read as lost):
@@ -62,12 +62,12 @@ from typing import Any
 
 from durableflow.errors import SerializationError, StorageError
 from durableflow.model.attempts import AttemptState
+from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
 from durableflow.model.events import poll_for_event
 from durableflow.model.records import ErrorInfo
 from durableflow.model.task import TaskFunction
 from durableflow.runtime.context import task_context
-from durableflow.runtime.worker import TaskCall, TaskOutcome
 from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -328,7 +328,7 @@ class _Attempt:
 
         return resolve_refs(call.args, call.kwargs, lookup)  # 2
 
-    def outcome(self, kind: str, **fields: Any) -> TaskOutcome:
+    def outcome(self, kind: OutcomeKind, **fields: Any) -> TaskOutcome:
         """An outcome of this attempt, ending now."""
         call = self.call
         return TaskOutcome(
@@ -344,18 +344,18 @@ class _Attempt:
         """Step 6: a failed attempt, recorded FAILED (the listener) or ERROR (storage)."""
         info = ErrorInfo.from_exception(err, self.call.task_id)
         self.ended(AttemptState.ERROR if system else AttemptState.FAILED, info)
-        return self.outcome("error", error=err, system=system, error_info=info)
+        return self.outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
 
     def finish(self, event: Any) -> TaskOutcome:
         """Steps 4-5, as ``execute_task`` does them after its function returned."""
         call, store = self.call, self.store
         if isinstance(event, Continuation):  # 4
             self.ended(AttemptState.CONTINUED)
-            return self.outcome("continuation", continuation=event.node)
+            return self.outcome(OutcomeKind.CONTINUATION, continuation=event.node)
         node = as_node(event)
         if isinstance(node, TaskNode):
             self.ended(AttemptState.CONTINUED)
-            return self.outcome("continuation", continuation=node)
+            return self.outcome(OutcomeKind.CONTINUATION, continuation=node)
         value = (event, None) if call.catch else event
         if call.checkpoint and store is not None:  # 5
             header = {"start": self.start, "end": time.time(), "attempt": call.attempt}
@@ -370,8 +370,8 @@ class _Attempt:
         else:
             self.ended(AttemptState.SUCCESSFUL)
         if call.return_value:
-            return self.outcome("ok", value=value, has_value=True)
-        return self.outcome("ok")
+            return self.outcome(OutcomeKind.OK, value=value, has_value=True)
+        return self.outcome(OutcomeKind.OK)
 
 
 def _run_forever(loop: asyncio.AbstractEventLoop) -> None:

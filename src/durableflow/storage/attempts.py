@@ -2,7 +2,7 @@
 
 Key ``attempts/<task_id>`` of the workflow (:func:`durableflow.storage.layout.attempt_key`),
 JSON (:class:`~durableflow.model.attempts.AttemptRecord`). Protocol of one attempt, run by
-:func:`durableflow.runtime.worker.execute_task` wherever the attempt runs, through a
+:func:`durableflow.runtime.attempt.execute_task` wherever the attempt runs, through a
 :class:`RunningAttempt`:
 
 1. once the attempt has run for :data:`RECORD_AFTER` seconds without ending, the process's

@@ -1,8 +1,9 @@
 """execute_task: run one attempt of one task, anywhere, and checkpoint its output.
 
 The same function runs in a thread of the driver, in a worker process, or on a Ray worker;
-executors only ship it. Steps of one attempt (the attempt record's protocol is in
-:mod:`durableflow.storage.attempts`):
+executors only ship it, with its :class:`~durableflow.model.calls.TaskCall`, and hand back
+its :class:`~durableflow.model.calls.TaskOutcome`. Steps of one attempt (the attempt record's
+protocol is in :mod:`durableflow.storage.attempts`):
 
 1. follow the attempt (:func:`~durableflow.storage.attempts.begin_attempt`): once it has run
    for ``RECORD_AFTER`` (0.05 s), its RUNNING record ``attempts/<tid>`` is written, without
@@ -23,17 +24,15 @@ executors only ship it. Steps of one attempt (the attempt record's protocol is i
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import threading
 import time
 from typing import Any
 
-import cloudpickle
-
-from durableflow.errors import SerializationError, StorageError, WorkflowError
+from durableflow.errors import SerializationError, StorageError
 from durableflow.model.attempts import AttemptState
+from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
 from durableflow.model.records import ErrorInfo
 from durableflow.runtime.context import task_context
@@ -42,89 +41,7 @@ from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
 
-__all__ = ["TaskCall", "TaskOutcome", "execute_task"]
-
-
-@dataclasses.dataclass
-class TaskCall:
-    """One attempt of one task, as shipped to a worker."""
-
-    workflow_id: str
-    task_id: str
-    attempt: int
-    func: Any
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    inputs: dict[str, Any]
-    """Upstream outputs the engine hands over; the others are read from storage."""
-    checkpoint: bool
-    catch: bool
-    store: WorkflowStore | None = None
-    """The store itself when the worker shares the driver's memory."""
-    store_url: str | None = None
-    """Else the storage URL, reopened in the worker."""
-    signing_key: bytes | None = None
-    return_value: bool = True
-    """Send the output back in the outcome (else the engine reads the checkpoint if needed)."""
-    input_refs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Upstream outputs as executor handles (Ray ObjectRefs); the executor resolves them into
-    ``inputs`` before the attempt runs."""
-    epoch: int | None = None
-    """The fencing token of the runner that submits the attempt (the run record's ``epoch``),
-    kept in the attempt record so that readers tell its attempts from a crashed runner's."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["store"] = None  # a store never travels: the worker reopens it from the URL
-        return state
-
-
-@dataclasses.dataclass
-class TaskOutcome:
-    """What an attempt came to."""
-
-    task_id: str
-    attempt: int
-    kind: str
-    """"ok", "error" or "continuation"."""
-    value: Any = None
-    error: BaseException | None = None
-    system: bool = False
-    """The failure came from the worker (storage, lost inputs), not from the function."""
-    continuation: TaskNode | None = None
-    start: float = 0.0
-    end: float = 0.0
-    has_value: bool = False
-    value_ref: Any = None
-    """An executor handle to the output (a Ray ObjectRef), handed to consumers as ``input_refs``."""
-    error_info: ErrorInfo | None = None
-    """``error`` described where it was raised, with its traceback (which does not cross
-    processes with the exception)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The error crosses processes by value (cloudpickle): an exception class defined in a
-        # script's __main__ survives the trip, and one that cannot be pickled at all becomes a
-        # WorkflowError with its description instead of failing the whole outcome.
-        state = dict(self.__dict__)
-        if self.error is not None:
-            try:
-                state["error"] = cloudpickle.dumps(self.error)
-            except Exception:
-                state["error"] = cloudpickle.dumps(self._stand_in())
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if isinstance(self.error, bytes):
-            try:
-                self.error = cloudpickle.loads(self.error)
-            except Exception:  # its class does not import here
-                self.error = self._stand_in()
-
-    def _stand_in(self) -> WorkflowError:
-        info = self.error_info
-        text = info.summary() if info else "an exception that cannot be pickled"
-        return WorkflowError(f"task {self.task_id!r} raised {text}", task_id=self.task_id)
+__all__ = ["execute_task"]
 
 
 _STORES: dict[tuple[str, bytes | None], WorkflowStore] = {}
@@ -133,7 +50,8 @@ _STORES_LOCK = threading.Lock()
 
 def _store_for(call: TaskCall) -> WorkflowStore:
     if call.store is not None:
-        return call.store
+        store: WorkflowStore = call.store
+        return store
     if call.store_url is None:
         raise RuntimeError("a task call needs a store or a store URL")
     key = (call.store_url, call.signing_key)
@@ -190,7 +108,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     start = time.time()
     running: RunningAttempt | None = None
 
-    def outcome(kind: str, **fields: Any) -> TaskOutcome:
+    def outcome(kind: OutcomeKind, **fields: Any) -> TaskOutcome:
         return TaskOutcome(call.task_id, call.attempt, kind, start=start, end=time.time(), **fields)
 
     def ended(state: AttemptState | None, error: ErrorInfo | None = None) -> None:
@@ -200,7 +118,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     def failed(err: BaseException, *, system: bool) -> TaskOutcome:
         info = ErrorInfo.from_exception(err, call.task_id)
         ended(AttemptState.ERROR if system else AttemptState.FAILED, info)  # 6
-        return outcome("error", error=err, system=system, error_info=info)
+        return outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
 
     try:
         opened = _store_for(call)
@@ -234,11 +152,11 @@ def execute_task(call: TaskCall) -> TaskOutcome:
 
     if isinstance(result, Continuation):  # 4
         ended(AttemptState.CONTINUED)
-        return outcome("continuation", continuation=result.node)
+        return outcome(OutcomeKind.CONTINUATION, continuation=result.node)
     node = as_node(result)
     if isinstance(node, TaskNode):
         ended(AttemptState.CONTINUED)
-        return outcome("continuation", continuation=node)
+        return outcome(OutcomeKind.CONTINUATION, continuation=node)
 
     value = (result, None) if call.catch else result
     if call.checkpoint:  # 5
@@ -254,5 +172,5 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     else:
         ended(AttemptState.SUCCESSFUL)
     if call.return_value:
-        return outcome("ok", value=value, has_value=True)
-    return outcome("ok")
+        return outcome(OutcomeKind.OK, value=value, has_value=True)
+    return outcome(OutcomeKind.OK)
