@@ -208,6 +208,7 @@ def _keys_of(storage: FileStorage, workflow_id: str) -> list[str]:
 @pytest.mark.parametrize(
     ("op", "key"),
     [
+        ("swap", "/run"),
         ("put", "index/dirty/"),
         ("delete", "index/SUCCESSFUL/"),
         ("delete", "/run"),
@@ -215,7 +216,7 @@ def _keys_of(storage: FileStorage, workflow_id: str) -> list[str]:
         ("delete", "/specs/"),
         ("delete", "index/dirty/"),
     ],
-    ids=["1-tombstone", "2-index", "3-record", "4-outputs", "4-specs", "5-tombstone"],
+    ids=["1-mark", "2-tombstone", "3-index", "4-record", "5-outputs", "5-specs", "6-tombstone"],
 )
 def test_an_interrupted_delete_is_finished_and_never_adopted(tmp_path, op, key):
     root = tmp_path / "store"
@@ -299,6 +300,35 @@ def test_delete_racing_a_resume_leaves_no_orphan_index_entry(tmp_path):
     with Client(str(root)) as client:
         assert client.list_all() == []
         assert client.list_all(WorkflowStatus.SUCCESSFUL) == []
+
+
+def test_a_deleter_whose_workflow_was_taken_over_writes_nothing(tmp_path):
+    # A deleter paused between its read and its first write, while another runner took the
+    # workflow over: its compare-and-swap on the run record fails before anything is deleted.
+    root = tmp_path / "store"
+    with Client(str(root)) as client:
+        with pytest.raises(WorkflowExecutionError):
+            client.run(flaky.bind(), workflow_id="w")
+
+    class TakenOverInBetween(FileStorage):
+        fired = False
+
+        def swap(self, key: str, expected: bytes, data: bytes) -> bool:
+            if key.endswith("/w/run") and not self.fired:
+                self.fired = True
+                with Client(str(root)) as other:  # the lease is ours: write as a rival would
+                    record = other.store.read_run("w")
+                    bumped = record.replace(epoch=record.epoch + 1, updated_at=time.time())
+                    other.store.set_status(bumped, record.status, expected=UNFENCED)
+            return super().swap(key, expected, data)
+
+    with Client(TakenOverInBetween(root)) as client, pytest.raises(RecordChangedError):
+        client.delete("w")
+    with Client(str(root)) as client:
+        assert client.get_status("w") is WorkflowStatus.FAILED
+        assert client.list_all() == [("w", WorkflowStatus.FAILED)]
+        assert not client.store.is_deleting("w")
+        assert client.resume("w") == 1  # nothing was lost
 
 
 def test_delete_of_a_workflow_another_process_runs_is_refused(tmp_path):

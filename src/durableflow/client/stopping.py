@@ -126,8 +126,10 @@ class StoppingMixin:
            an active status -> WorkflowStillActiveError (cheap answers before any write);
         2. claim the lease (WorkflowStillActiveError if a live runner holds it);
         3. re-read the record under the lease; PENDING (waiting for a worker) is refused;
-        4. the store's delete protocol (tombstone, index entries, run record, contents,
-           tombstone: :meth:`WorkflowStore.delete_workflow`);
+        4. the store's delete protocol (the record marked ``deleting`` by compare-and-swap on
+           the bytes read in step 3 — the commit point, fenced —, tombstone, index entries, run
+           record, contents, tombstone: :meth:`WorkflowStore.delete_workflow`), with this
+           process's ownership checked before each step;
         5. release the lease, the last key of the workflow.
 
         A delete killed after step 4 began is finished by the next delete, run or resume of
@@ -150,7 +152,7 @@ class StoppingMixin:
                 )
         self.leases.claim(workflow_id, lambda: None)  # 2
         try:
-            fresh = self.store.read_run(workflow_id)  # 3
+            fresh, raw = self.store.read_run_raw(workflow_id)  # 3
             moved = fresh is not None and (
                 record is None
                 or (fresh.status, fresh.updated_at) != (record.status, record.updated_at)
@@ -160,6 +162,8 @@ class StoppingMixin:
                     f"workflow {workflow_id!r} is {fresh.status.value}; cancel it before deleting",
                     workflow_id=workflow_id,
                 )
-            self.store.delete_workflow(workflow_id)  # 4
+            self.store.delete_workflow(  # 4
+                workflow_id, raw, fence=lambda: self.leases.check(workflow_id)
+            )
         finally:
             self.leases.release(workflow_id)  # 5

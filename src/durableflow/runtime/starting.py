@@ -250,7 +250,7 @@ class Launcher:
             self.leases.claim(workflow_id, run.lease_lost, wait=wait)
             claimed = True
             fresh, raw = store.read_run_raw(workflow_id)  # 4
-            deleting = store.is_deleting(workflow_id)
+            deleting = store.is_deleting(workflow_id, fresh)
             if deleting:
                 store.delete_workflow(workflow_id)
             stale = fresh is None or (fresh.status, fresh.updated_at) != (

@@ -54,6 +54,7 @@ Each numbered step is a fault-injection point of the crash tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from durableflow.errors import CheckpointCorruptError, StorageError, WorkflowStillActiveError
@@ -239,28 +240,48 @@ class StatusIndex(KeyAccess):
         return [key[len(prefix) :] for key in self.storage.list(prefix)]
 
     # --- whole workflows ----------------------------------------------------------------------
-    def delete_workflow(self, workflow_id: str) -> None:
+    def delete_workflow(
+        self,
+        workflow_id: str,
+        expected: bytes | None = None,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         """Remove everything stored for a workflow; the caller holds its lease.
 
-        Protocol. The tombstone is the workflow's dirty marker saying "to: nothing": readers
-        already read the run record of every workflow with a dirty marker (the status index's
-        readers' rule), so at every step ``get_status`` and ``list_all`` agree: the old status
-        until step 3, no workflow after it. A crash after any step leaves the tombstone, and the
+        Protocol. The commit point is step 1, a fenced write; the tombstone is then the
+        workflow's dirty marker saying "to: nothing": readers already read the run record of
+        every workflow with a dirty marker (the status index's readers' rule), so at every step
+        ``get_status`` and ``list_all`` agree: the old status until step 4, no workflow after
+        it. A crash after step 1 leaves a record marked ``deleting`` or the tombstone, and the
         next delete, run, resume or prune of the id finishes the job; none adopts a leftover.
 
-        1. put the tombstone ``index/dirty/<wid>`` = ``{"to": null}`` (sync);
-        2. delete the workflow's index entries, every status;
-        3. delete the run record: from here on the workflow does not exist for any reader;
-        4. delete everything else under the workflow's folder except the lease;
-        5. delete the tombstone;
-        6. (the caller) release the lease: the lease is the last key of the workflow.
+        1. mark the run record ``deleting`` by compare-and-swap on ``expected`` (its bytes as
+           read under the lease): a deleter paused past its lease, whose workflow was taken
+           over meanwhile, fails here having written nothing (:class:`RecordChangedError`);
+        2. put the tombstone ``index/dirty/<wid>`` = ``{"to": null}`` (sync);
+        3. delete the workflow's index entries, every status;
+        4. delete the run record: from here on the workflow does not exist for any reader;
+        5. delete everything else under the workflow's folder except the lease;
+        6. delete the tombstone;
+        7. (the caller) release the lease: the lease is the last key of the workflow.
+
+        ``fence`` (the caller's ownership check) runs before each step.
         """
         wid = workflow_id
-        self._put(layout.dirty_key(wid), _TOMBSTONE, wid)  # 1
-        with self.storage.batch():  # 2
+        check = fence or (lambda: None)
+        if expected is not None:
+            check()
+            record = self._parse_run(expected, wid, layout.run_key(wid))
+            marked = record.replace(extra={**record.extra, "deleting": True})
+            self._write_run(wid, self._seal_run(marked), expected)  # 1
+        check()
+        self._put(layout.dirty_key(wid), _TOMBSTONE, wid)  # 2
+        check()
+        with self.storage.batch():  # 3
             for status in WorkflowStatus:
                 self._delete(layout.index_key(status.value, wid), wid)
-        self._clear(wid, tombstone=True)  # 3, 4, 5
+        check()
+        self._clear(wid, tombstone=True)  # 4, 5, 6
 
     def clear_leftovers(self, workflow_id: str) -> bool:
         """Remove what an interrupted delete or first write left under an id with no run record.
@@ -286,7 +307,7 @@ class StatusIndex(KeyAccess):
         return True
 
     def _clear(self, workflow_id: str, *, tombstone: bool) -> None:
-        """Steps 3-5 of :meth:`delete_workflow`."""
+        """Steps 4-6 of :meth:`delete_workflow`."""
         wid = workflow_id
         lease = layout.lease_key(wid)
         run = layout.run_key(wid)
@@ -296,15 +317,21 @@ class StatusIndex(KeyAccess):
         except StorageError as err:
             raise self._tag(err, wid, None, prefix) from None
         if run in keys:
-            self._delete(run, wid)  # 3
-        for key in keys:  # 4
+            self._delete(run, wid)  # 4
+        for key in keys:  # 5
             if key != run:
                 self._delete(key, wid)
         if tombstone:
-            self._delete(layout.dirty_key(wid), wid)  # 5
+            self._delete(layout.dirty_key(wid), wid)  # 6
 
-    def is_deleting(self, workflow_id: str) -> bool:
-        """Whether a delete of the workflow began and did not finish (its tombstone exists)."""
+    def is_deleting(self, workflow_id: str, record: RunRecord | None = None) -> bool:
+        """Whether a delete of the workflow began and did not finish.
+
+        Its run record (``record``, as read by the caller, if given) is marked ``deleting``, or
+        its tombstone exists.
+        """
+        if record is not None and record.extra.get("deleting"):
+            return True
         raw = self._get(layout.dirty_key(workflow_id), workflow_id)
         return raw is not None and _is_tombstone(raw)
 
