@@ -1,11 +1,13 @@
-"""What every command shares: the Client, error reporting, tables, JSON, times and durations.
+"""What every command shares: the Reader and Client, error reporting, tables, JSON, times.
 
 Tables use ``rich`` when it is installed (the ``cli`` extra: ``pip install '.[cli]'``) and plain
 aligned columns otherwise; ``--json`` output never depends on it.
 
-Commands that only read (``list``, ``status``, ``show``, ``output``, ...) open the storage with
-``create=False``: a mistyped path or URL fails with "no durableflow storage at ..." and creates
-nothing. Only ``worker`` and ``schedule add`` create a storage that does not exist yet.
+Commands that only read (``list``, ``status``, ``show``, ``output``, ``metadata``, ``env``)
+use a :class:`~durableflow.client.Reader`: no executor, no lease, no Ray (even with
+``DURABLEFLOW_EXECUTOR=ray``). The storage is opened with ``create=False``: a mistyped path or
+URL fails with "no durableflow storage at ..." and creates nothing. Only ``worker`` and
+``schedule add`` create a storage that does not exist yet.
 """
 
 from __future__ import annotations
@@ -23,11 +25,9 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from durableflow import config
-from durableflow.client import Client
+from durableflow.client.core import Client, Reader
 from durableflow.errors import WorkflowError
 from durableflow.model.cron import format_seconds, parse_duration
-from durableflow.storage.base import Storage
-from durableflow.storage.urls import open_storage
 
 __all__ = [
     "CliState",
@@ -48,15 +48,36 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CliState:
-    """The global options, and the Client opened on first use (closed when the command ends)."""
+    """The global options, and the Reader and Client opened on first use (closed at the end)."""
 
     def __init__(self, storage: str | None) -> None:
         self.storage = storage
+        self._reader: Reader | None = None
         self._client: Client | None = None
-        self._opened: Storage | None = None
+        self._registered = False
+
+    def _spec(self) -> str:
+        """``--storage``, else ``$DURABLEFLOW_STORAGE``, else the default."""
+        return self.storage if self.storage is not None else config.storage_from_env()
+
+    def _close_at_end(self) -> None:
+        if not self._registered:
+            click.get_current_context().call_on_close(self._close)
+            self._registered = True
+
+    def reader(self) -> Reader:
+        """The Reader of the storage (which must exist); for the commands that only read.
+
+        Raises:
+            StorageError: "no durableflow storage at ...".
+        """
+        if self._reader is None:
+            self._reader = Reader(self._spec())
+            self._close_at_end()
+        return self._reader
 
     def client(self, *, create: bool = False, **options: Any) -> Client:
-        """The Client of ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else the default).
+        """The Client of the storage, for the commands that run or change workflows.
 
         Args:
             create: create the storage if nothing is there (``worker``, ``schedule add``);
@@ -64,24 +85,20 @@ class CliState:
             **options: passed to :class:`~durableflow.Client`.
         """
         if self._client is None:
-            spec = self.storage if self.storage is not None else config.storage_from_env()
-            storage = open_storage(spec, create=create)
-            try:
-                self._client = Client(storage, **options)
-            except BaseException:
-                storage.close()
-                raise
-            self._opened = storage  # a Storage handed to a Client stays open: ours to close
-            click.get_current_context().call_on_close(self._close)
+            if create:
+                self._client = Client(self._spec(), **options)
+            else:  # opened by the Reader, which never creates it (and closes it at the end)
+                self._client = Client(self.reader().storage, **options)
+            self._close_at_end()
         return self._client
 
     def _close(self) -> None:
         if self._client is not None:
             self._client.close(wait=False)
             self._client = None
-        if self._opened is not None:
-            self._opened.close()
-            self._opened = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 pass_state = click.make_pass_decorator(CliState)

@@ -25,7 +25,7 @@ def env() -> None:
 @pass_state
 def show_env(state: CliState, workflow_id: str, packages: bool, as_json: bool) -> None:
     """Print the environment recorded with a workflow."""
-    recorded: dict[str, Any] = state.client().get_metadata(workflow_id).get("runtime_env") or {}
+    recorded: dict[str, Any] = state.reader().get_metadata(workflow_id).get("runtime_env") or {}
     if as_json:
         echo_json(recorded)
         return
@@ -55,7 +55,7 @@ def show_env(state: CliState, workflow_id: str, packages: bool, as_json: bool) -
 @pass_state
 def diff(state: CliState, workflow_id: str, exit_code: bool, as_json: bool) -> None:
     """Compare a workflow's recorded environment with this one: packages, Python, task code."""
-    found = state.client().environment_diff(workflow_id)
+    found = state.reader().environment_diff(workflow_id)
     if as_json:
         echo_json(found.to_json())
     elif not found.recorded:

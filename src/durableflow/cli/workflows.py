@@ -23,6 +23,7 @@ from durableflow.cli._common import (
     spinner,
 )
 from durableflow.errors import WorkflowError
+from durableflow.model.info import running_duration
 from durableflow.model.status import ACTIVE, WorkflowStatus
 
 __all__ = [
@@ -39,27 +40,6 @@ __all__ = [
 
 _STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def _duration(start: float | None, end: float | None, status: str) -> float | None:
-    if start is None:
-        return None
-    if end is None:
-        return time.time() - start if status == "RUNNING" else None
-    return end - start
-
-
-def _row(meta: dict[str, Any]) -> dict[str, Any]:
-    stats = meta["stats"]
-    start, end = stats.get("start_time"), stats.get("end_time")
-    return {
-        "workflow_id": meta["workflow_id"],
-        "status": meta["status"],
-        "created_at": stats.get("created_at"),
-        "start_time": start,
-        "end_time": end,
-        "duration": _duration(start, end, meta["status"]),
-    }
 
 
 @click.command("list")
@@ -82,19 +62,19 @@ def list_workflows(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """List workflows: id, status, start, end, duration (oldest first)."""
-    client = state.client()
-    rows = []
-    for workflow_id, _ in client.list_all(set(statuses) or None):
-        try:
-            rows.append(_row(client.get_metadata(workflow_id)))
-        except WorkflowError:
-            continue  # deleted while we listed
-    if since is not None:
-        rows = [r for r in rows if (r["created_at"] or 0) >= time.time() - since]
-    rows.sort(key=lambda r: (r["created_at"] or 0, r["workflow_id"]))
-    if limit is not None:
-        rows = rows[-limit:]
+    """List workflows: id, status, start, end, duration (oldest first).
+
+    One pass over the status index, then one run record read per workflow listed (for its
+    times); no metadata, environment or lease is read for a workflow at rest.
+    """
+    reader = state.reader()
+    found, _ = reader.list_workflows(
+        set(statuses) or None,
+        since=None if since is None else time.time() - since,
+        limit=limit,
+        newest_first=True,  # the N most recent, shown oldest first
+    )
+    rows = [summary.to_json() for summary in reversed(found)]
     if as_json:
         echo_json(rows)
         return
@@ -104,7 +84,7 @@ def list_workflows(
         "START",
         "END",
         "DURATION",
-        caption=f"{len(rows)} workflow(s) in {client.storage.url}",
+        caption=f"{len(rows)} workflow(s) in {reader.url}",
     )
     for r in rows:
         table.add(
@@ -123,7 +103,7 @@ def list_workflows(
 @pass_state
 def status(state: CliState, workflow_id: str, as_json: bool) -> None:
     """Print a workflow's status."""
-    value = state.client().get_status(workflow_id).value
+    value = state.reader().get_status(workflow_id).value
     if as_json:
         echo_json({"workflow_id": workflow_id, "status": value})
     else:
@@ -146,14 +126,14 @@ def _env_summary(env: dict[str, Any]) -> str:
 @pass_state
 def show(state: CliState, workflow_id: str, as_json: bool) -> None:
     """Show a workflow: status, times, metadata, environment, and its task table."""
-    client = state.client()
-    meta = client.get_metadata(workflow_id)
-    tasks = client.list_tasks(workflow_id)
+    reader = state.reader()
+    meta = reader.get_metadata(workflow_id)
+    tasks = [task.to_row() for task in reader.list_tasks(workflow_id)]
     if as_json:
         echo_json({**meta, "tasks": tasks})
         return
     stats, status = meta["stats"], meta["status"]
-    took = _duration(stats.get("start_time"), stats.get("end_time"), status)
+    took = running_duration(stats.get("start_time"), stats.get("end_time"), status)
     lines = [
         f"workflow     {workflow_id}",
         f"status       {meta['status']}",
@@ -296,11 +276,11 @@ def output(
     Long outputs are cut to their first 10,000 characters; --full prints all, --out FILE
     writes it to a file.
     """
-    client = state.client()
+    reader = state.reader()
     try:
-        value = client.get_output(workflow_id, task_id=task_id, timeout=(timeout if wait else 0.0))
+        value = reader.get_output(workflow_id, task_id=task_id, timeout=(timeout if wait else 0.0))
     except TimeoutError:
-        current = client.get_status(workflow_id).value
+        current = reader.get_status(workflow_id).value
         hint = "" if wait else "; pass --wait to wait for it"
         raise fail(f"workflow {workflow_id!r} is {current} and has no output yet{hint}") from None
     if out_path is not None:
@@ -317,7 +297,7 @@ def output(
 @pass_state
 def metadata(state: CliState, workflow_id: str, task_id: str | None, as_json: bool) -> None:
     """Print a workflow's (or a task's) metadata as JSON: status, metadata, stats, environment."""
-    echo_json(state.client().get_metadata(workflow_id, task_id))
+    echo_json(state.reader().get_metadata(workflow_id, task_id))
 
 
 @click.command()

@@ -13,6 +13,7 @@ The costs of each listing are in :mod:`durableflow.runtime.listing`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,6 +46,8 @@ from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
 
 __all__ = ["Reader", "StatusFilter"]
+
+log = logging.getLogger("durableflow")
 
 StatusFilter = str | WorkflowStatus | Iterable[str | WorkflowStatus] | None
 """``list_all``'s filter: None (all), a status, its name, or a set of either."""
@@ -88,6 +91,7 @@ class Reader:
                 if self._owns_storage:
                     opened.close()
                 raise
+            log.info("durableflow storage: %s", opened.url)
         self._runs = runs if runs is not None else RunQueue(None, None)
 
     @property
