@@ -205,3 +205,30 @@ def workers_prefix() -> str:
 def worker_key(owner: str) -> str:
     """One worker's heartbeat."""
     return f"{_ROOT}/workers/{owner}"
+
+
+# --- restart, fork and retention (issue 14) -------------------------------------------------
+#   v1/workflows/<wid>/restart             an in-place restart in progress: its plan (JSON)
+#   v1/workflows/<wid>/history/<n>/<key>   what restart n set aside (<key>: outputs/<tid>,
+#                                          specs/<batch>, attempts/<tid>, errors/<tid>)
+#   v1/retention                           the retention policy (JSON)
+
+
+def restart_key(workflow_id: str) -> str:
+    """The plan of an in-place restart in progress (:mod:`durableflow.runtime.restart`)."""
+    return f"{_ROOT}/workflows/{workflow_id}/restart"
+
+
+def history_prefix(workflow_id: str) -> str:
+    """Prefix of what the workflow's restarts set aside."""
+    return f"{_ROOT}/workflows/{workflow_id}/history/"
+
+
+def history_key(workflow_id: str, restart: int, relative: str) -> str:
+    """Where restart ``restart`` keeps the key ``workflow_prefix(wid) + relative``."""
+    return f"{_ROOT}/workflows/{workflow_id}/history/{restart}/{relative}"
+
+
+def retention_key() -> str:
+    """The retention policy (:mod:`durableflow.runtime.retention`)."""
+    return f"{_ROOT}/retention"
