@@ -217,7 +217,7 @@ CONFIGS: list[Config] = [
         "power",
         "ray",
         lambda w: FileBackend(w, fsync=True),
-        needs=("durableflow.executors.ray", "ray"),
+        needs=("durableflow.ray.executor", "ray"),
         max_size=1_000,
         max_workflows=100,
         repeats=3,

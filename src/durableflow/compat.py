@@ -104,7 +104,7 @@ class WorkflowOptions(Mapping[str, Any]):
             return func.options(**self)
         remote_function = _ray_remote_function_type()
         if remote_function is not None and isinstance(func, remote_function):
-            from durableflow.executors.ray_dag import merge_metadata
+            from durableflow.ray.dag import merge_metadata
 
             defaults: dict[str, Any] = getattr(func, "_default_options")  # noqa: B009
             defaults["_metadata"] = merge_metadata(defaults.get("_metadata"), self["_metadata"])
@@ -153,7 +153,7 @@ def resume_not_found_as_not_resumable(workflow_id: str) -> Iterator[None]:
 def _ray_remote_function_type() -> type | None:
     if "ray" not in sys.modules:
         return None
-    importlib.import_module("durableflow.executors.ray_dag")  # Ray takes ``_metadata`` again
+    importlib.import_module("durableflow.ray.dag")  # Ray takes ``_metadata`` again
     from ray.remote_function import RemoteFunction
 
     result: type = RemoteFunction

@@ -121,7 +121,7 @@ def options(**workflow_opts: Any) -> WorkflowOptions:
     if "ray" in sys.modules:
         import importlib
 
-        importlib.import_module("durableflow.executors.ray_dag")
+        importlib.import_module("durableflow.ray.dag")
     return WorkflowOptions(**workflow_opts)
 
 
@@ -214,7 +214,7 @@ def _prepare(dag: Any) -> Any:
     if not isinstance(dag, DAGNode) and "ray" in sys.modules:
         import importlib
 
-        importlib.import_module("durableflow.executors.ray_dag")
+        importlib.import_module("durableflow.ray.dag")
     return dag
 
 
@@ -223,7 +223,7 @@ def _on_ray(dag: Any = None, *, workflow_id: str | None = None) -> bool:
     current = client()
     if current.executor.name != "ray" and ("ray" not in sys.modules or _executor_chosen):
         return False
-    from durableflow import ray_coordinator
+    from durableflow.ray import coordinator as ray_coordinator
 
     return ray_coordinator.uses_ray(
         current, executor_chosen=_executor_chosen, dag=dag, workflow_id=workflow_id
@@ -240,7 +240,7 @@ def run(
     """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
     dag = _prepare(dag)
     if _on_ray(dag):
-        from durableflow import ray_coordinator
+        from durableflow.ray import coordinator as ray_coordinator
 
         ref = ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
         return ray_coordinator.result(ref)
@@ -262,7 +262,7 @@ def run_async(
     """
     dag = _prepare(dag)
     if not detached and _on_ray(dag):
-        from durableflow import ray_coordinator
+        from durableflow.ray import coordinator as ray_coordinator
 
         return ray_coordinator.run_async(client(), dag, args, kwargs, workflow_id, metadata)
     return client().run_async(
@@ -304,7 +304,7 @@ def resume(workflow_id: str) -> Any:
     """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
     with resume_not_found_as_not_resumable(workflow_id):
         if _on_ray(workflow_id=workflow_id):
-            from durableflow import ray_coordinator
+            from durableflow.ray import coordinator as ray_coordinator
 
             return ray_coordinator.result(ray_coordinator.resume_async(client(), workflow_id))
         return client().resume(workflow_id)
@@ -314,7 +314,7 @@ def resume_async(workflow_id: str) -> Any:
     """Like ``resume``, returning a future (a ``ray.ObjectRef`` on Ray)."""
     with resume_not_found_as_not_resumable(workflow_id):
         if _on_ray(workflow_id=workflow_id):
-            from durableflow import ray_coordinator
+            from durableflow.ray import coordinator as ray_coordinator
 
             return ray_coordinator.resume_async(client(), workflow_id)
         return client().resume_async(workflow_id)
@@ -327,7 +327,7 @@ def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:
     """
     current = client()
     if current.executor.name == "ray" or ("ray" in sys.modules and not _executor_chosen):
-        from durableflow import ray_coordinator
+        from durableflow.ray import coordinator as ray_coordinator
 
         if ray_coordinator.can_auto_route(current, executor_chosen=_executor_chosen):
             only_ray = current.executor.name != "ray"
@@ -345,7 +345,7 @@ def get_output(
 def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Any:
     """Like ``get_output``, returning a future (a ``ray.ObjectRef`` on Ray)."""
     if _on_ray(workflow_id=workflow_id):
-        from durableflow import ray_coordinator
+        from durableflow.ray import coordinator as ray_coordinator
 
         return ray_coordinator.get_output_async(client(), workflow_id, task_id)
     return client().get_output_async(workflow_id, task_id=task_id)
@@ -386,7 +386,7 @@ def continuation(dag: Any) -> Any:
     if in_task():
         return Continuation(node)
     if node is not dag and "ray" in sys.modules:  # a Ray DAG: run it on Ray, like Ray did
-        from durableflow.executors.ray_dag import execute_ray_dag, is_ray_dag
+        from durableflow.ray.dag import execute_ray_dag, is_ray_dag
 
         if is_ray_dag(dag):
             return execute_ray_dag(dag)

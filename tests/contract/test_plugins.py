@@ -78,7 +78,7 @@ def test_the_built_in_names_still_work() -> None:
         executor = make_executor(name)
         assert type(executor) is cls
         executor.close()
-    assert registry.EXECUTORS["ray"] == "durableflow.executors.ray:RayExecutor"  # lazy
+    assert registry.EXECUTORS["ray"] == "durableflow.ray.executor:RayExecutor"  # lazy
     instance = ThreadExecutor()
     assert make_executor(instance) is instance
     instance.close()

@@ -12,10 +12,10 @@ import pytest
 import ray
 
 from durableflow import WorkflowCancellationError, WorkflowStatus, workflow
-from durableflow.executors.packing import pack, unpack
-from durableflow.executors.ray import RayExecutor, ray_task_options
 from durableflow.model.calls import TaskCall
 from durableflow.model.dag import TaskRef, flatten
+from durableflow.ray.executor import RayExecutor, ray_task_options
+from durableflow.ray.packing import pack, unpack
 from durableflow.runtime.attempt import execute_task
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore

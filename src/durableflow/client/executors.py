@@ -22,7 +22,7 @@ ExecutorFactory = Callable[[], Executor]
 EXECUTORS: dict[str, ExecutorFactory | str] = {
     "thread": ThreadExecutor,
     "process": ProcessExecutor,
-    "ray": "durableflow.executors.ray:RayExecutor",
+    "ray": "durableflow.ray.executor:RayExecutor",
 }
 """Name -> a factory returning a new Executor, or ``"module:attribute"`` of one (lazy)."""
 

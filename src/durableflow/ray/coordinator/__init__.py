@@ -16,11 +16,11 @@ Everything else (status, metadata, listing, cancel, delete, a blocking ``get_out
 writes the storage from the driver, as without Ray.
 
 Modules: :mod:`.actor` (the coordinator itself), :mod:`.driver` (reaching it, routing calls).
-Ray is imported lazily here: :mod:`durableflow.executors.ray` is where it is imported.
+Ray is imported lazily here: :mod:`durableflow.ray.executor` is where it is imported.
 """
 
-from durableflow.ray_coordinator.actor import NAME, NAMESPACE, Coordinator, Settings
-from durableflow.ray_coordinator.driver import (
+from durableflow.ray.coordinator.actor import NAME, NAMESPACE, Coordinator, Settings
+from durableflow.ray.coordinator.driver import (
     can_auto_route,
     coordinator,
     get_output_async,

@@ -11,11 +11,11 @@ from typing import Any
 
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
-from durableflow.executors.packing import pack
 from durableflow.model.dag import TaskNode, as_node, map_values
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
 from durableflow.model.status import WorkflowStatus
-from durableflow.ray_coordinator.actor import NAME, NAMESPACE, Coordinator, Settings, version
+from durableflow.ray.coordinator.actor import NAME, NAMESPACE, Coordinator, Settings, version
+from durableflow.ray.packing import pack
 from durableflow.storage import layout
 from durableflow.storage.layout import ROOT_BATCH
 
@@ -64,7 +64,7 @@ def coordinator() -> Any:
         ImportError: Ray is not installed (with the install hint).
     """
     global _handle
-    importlib.import_module("durableflow.executors.ray")  # the install hint if Ray is missing
+    importlib.import_module("durableflow.ray.executor")  # the install hint if Ray is missing
     import ray
 
     if not ray.is_initialized():
@@ -97,7 +97,7 @@ def _check_version(actor: Any) -> None:
     if theirs != ours:
         log.warning(
             "the cluster's durableflow coordinator runs version %s, this driver %s; "
-            "durableflow.ray_coordinator.shutdown_coordinator() replaces it (its running "
+            "durableflow.ray.coordinator.shutdown_coordinator() replaces it (its running "
             "workflows become RESUMABLE)",
             theirs,
             ours,
@@ -136,7 +136,7 @@ def uses_ray(
         return True
     if executor_chosen or not _ray_initialized():
         return False
-    from durableflow.executors.ray_dag import is_ray_dag
+    from durableflow.ray.dag import is_ray_dag
 
     if dag is not None:
         return is_ray_dag(dag) or is_event_dag(dag)
@@ -154,7 +154,7 @@ def is_ray_workflow(client: Client, workflow_id: str) -> bool:
 
     False if there is no such workflow.
     """
-    from durableflow.executors.ray_dag import RayFunction
+    from durableflow.ray.dag import RayFunction
 
     try:
         key = layout.spec_key(validate_workflow_id(workflow_id), ROOT_BATCH)
@@ -236,7 +236,7 @@ def run_async(
     """Start a workflow on the cluster; returns the ObjectRef of its output."""
     settings = Settings.of(client)
     workflow_id = new_workflow_id() if workflow_id is None else validate_workflow_id(workflow_id)
-    from durableflow.executors.ray_dag import portable
+    from durableflow.ray.dag import portable
 
     actor = coordinator()
     node = as_node(dag) or dag  # converted here, so the cluster needs no converter

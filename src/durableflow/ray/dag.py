@@ -46,7 +46,6 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
         "durableflow) or pip install ray"
     ) from err
 
-from durableflow.executors.ray_values import _Portable, portable, unwrap
 from durableflow.model.dag import (
     Continuation,
     DAGNode,
@@ -57,6 +56,7 @@ from durableflow.model.dag import (
     register_converter,
 )
 from durableflow.model.task import WORKFLOW_OPTIONS_KEY, TaskOptions
+from durableflow.ray.values import _Portable, portable, unwrap
 
 __all__ = [
     "RayFunction",

@@ -24,7 +24,7 @@ import cloudpickle
 
 from durableflow.client import Client
 from durableflow.errors import WorkflowError
-from durableflow.executors.packing import PackedDAG, unpack
+from durableflow.ray.packing import PackedDAG, unpack
 
 __all__ = ["NAME", "NAMESPACE", "Coordinator", "Settings", "version"]
 
@@ -108,7 +108,7 @@ class Coordinator:
         return version()
 
     def _client(self, settings: Settings) -> Client:
-        from durableflow.executors.ray import RayExecutor
+        from durableflow.ray.executor import RayExecutor
 
         with self._lock:
             client = self._clients.get(settings.key)

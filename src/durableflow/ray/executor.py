@@ -17,7 +17,7 @@ What it does with an attempt ``fn(call)`` (``fn`` is the engine's ``execute_task
 Calls and outcomes are :class:`~durableflow.model.calls.TaskCall` /
 :class:`~durableflow.model.calls.TaskOutcome`.
 
-This module and :mod:`durableflow.executors.ray_dag` are the only ones importing Ray at
+This module and :mod:`durableflow.ray.dag` are the only ones importing Ray at
 module level.
 """
 
@@ -40,10 +40,10 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
     ) from err
 
 from durableflow.executors.base import Executor
-from durableflow.executors.packing import PackedDAG, pack, unpack
-from durableflow.executors.ray_dag import unwrap  # also lets Ray take workflow.options() again
 from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import TaskNode
+from durableflow.ray.dag import unwrap  # also lets Ray take workflow.options() again
+from durableflow.ray.packing import PackedDAG, pack, unpack
 
 __all__ = ["RayExecutor", "ray_task_options"]
 

@@ -1,0 +1,16 @@
+"""Everything of durableflow that runs on Ray, the optional dependency, in one package.
+
+- :mod:`.executor`: :class:`~durableflow.ray.executor.RayExecutor`, every task attempt a Ray
+  task (``Client(executor="ray")`` constructs it by name, see
+  :mod:`durableflow.client.executors`);
+- :mod:`.dag`: Ray DAGs (``f.bind(...)``, ``InputNode``) converted into ours, run with Ray's
+  semantics;
+- :mod:`.values`: ObjectRefs inside stored values, kept as their values;
+- :mod:`.packing`: DAGs as flat data, so that a deep one crosses processes;
+- :mod:`.coordinator`: the cluster's detached coordinator actor, which runs workflows inside
+  the cluster so that they outlive the driver, and the facade's routing to it.
+
+Only :mod:`.executor` and :mod:`.dag` import Ray at module level; this package itself imports
+nothing, so ``import durableflow`` (and any module outside this package) never needs Ray. In the
+import-linter layers it sits above the Client (the coordinator drives one), below the facade.
+"""
