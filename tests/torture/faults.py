@@ -204,6 +204,10 @@ def check_answer(
     if r.spec["shape"] == "gate":
         allowed = allowed | {"WorkflowExecutionError"}  # the gate was closed when it ran
     if "error" in answer:
+        if answer["error"] == "ResumeNotFoundError":  # a WorkflowNotFoundError raised by resume
+            allowed = (
+                allowed | {"ResumeNotFoundError"} if "WorkflowNotFoundError" in allowed else allowed
+            )
         if answer["error"] not in allowed and strict:
             r.violate(f"{who} raised {answer['error']}: {answer.get('message', '')[:200]}")
         return
