@@ -10,6 +10,8 @@ Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
   at the n-th mutating storage operation (put, create, swap, delete; each value of put_many and
   each key of delete_prefix counts) die before it, die after it, or raise
   ``StorageUnavailableError`` instead of doing it. The operation is appended to ``log`` first.
+  Or ``{"how": "flaky", "p": p, "budget": k, "seed": s, "log": path}``: any operation fails
+  with probability p, at most k times (see :class:`FaultAtOp`).
 - ``skew``: seconds added to ``time.time`` before durableflow is imported (a fast clock)
 - ``sabotage``: a planted bug (see :func:`sabotage`), for the tests of the checks
 - ``go``: a path to wait for before acting (starts racing processes together)
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -56,12 +59,41 @@ def die() -> None:
 
 
 class FaultAtOp(Storage):
-    """Delegates to a real storage; acts at the n-th mutating operation."""
+    """Delegates to a real storage; acts at the n-th mutating operation.
 
-    def __init__(self, inner: Storage, n: int, how: str, log: str) -> None:
+    With ``how="flaky"`` it acts on any operation instead, reads included: each fails with
+    probability ``p`` (half of the failed writes land before the error is raised: a lost
+    reply), at most ``budget`` times.
+    """
+
+    def __init__(self, inner: Storage, n: int, how: str, log: str, **flaky: Any) -> None:
         self.inner, self.n, self.how, self.log = inner, n, how, log
         self.seen = 0
         self.lock = threading.Lock()
+        self.rng = random.Random(flaky.get("seed", 0))
+        self.p = float(flaky.get("p", 0.0))
+        self.budget = int(flaky.get("budget", 0))
+
+    def _write_log(self, **fields: Any) -> None:
+        line = json.dumps({"pid": os.getpid(), "how": self.how, **fields})
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(fd, (line + "\n").encode())
+        os.close(fd)
+
+    def _flake(self, op: str, key: str) -> str | None:
+        """In flaky mode: None (no fault), "before" or "after" (raise after the write)."""
+        with self.lock:
+            if self.how != "flaky" or self.budget <= 0 or self.rng.random() >= self.p:
+                return None
+            self.budget -= 1
+            when = "before" if op in ("get", "list") or self.rng.random() < 0.5 else "after"
+        self._write_log(op=op, key=key, when=when)
+        return when
+
+    def _read(self, op: str, key: str, fn: Any) -> Any:
+        if self._flake(op, key):
+            raise StorageUnavailableError(f"torture: flaky {op} {key}", key=key)
+        return fn(key)
 
     @property
     def url(self) -> str:
@@ -70,15 +102,18 @@ class FaultAtOp(Storage):
     def _due(self, op: str, key: str) -> bool:
         with self.lock:
             self.seen += 1
-            if self.seen != self.n:
+            if self.seen != self.n or self.how == "flaky":
                 return False
-        line = json.dumps({"pid": os.getpid(), "n": self.n, "how": self.how, "op": op, "key": key})
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(fd, (line + "\n").encode())
-        os.close(fd)
+        self._write_log(n=self.n, op=op, key=key)
         return True
 
     def _call(self, op: str, key: str, fn: Any, *args: Any) -> Any:
+        flake = self._flake(op, key)
+        if flake == "before":
+            raise StorageUnavailableError(f"torture: flaky {op} {key}", key=key)
+        if flake == "after":
+            fn(key, *args)
+            raise StorageUnavailableError(f"torture: flaky {op} {key} (reply lost)", key=key)
         if not self._due(op, key):
             return fn(key, *args)
         if self.how == "kill_before":
@@ -90,10 +125,10 @@ class FaultAtOp(Storage):
         return result
 
     def get(self, key: str) -> bytes | None:
-        return self.inner.get(key)
+        return self._read("get", key, self.inner.get)  # type: ignore[no-any-return]
 
     def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
+        return self._read("list", prefix, self.inner.list)  # type: ignore[no-any-return]
 
     def put(self, key: str, data: bytes) -> None:
         self._call("put", key, self.inner.put, data)
@@ -110,7 +145,7 @@ class FaultAtOp(Storage):
     def put_many(self, items: Any) -> None:
         items = list(items)
         with self.lock:
-            hits = self.seen < self.n <= self.seen + len(items)
+            hits = self.seen < self.n <= self.seen + len(items) or self.how == "flaky"
             if not hits:
                 self.seen += len(items)
         if not hits:
@@ -192,7 +227,8 @@ def main() -> None:
         return
     fault = CONFIG.get("fault")
     if fault:
-        storage = FaultAtOp(storage, int(fault["n"]), fault["how"], fault["log"])
+        flaky = {k: fault[k] for k in ("seed", "p", "budget") if k in fault}
+        storage = FaultAtOp(storage, int(fault.get("n", 0)), fault["how"], fault["log"], **flaky)
     go = CONFIG.get("go")
     if go:
         while not os.path.exists(go):

@@ -142,15 +142,47 @@ def error_op(r: Round, rng: random.Random) -> None:
 
 
 def kill_resume(r: Round, rng: random.Random) -> None:
-    """A crashed run, then a resume killed at its n-th mutating storage operation."""
+    """A crashed run, then one to three resumes, each killed (or failed with a storage error)
+    at its n-th mutating storage operation."""
     run_killed(r, rng)
-    start = len(r.executions())
-    child = r.spawn("resumer", "resume", fault=op_fault(r, rng, op_count(r.spec)))
-    r.wait(child)
-    if fired(r, child, "kill_resume"):
-        r.snapshot("after resumer")
-    else:
-        r.calm_from(start)
+    for attempt in range(rng.randint(1, 3)):
+        how = "error" if rng.random() < 0.25 else None
+        start = len(r.executions())
+        child = r.spawn(
+            f"resumer{attempt}", "resume", fault=op_fault(r, rng, op_count(r.spec), how)
+        )
+        answer = r.wait(child)
+        if how == "error":
+            r.faults.append("error_resume")
+            refused = REFUSALS | {"StorageUnavailableError", "WorkflowNotFoundError"}
+            check_answer(r, child.name, answer, refused, strict=False)
+        elif fired(r, child, "kill_resume"):
+            r.snapshot(f"after resumer {attempt}")
+            continue
+        else:
+            r.calm_from(start)
+        r.snapshot(f"after resumer {attempt}")
+
+
+def flaky_storage(r: Round, rng: random.Random) -> None:
+    """The runner's storage (reads too) fails now and then; sometimes a flaky resume follows."""
+    for attempt, action in enumerate(("run", "resume")):
+        if attempt and rng.random() < 0.5:
+            break
+        fault = {
+            "how": "flaky",
+            "p": rng.choice((0.02, 0.05, 0.1, 0.2)),
+            "budget": rng.randint(1, 4),
+            "seed": rng.randrange(1 << 30),
+            "log": str(r.dir / "faults.log"),
+        }
+        before = r.faults_fired()
+        answer = r.wait(r.spawn(f"flaky-{action}", action, fault=fault))
+        if r.faults_fired() > before:
+            r.faults.append("flaky_storage")
+        # A storage error may surface as any error of the call; the end checks judge it.
+        check_answer(r, f"flaky-{action}", answer, set(), strict=False)
+        r.snapshot(f"after flaky {action}")
 
 
 def kill_cancel(r: Round, rng: random.Random) -> None:
@@ -225,4 +257,5 @@ CRASHES: dict[str, Callable[[Round, random.Random], None]] = {
     "kill_resume": kill_resume,
     "kill_cancel": kill_cancel,
     "kill_delete": kill_delete,
+    "flaky_storage": flaky_storage,
 }

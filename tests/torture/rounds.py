@@ -191,6 +191,11 @@ class Round:
             self._faults_seen = len(fired)
         return child.answer
 
+    def faults_fired(self) -> int:
+        """How many faults the children logged so far (``faults.log`` lines)."""
+        path = self.dir / "faults.log"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
     def kill(self, child: Child) -> None:
         """SIGKILL ``child`` (and, for a namespaced one, its namespace) if it still runs."""
         if child.popen.poll() is None:
