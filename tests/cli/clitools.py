@@ -1,4 +1,9 @@
-"""Helpers of the CLI tests: run the ``durableflow`` command; a storage with every status."""
+"""Helpers of the CLI tests: run the ``durableflow`` command; a storage with every status.
+
+Commands run in this process through click's ``CliRunner`` (:func:`run_cli`): starting a
+Python process per command cost the suite 30-40 s. :func:`run_cli_process` runs the installed
+console script, for what only a process shows (the entry points, log lines on stderr, signals).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from typing import Any
 
 import ctasks
 import pytest
+from click.testing import CliRunner
 
 from durableflow import Client, WorkflowExecutionError, WorkflowStatus
+from durableflow.cli import cli
 from helpers import wait_until
 
 HERE = Path(__file__).parent
@@ -23,10 +30,10 @@ CONSOLE = Path(sys.executable).with_name("durableflow")
 class Result:
     """What one command did."""
 
-    def __init__(self, done: subprocess.CompletedProcess[str]) -> None:
-        self.code = done.returncode
-        self.out = done.stdout
-        self.err = done.stderr
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
 
     def json(self) -> Any:
         return json.loads(self.out)
@@ -40,7 +47,24 @@ class Result:
         return lines[0]
 
 
-def run_cli(storage: str | None, *args: str, stdin: str | None = None) -> Result:
+def run_cli(
+    storage: str | None, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> Result:
+    """``durableflow [--storage S] ARGS`` in this process, through click's CliRunner.
+
+    An exception the CLI did not turn into an exit code is raised here (where a process would
+    have printed a traceback), so no test passes on a crash.
+    """
+    command = ["--storage", storage] if storage is not None else []
+    done = CliRunner().invoke(
+        cli, [*command, *args], input=stdin or "", env=env, prog_name="durableflow"
+    )
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        raise done.exception
+    return Result(done.exit_code, done.stdout, done.stderr)
+
+
+def run_cli_process(storage: str | None, *args: str, stdin: str | None = None) -> Result:
     """``durableflow [--storage S] ARGS`` through the installed console script."""
     command = [str(CONSOLE)] if CONSOLE.exists() else [sys.executable, "-m", "durableflow.cli"]
     if storage is not None:
@@ -55,7 +79,7 @@ def run_cli(storage: str | None, *args: str, stdin: str | None = None) -> Result
         env=env,
         input=stdin if stdin is not None else "",
     )
-    return Result(done)
+    return Result(done.returncode, done.stdout, done.stderr)
 
 
 class World:

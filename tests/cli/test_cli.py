@@ -1,5 +1,10 @@
-"""Every ``durableflow`` command, run as the installed console script against a real storage
-holding a workflow in each status: exit codes, output, ``--json``, and the error cases."""
+"""Every ``durableflow`` command against a real storage holding a workflow in each status:
+exit codes, output, ``--json``, and the error cases.
+
+Commands run in this process through click's CliRunner; the entry points (console script,
+``python -m``), the worker's log lines and a worker serving in its own process run as
+processes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 
 import ctasks
 import pytest
-from clitools import World, run_cli
+from clitools import World, run_cli, run_cli_process
 
 from durableflow import Client, WorkflowStatus
 from durableflow.runtime.environment import expand_environment
@@ -21,7 +26,7 @@ pytestmark = pytest.mark.timeout(120)
 
 # --- the command itself -----------------------------------------------------------------------
 def test_help_version_and_module_entry_point():
-    helped = run_cli(None, "--help")
+    helped = run_cli_process(None, "--help")  # the smoke test of the console script
     assert helped.code == 0
     for command in (
         "list",
@@ -356,7 +361,7 @@ def test_schedule_commands(fresh: World):
 
 def test_worker_once_runs_what_waits(fresh: World):
     fresh.runner.submit(ctasks.answer.bind(5), workflow_id="queued")
-    ran = fresh.cli("worker", "--once")
+    ran = run_cli_process(fresh.storage, "worker", "--once")  # its log lines go to stderr
     assert ran.code == 0, ran.err
     assert "started workflow queued" in ran.err
     assert fresh.status("queued") is WorkflowStatus.SUCCESSFUL

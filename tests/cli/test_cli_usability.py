@@ -1,7 +1,7 @@
 """What a new user trips over in the CLI (issue 10): long outputs, warnings, -v, typo'd storage.
 
-In-process tests use click's CliRunner; the few that need a real process (logging set up by
-``-v``, how a warning reaches stderr) run the console script.
+Commands run in this process through click's CliRunner; the one that needs a real process
+(the log handler ``-v`` sets up on the process's stderr) runs the console script.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import ctasks
 import pytest
 from click.testing import CliRunner
-from clitools import run_cli
+from clitools import run_cli, run_cli_process
 
 from durableflow import Client, WorkflowExecutionError
 from durableflow.cli import cli
@@ -171,12 +171,12 @@ def test_resume_in_a_changed_environment_prints_one_warning_line(tmp_path: Path)
 def test_verbose_flag_shows_info_log_lines(tmp_path: Path):
     url = str(tmp_path / "store")
     Client(url).close()
-    quiet = run_cli(url, "list")
+    quiet = run_cli_process(url, "list")
     assert quiet.code == 0 and "INFO" not in quiet.err
-    loud = run_cli(url, "-v", "list")
+    loud = run_cli_process(url, "-v", "list")
     assert loud.code == 0
     assert "INFO durableflow: durableflow storage: " in loud.err
-    debug = run_cli(url, "-vv", "list")
+    debug = run_cli_process(url, "-vv", "list")
     assert debug.code == 0 and "INFO durableflow" in debug.err
 
 

@@ -266,6 +266,10 @@ class ScheduleInfo:
     """What to do with ticks missed while no worker ran (a ``MissedTicks`` value)."""
     overlap: str
     """What to do when a tick comes while the previous workflow runs (an ``Overlap`` value)."""
+    grace: float
+    """Seconds a tick may be late and still run."""
+    max_catchup: int
+    """The most missed ticks run at once when catching up."""
     paused: bool
     """Paused schedules fire nothing."""
     next_tick: str | None
@@ -286,18 +290,25 @@ class ScheduleInfo:
     """The ``metadata`` each workflow it starts is given."""
     created_at: float
     """When the schedule was added."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Fields of later versions (schedule options added since), kept as they were."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ScheduleInfo:
         """Build from the dict ``Client.get_schedule`` returns."""
-        fields = {f.name for f in dataclasses.fields(cls)}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in fields}
+        values.setdefault("grace", 0.0)
+        values.setdefault("max_catchup", 1)
         values["pending"] = tuple(values.get("pending") or ())
         values["metadata"] = dict(values.get("metadata") or {})
-        return cls(**values)
+        extra = {k: v for k, v in data.items() if k not in fields}
+        return cls(**values, extra=extra)
 
     def to_json(self) -> dict[str, Any]:
         """The dict ``Client.get_schedule`` returns."""
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del data["extra"]
         data["pending"] = list(self.pending)
-        return data
+        data["metadata"] = dict(self.metadata)
+        return {**data, **self.extra}
