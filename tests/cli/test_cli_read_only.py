@@ -75,3 +75,16 @@ def test_read_commands_on_a_storage_being_written_by_a_client_agree_with_it(worl
     assert listed == {w: s.value for w, s in world.runner.list_all()}
     for workflow_id in listed:
         assert world.cli("status", workflow_id).out.strip() == listed[workflow_id]
+
+
+def test_list_short_gives_ids_and_statuses_by_id_and_prefix_filters(world: World):
+    short = world.cli("list", "--short", "--json").json()
+    assert short == [{"workflow_id": w, "status": s.value} for w, s in world.runner.list_all()]
+    first = world.cli("list", "--short", "--limit", "2", "--json").json()
+    assert first == short[:2]
+    table = world.cli("list", "--short").out
+    assert "START" not in table and "canceled" in table and "CANCELED" in table
+    assert [r["workflow_id"] for r in world.cli("list", "--prefix", "r", "--json").json()] == [
+        "running",
+        "resumable",
+    ]

@@ -18,20 +18,11 @@ from typing import Any
 import click
 
 from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
+from durableflow.cli.actions import cancel, delete, resume, resume_all
 from durableflow.cli.env import env
 from durableflow.cli.schedules import schedule
 from durableflow.cli.worker import worker
-from durableflow.cli.workflows import (
-    cancel,
-    delete,
-    list_workflows,
-    metadata,
-    output,
-    resume,
-    resume_all,
-    show,
-    status,
-)
+from durableflow.cli.workflows import list_workflows, metadata, output, show, status
 
 __all__ = ["main"]
 

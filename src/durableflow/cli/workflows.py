@@ -1,8 +1,7 @@
-"""Workflow commands: list, status, show, output, metadata, resume, resume-all, cancel, delete."""
+"""Workflow commands that only read (through the Reader): list, status, show, output, metadata."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import time
 from typing import Any
@@ -19,24 +18,11 @@ from durableflow.cli._common import (
     one_line,
     parse_seconds,
     pass_state,
-    progress,
-    spinner,
 )
-from durableflow.errors import WorkflowError
 from durableflow.model.info import running_duration
-from durableflow.model.status import ACTIVE, WorkflowStatus
+from durableflow.model.status import WorkflowStatus
 
-__all__ = [
-    "cancel",
-    "delete",
-    "list_workflows",
-    "metadata",
-    "output",
-    "resume",
-    "resume_all",
-    "show",
-    "status",
-]
+__all__ = ["list_workflows", "metadata", "output", "print_value", "show", "status"]
 
 _STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -52,40 +38,56 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
     metavar="DURATION",
     help="Only workflows created within this long (30s, 5m, 2h, 1d).",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Only the N most recent.")
+@click.option("--prefix", metavar="TEXT", help="Only ids that start with TEXT.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Only the N most recent (with --short: first N)."
+)
+@click.option(
+    "--short",
+    is_flag=True,
+    help="Only ids and statuses, by id: reads no run record of a finished workflow "
+    "(fast on a big storage).",
+)
 @_json_option
 @pass_state
 def list_workflows(
     state: CliState,
     statuses: tuple[str, ...],
     since: float | None,
+    prefix: str | None,
     limit: int | None,
+    short: bool,
     as_json: bool,
 ) -> None:
     """List workflows: id, status, start, end, duration (oldest first).
 
-    One pass over the status index, then one run record read per workflow listed (for its
-    times); no metadata, environment or lease is read for a workflow at rest.
+    One pass over the status index, then one run record read per workflow (for its times:
+    no index holds them); no metadata, environment or lease is read for a finished workflow.
+    ``--short`` lists ids and statuses by id and reads no run record of a finished workflow.
     """
     reader = state.reader()
     found, _ = reader.list_workflows(
         set(statuses) or None,
+        prefix=prefix,
         since=None if since is None else time.time() - since,
         limit=limit,
-        newest_first=True,  # the N most recent, shown oldest first
+        newest_first=not short,  # the N most recent, shown oldest first
     )
+    caption = f"{len(found)} workflow(s) in {reader.url}"
+    if short:
+        if as_json:
+            echo_json([{"workflow_id": r.workflow_id, "status": r.status.value} for r in found])
+            return
+        table = Table("WORKFLOW ID", "STATUS", caption=caption)
+        for summary in found:
+            table.add(summary.workflow_id, summary.status.value)
+        table.print()
+        return
     rows = [summary.to_json() for summary in reversed(found)]
     if as_json:
         echo_json(rows)
         return
-    table = Table(
-        "WORKFLOW ID",
-        "STATUS",
-        "START",
-        "END",
-        "DURATION",
-        caption=f"{len(rows)} workflow(s) in {reader.url}",
-    )
+    table = Table("WORKFLOW ID", "STATUS", "START", "END", "DURATION", caption=caption)
     for r in rows:
         table.add(
             r["workflow_id"],
@@ -220,7 +222,7 @@ def _json_text(value: Any) -> str:
         ) from None
 
 
-def _print_value(value: Any, as_json: bool, *, full: bool = False, hint: str = "") -> None:
+def print_value(value: Any, as_json: bool, *, full: bool = False, hint: str = "") -> None:
     """Print an output: JSON, or its text (a str) or ``repr``, cut to PREVIEW_CHARS unless full."""
     if as_json:
         click.echo(_json_text(value))
@@ -287,7 +289,7 @@ def output(
         size = _write_value(value, out_path, as_json)
         click.echo(f"wrote {size:,} bytes to {out_path}", err=True)
         return
-    _print_value(value, as_json, full=full, hint="--full to print all, --out FILE to write it")
+    print_value(value, as_json, full=full, hint="--full to print all, --out FILE to write it")
 
 
 @click.command()
@@ -298,113 +300,3 @@ def output(
 def metadata(state: CliState, workflow_id: str, task_id: str | None, as_json: bool) -> None:
     """Print a workflow's (or a task's) metadata as JSON: status, metadata, stats, environment."""
     echo_json(state.reader().get_metadata(workflow_id, task_id))
-
-
-@click.command()
-@click.argument("workflow_id")
-@_json_option
-@pass_state
-def resume(state: CliState, workflow_id: str, as_json: bool) -> None:
-    """Resume a FAILED or RESUMABLE workflow here, wait for it, and print its output."""
-    client = state.client()
-    with spinner(f"resuming {workflow_id}"):
-        value = client.resume(workflow_id)
-    if as_json:
-        echo_json({"workflow_id": workflow_id, "status": client.get_status(workflow_id).value})
-    else:
-        _print_value(value, False, hint=f"`durableflow output {workflow_id} --full` prints all")
-
-
-@click.command("resume-all")
-@click.option("--include-failed", is_flag=True, help="Resume FAILED workflows too.")
-@_json_option
-@pass_state
-def resume_all(state: CliState, include_failed: bool, as_json: bool) -> None:
-    """Resume every RESUMABLE (and FAILED) workflow here, with progress; exit 1 if any fails."""
-    client = state.client()
-    handles = client.resume_all(include_failed)
-    by_future = {future: workflow_id for workflow_id, future in handles}
-    results: dict[str, dict[str, Any]] = {}
-    with progress(len(handles), "resuming") as bar:
-        for future in concurrent.futures.as_completed(by_future):
-            workflow_id = by_future[future]
-            error = future.exception()
-            try:
-                current = client.get_status(workflow_id).value
-            except WorkflowError:
-                current = "UNKNOWN"
-            results[workflow_id] = {
-                "workflow_id": workflow_id,
-                "status": current,
-                "error": one_line(error) if error else None,
-            }
-            bar.advance(f"{workflow_id}: {current}")
-    rows = [results[w] for w, _ in handles]
-    failed = [r for r in rows if r["error"]]
-    if as_json:
-        echo_json(rows)
-    elif rows:
-        table = Table(
-            "WORKFLOW ID",
-            "STATUS",
-            "ERROR",
-            caption=f"{len(rows) - len(failed)} of {len(rows)} resumed",
-        )
-        for r in rows:
-            table.add(r["workflow_id"], r["status"], r["error"] or "")
-        table.print()
-    else:
-        click.echo("nothing to resume")
-    if failed:
-        raise fail(
-            f"{len(failed)} of {len(rows)} workflow(s) did not finish: "
-            + ", ".join(r["workflow_id"] for r in failed[:5])
-            + (" ..." if len(failed) > 5 else "")
-        )
-
-
-@click.command()
-@click.argument("workflow_id")
-@click.option(
-    "--timeout",
-    callback=parse_seconds,
-    default="30s",
-    show_default=True,
-    metavar="DURATION",
-    help="How long to wait for a runner in another process to stop.",
-)
-@pass_state
-def cancel(state: CliState, workflow_id: str, timeout: float) -> None:
-    """Cancel a workflow: no new task starts; status CANCELED; checkpoints kept."""
-    client = state.client()
-    current = client.get_status(workflow_id)
-    if current.is_terminal:
-        raise fail(f"workflow {workflow_id!r} is already {current.value}; nothing to cancel")
-    client.cancel(workflow_id, timeout=timeout)
-    after = client.get_status(workflow_id)
-    if after is not WorkflowStatus.CANCELED:
-        raise fail(
-            f"workflow {workflow_id!r} is {after.value}: the cancel was not honoured "
-            f"in {timeout:g}s"
-        )
-    click.echo(f"{workflow_id}: CANCELED")
-
-
-@click.command()
-@click.argument("workflow_id")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@pass_state
-def delete(state: CliState, workflow_id: str, yes: bool) -> None:
-    """Delete everything stored for a workflow (refused while it is RUNNING or PENDING)."""
-    client = state.client()
-    current = client.get_status(workflow_id)
-    if current in ACTIVE:
-        raise fail(f"workflow {workflow_id!r} is {current.value}; cancel it before deleting")
-    if not yes:
-        click.confirm(
-            f"Delete workflow {workflow_id!r} ({current.value}) and all its checkpoints?",
-            abort=True,
-            err=True,
-        )
-    client.delete(workflow_id)
-    click.echo(f"{workflow_id}: deleted")
