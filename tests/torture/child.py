@@ -10,9 +10,11 @@ Usage: ``python child.py CONFIG_JSON``. CONFIG keys:
   at the n-th mutating storage operation (put, create, swap, delete; each value of put_many and
   each key of delete_prefix counts) die before it, die after it, or raise
   ``StorageUnavailableError`` instead of doing it. The operation is appended to ``log`` first.
-  Or ``{"how": "flaky", "p": p, "budget": k, "seed": s, "log": path}``: any operation fails
+  ``"readonly"``: every mutating operation from the n-th on raises (a storage turned
+  read-only). Or ``{"how": "flaky", "p": p, "budget": k, "seed": s, "log": path}``: any operation fails
   with probability p, at most k times (see :class:`FaultAtOp`).
 - ``skew``: seconds added to ``time.time`` before durableflow is imported (a fast clock)
+- ``linger``: seconds to stay alive after printing the answer (the Client left open)
 - ``sabotage``: a planted bug (see :func:`sabotage`), for the tests of the checks
 - ``go``: a path to wait for before acting (starts racing processes together)
 - ``start_delay``: seconds to sleep after ``go`` appeared (staggers the racers)
@@ -102,6 +104,8 @@ class FaultAtOp(Storage):
     def _due(self, op: str, key: str) -> bool:
         with self.lock:
             self.seen += 1
+            if self.how == "readonly" and self.seen > self.n:
+                return True  # every write from the n-th on (logged once, at the n-th)
             if self.seen != self.n or self.how == "flaky":
                 return False
         self._write_log(n=self.n, op=op, key=key)
@@ -118,7 +122,7 @@ class FaultAtOp(Storage):
             return fn(key, *args)
         if self.how == "kill_before":
             die()
-        if self.how == "error":
+        if self.how in ("error", "readonly"):
             raise StorageUnavailableError(f"torture: injected error at {op} {key}", key=key)
         result = fn(key, *args)
         die()
@@ -262,6 +266,7 @@ def main() -> None:
     if isinstance(storage, FaultAtOp):
         answer["ops"] = storage.seen
     print(json.dumps(answer, default=repr), flush=True)
+    time.sleep(float(CONFIG.get("linger", 0.0)))  # a service that lives on after a failed run
     client.close(wait=False)
 
 

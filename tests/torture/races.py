@@ -21,6 +21,7 @@ from torture.faults import (
     check_answer,
     fired,
     kill_at_random,
+    op_count,
     op_fault,
     run_killed,
     stagger,
@@ -215,6 +216,36 @@ def workers(r: Round, rng: random.Random) -> None:
     r.snapshot("after workers")
 
 
+def readonly(r: Round, rng: random.Random) -> None:
+    """The runner's storage turns read-only mid-run; the runner gives up but lives on.
+
+    Issue 9 item 13: on the runner's own host the workflow must read RESUMABLE at once (not
+    RUNNING until the lease expires), and another process must be able to resume it.
+    """
+    r.ttl = 10.0
+    fault = op_fault(r, rng, op_count(r.spec), how="readonly")
+    fault["n"] = rng.randint(8, op_count(r.spec) + 4)  # after the workflow's first records
+    runner = r.spawn("runner", "run", fault=fault, linger=2 * r.ttl)
+    answer = r.answer_now(runner, r.timeout)
+    if answer is None or "error" not in answer or runner.popen.poll() is not None:
+        r.kill(runner)  # it finished before the storage turned (and lingers), or died
+        r.wait(runner)
+        return
+    r.faults.append("readonly")
+    status = r.wait(r.spawn("status", "status"))
+    if status and status.get("result") in ("RUNNING", "PENDING"):
+        r.violate(
+            f"readonly: the runner gave up ({answer['error']}) and lives on; the workflow "
+            f"reads {status['result']} on its host instead of RESUMABLE"
+        )
+    resumer = r.spawn("resumer", "resume")
+    refused = {"WorkflowNotFoundError"}  # the storage turned before the first record
+    check_answer(r, "resumer", r.wait(resumer), refused)
+    r.kill(runner)
+    r.wait(runner)
+    r.snapshot("after resume")
+
+
 KINDS: dict[str, Callable[[Round, random.Random], None]] = {
     **CRASHES,
     "delete_race": delete_race,
@@ -224,4 +255,5 @@ KINDS: dict[str, Callable[[Round, random.Random], None]] = {
     "pidns": pidns,
     "skew": skew,
     "workers": workers,
+    "readonly": readonly,
 }

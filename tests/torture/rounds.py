@@ -172,6 +172,22 @@ class Round:
             return None
         return self._answer(child)
 
+    def answer_now(self, child: Child, timeout: float) -> dict[str, Any] | None:
+        """The answer a still running child printed (it lingers), or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = child.out.read_text(errors="replace").strip().splitlines()
+            if lines:
+                try:
+                    answer: dict[str, Any] = json.loads(lines[-1])
+                    return answer
+                except ValueError:
+                    pass  # a line being written
+            if child.popen.poll() is not None:
+                return None
+            time.sleep(0.02)
+        return None
+
     def _answer(self, child: Child) -> dict[str, Any] | None:
         code = child.popen.returncode
         lines = child.out.read_text(errors="replace").strip().splitlines()
