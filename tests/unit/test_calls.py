@@ -43,6 +43,14 @@ def test_an_outcome_pickles_its_kind_by_value_and_comes_back_the_same_member():
         assert (back.task_id, back.attempt, back.start, back.end) == ("t", 2, 1.0, 2.0)
 
 
+def test_an_outcome_pickled_with_a_plain_string_kind_unpickles_with_the_enum():
+    outcome = TaskOutcome("t", 1, OutcomeKind.OK)
+    outcome.__dict__["kind"] = "ok"  # as a worker running the code before the enum pickles it
+    data = pickle.dumps(outcome)
+    assert b"OutcomeKind" not in data
+    assert pickle.loads(data).kind is OutcomeKind.OK
+
+
 def test_an_outcome_unpickles_in_a_fresh_interpreter_with_the_enum():
     data = pickle.dumps(TaskOutcome("t", 1, OutcomeKind.OK, value=42, has_value=True))
     code = (

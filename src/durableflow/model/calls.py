@@ -114,6 +114,7 @@ class TaskOutcome:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.kind = OutcomeKind(self.kind)  # a plain str from a worker running older code
         if isinstance(self.error, bytes):
             try:
                 self.error = cloudpickle.loads(self.error)
