@@ -2,11 +2,11 @@
 
 A Reader opens a storage that must exist (``create=False``: a mistyped path fails with "no
 durableflow storage at ..." and creates nothing) and only reads it: it starts no thread,
-claims no lease, imports no executor and never calls ``ray.init``, so the CLI's read commands,
-the dashboard and scripts can use it next to running workers. Every answer comes from storage
-alone (see :mod:`durableflow.runtime.status`), typed as the read model of
-:mod:`durableflow.model.info`; ``get_metadata`` keeps Ray's dict shape. A Client reads through
-one of these (``Client.reader``) over its own store.
+claims no lease, builds no executor and never imports Ray, whatever ``DURABLEFLOW_EXECUTOR``
+says, so the CLI's read commands, the dashboard and scripts can use it next to running
+workers. Every answer comes from storage alone (see :mod:`durableflow.runtime.status`), typed
+as the read model of :mod:`durableflow.model.info`; ``get_metadata`` keeps Ray's dict shape.
+A Client reads through one of these (``Client.reader``) over its own store.
 
 The costs of each listing are in :mod:`durableflow.runtime.listing`.
 """
