@@ -152,7 +152,7 @@ def test_a_missing_ray_gives_the_install_hint(tmp_path):
     )
     hints = [line for line in out.stdout.splitlines() if line.startswith("HINT")]
     assert len(hints) == 2, out.stderr
-    assert all("pip install 'durableflow[ray]'" in line for line in hints)
+    assert all("pip install '.[ray]'" in line for line in hints)
 
 
 def test_cancel_stops_a_running_ray_task(wf, tmp_path):

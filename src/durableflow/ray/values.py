@@ -7,7 +7,9 @@ values come back). That is done by wrapping such a value (:func:`portable`), who
 fetches the values; :func:`unwrap` takes the wrapper off where a task function gets the value.
 
 Stored values name :func:`_restore` and :func:`_restore_argument` by module path: keep both
-names and this module's name, or old checkpoints stop loading.
+names, and when this module moves, map its old path in
+:data:`~durableflow.storage.serializer.MOVED_MODULES` (values stored before 2026-12 name it
+``durableflow.executors.ray_values``), or old checkpoints stop loading.
 
 Ray is imported on first use (it is imported already wherever an ObjectRef exists).
 """
@@ -20,6 +22,8 @@ import sys
 from typing import Any
 
 import cloudpickle
+
+from durableflow.storage.serializer import MOVED_MODULES
 
 __all__ = ["portable", "unwrap"]
 
@@ -77,10 +81,15 @@ class _RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
 
 
 class _RefUnpickler(pickle.Unpickler):
+    """Unpickles what :class:`_RefPickler` wrote: refs again, moved modules at their new path."""
+
     def __init__(self, data: bytes, values: list[Any]) -> None:
         super().__init__(io.BytesIO(data))
         self._values = values
         self._refs: dict[int, Any] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
 
     def persistent_load(self, pid: Any) -> Any:
         if pid not in self._refs:

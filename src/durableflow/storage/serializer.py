@@ -60,7 +60,7 @@ import cloudpickle
 
 from durableflow.errors import CheckpointCorruptError, CheckpointSignatureError, SerializationError
 
-__all__ = ["Serializer"]
+__all__ = ["MOVED_MODULES", "Serializer"]
 
 _MAGIC = b"DFL1"
 _HEADER = json.JSONEncoder(separators=(",", ":"))
@@ -101,6 +101,38 @@ def _check_signing_key(signing_key: bytes | str | None) -> bytes | None:
     if not signing_key:
         raise ValueError("signing key must not be empty (pass None to store values unsigned)")
     return bytes(signing_key)
+
+
+MOVED_MODULES: dict[str, str] = {
+    "durableflow.executors.ray_dag": "durableflow.ray.dag",
+    "durableflow.executors.ray_values": "durableflow.ray.values",
+}
+"""Modules that stored pickles may name at an old path: old path -> where they live now.
+
+A pickle names classes and functions by module path; a Ray workflow's specs and values hold
+some (``RayFunction``, ``_restore``). Add a line here when such a module moves.
+"""
+
+
+class _MovedUnpickler(pickle.Unpickler):
+    """Finds the classes and functions of :data:`MOVED_MODULES` at their new path."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
+
+
+def _unpickle(payload: bytes | memoryview) -> Any:
+    """Unpickle ``payload``; one naming a moved module is read again with the new paths.
+
+    The plain C unpickler reads everything else at full speed; only a pickle that fails on a
+    module of :data:`MOVED_MODULES` pays for the second read.
+    """
+    try:
+        return pickle.loads(payload)
+    except ModuleNotFoundError as err:
+        if err.name not in MOVED_MODULES:
+            raise
+        return _MovedUnpickler(io.BytesIO(payload)).load()
 
 
 class Serializer:
@@ -263,7 +295,7 @@ class Serializer:
         """
         header, payload = self.unwrap(data, what=what, key=key)
         try:
-            return header, pickle.loads(payload)
+            return header, _unpickle(payload)
         except Exception as err:
             raise SerializationError(
                 f"cannot unpickle {what}: {type(err).__name__}: {err}"
