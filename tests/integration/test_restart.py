@@ -2,8 +2,8 @@
 
 Each task appends its name to a log, so the tests count how often each one ran. Run as a
 script, this file is also the program the kill tests SIGKILL (``python test_restart.py CONFIG``):
-it runs a chain to SUCCESSFUL, then restarts (or forks) it on a storage that kills the process
-at one chosen operation.
+it runs a chain to SUCCESSFUL, then restarts, forks or prunes it on a storage that kills the
+process at one chosen operation.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def chain(log: str, bump_file: str = "", fail_file: str = "") -> Any:
 
 # --- the kill program -----------------------------------------------------------------------
 def main() -> None:
-    """Run a chain to SUCCESSFUL, then restart (or fork) it, killed at ``config["kill"]``."""
+    """Run a chain to SUCCESSFUL, then restart, fork or prune it, killed at ``config["kill"]``."""
     config = json.loads(sys.argv[1])
     with Client(config["storage"]) as client:
         assert client.run(chain(config["log"]), workflow_id="w") == 4
@@ -95,10 +95,15 @@ def main() -> None:
             from durableflow.runtime.restart import restart
 
             restart(client.store, client.leases, "w", ["t2"])
-        else:
+        elif config["mode"] == "fork":
             from durableflow.runtime.fork import fork
 
             fork(client.store, client.leases, "w", "w2", from_task="t3")
+        else:
+            from durableflow.runtime.retention import prune, set_retention
+
+            set_retention(client.store, {"SUCCESSFUL": "0s"})
+            prune(client.store, client.leases)
     print("not killed", flush=True)
 
 
