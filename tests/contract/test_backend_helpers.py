@@ -2,6 +2,7 @@
 
 import errno
 import pickle
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -72,6 +73,24 @@ def test_a_pickled_storage_reopens_its_url(tmp_path: Path, scheme: str) -> None:
     assert copy.get("a/b") == b"value"
     copy.put("a/c", b"from the copy")
     assert storage.get("a/c") == b"from the copy"
+
+
+@pytest.mark.parametrize("scheme", ["file", "sqlite"])
+def test_a_pickled_storage_removed_meanwhile_is_not_made_anew(tmp_path: Path, scheme: str) -> None:
+    storage = open_storage(f"{scheme}://{tmp_path / 'store'}")
+    data = pickle.dumps(storage)
+    storage.close()
+    shutil.rmtree(tmp_path / "store") if scheme == "file" else (tmp_path / "store").unlink()
+    with pytest.raises(StorageURLError, match="no durableflow storage at"):
+        pickle.loads(data)
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_storage_whose_path_does_not_survive_its_url_refuses_to_reopen(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()  # what file://.../a#b would open: the '#' starts a fragment
+    storage = FileStorage(tmp_path / "a#b")
+    with pytest.raises(StorageURLError, match="cannot be reopened from its URL"):
+        pickle.loads(pickle.dumps(storage))
 
 
 def test_translate_errors_maps_the_backend_error_and_lets_storage_errors_through() -> None:

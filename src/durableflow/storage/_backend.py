@@ -16,6 +16,7 @@ A new backend (Postgres, Redis, ...) uses these instead of copying them:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,16 +77,33 @@ def parse_bool_option(name: str, value: str) -> bool:
 
 
 def reopen(cls: Any, url: str) -> Any:
-    """``cls.from_url`` of ``url``: what an unpickled :class:`ReopenFromURL` storage calls."""
-    return cls.from_url(urlsplit(url))
+    """What an unpickled :class:`ReopenFromURL` storage calls: ``cls.from_url`` of ``url``.
+
+    The storage existed when it was pickled, so it is opened with ``create=False`` (when
+    ``from_url`` takes it): a storage removed meanwhile is not silently made anew, empty.
+
+    Raises:
+        StorageURLError: nothing is there any more, or the URL opens another storage (one
+            whose own URL differs: its path did not survive the URL's quoting).
+    """
+    parts = urlsplit(url)
+    takes_create = "create" in inspect.signature(cls.from_url).parameters
+    storage = cls.from_url(parts, create=False) if takes_create else cls.from_url(parts)
+    if storage.url != url:
+        storage.close()
+        raise StorageURLError(
+            f"{cls.__name__} {url!r} cannot be reopened from its URL (it opens {storage.url!r})"
+        )
+    return storage
 
 
 class ReopenFromURL:
     """Mixin: a storage pickles as its class and ``url``, and unpickles by reopening it.
 
     The class needs a ``url`` property and a ``from_url(SplitResult)`` classmethod (what
-    :func:`~durableflow.storage.urls.open_storage` calls). Whatever the handle holds
-    (connections, locks, explicit credentials) stays behind: the copy gets its own.
+    :func:`~durableflow.storage.urls.open_storage` calls), best with a ``create`` keyword (see
+    :func:`reopen`). Whatever the handle holds (connections, locks, explicit credentials)
+    stays behind: the copy gets its own.
     """
 
     url: Any  # the storage's property
