@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -66,9 +67,9 @@ from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
 from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
 from durableflow.model.status import WorkflowStatus
-from durableflow.runtime.attempt import execute_task
+from durableflow.runtime.dispatch import Dispatcher
 from durableflow.runtime.lease import LeaseKeeper
-from durableflow.runtime.waits import cancel_wait, is_wait, submit_wait
+from durableflow.runtime.waits import is_wait
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
@@ -122,11 +123,7 @@ class WorkflowRun:
         self._cancel = threading.Event()
         self._stop = threading.Event()
         self._lost = threading.Event()
-        self._futures: dict[str, Future[TaskOutcome]] = {}
-        self._waits: set[Future[TaskOutcome]] = set()
-        """Futures of durable waits (on the wait service, not the executor: see _is_wait)."""
-        self._backlog: collections.deque[SubmitTask] = collections.deque()
-        """Attempts decided but not handed to the executor yet (its max_in_flight is reached)."""
+        self._dispatch = Dispatcher(executor, self._outcomes, self._build_call, self._is_wait)
         self._specs: dict[str, TaskSpec] = {}
         self._values: dict[str, Any] = {}
         self._refs: dict[str, Any] = {}  # executor handles to outputs (Ray ObjectRefs)
@@ -227,7 +224,7 @@ class WorkflowRun:
             if state.finished:
                 break
             self._check_signals(state)
-            if not state.running and not self._futures and not self._backlog and not pending:
+            if not state.running and not self._dispatch.busy and not pending:
                 self._stalled(state)
             timeout = max(0.0, next_poll - time.monotonic())
             try:
@@ -279,24 +276,14 @@ class WorkflowRun:
         raise error
 
     def _drop_running(self) -> None:
-        self._backlog.clear()
-        for future in self._futures.values():
-            if future in self._waits:
-                cancel_wait(future)
-            else:
-                self.executor.cancel(future)
-        self._futures.clear()
-        self._waits.clear()
+        self._dispatch.drop_all()
 
     def _to_event(
         self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]
     ) -> Event | None:
         task = state.tasks.get(task_id)
-        if task is None or task.attempts != attempt or self._futures.get(task_id) is not future:
+        if task is None or task.attempts != attempt or not self._dispatch.take(task_id, future):
             return None  # an outcome nobody waits for any more
-        del self._futures[task_id]
-        self._waits.discard(future)
-        self._refill()
         error = future.exception()
         if error is not None:
             # The worker or an input object may be lost: retries read inputs from storage.
@@ -342,7 +329,7 @@ class WorkflowRun:
     ) -> None:
         for command in commands:
             if isinstance(command, SubmitTask):
-                self._submit(command)
+                self._dispatch.submit(command)
             elif isinstance(command, RecordTaskError):
                 self._record_error(command)
             elif isinstance(command, CatchError):
@@ -370,30 +357,12 @@ class WorkflowRun:
                 self._values.pop(up, None)
                 self._refs.pop(up, None)
 
-    def _submit(self, command: SubmitTask) -> None:
-        """Hand an attempt to the executor, or keep it in order while its window is full."""
-        limit = self.executor.max_in_flight
-        if self._is_wait(command.task_id):
-            self._ship(command)  # a durable wait takes no executor slot: never held back
-            return
-        if limit is not None and (self._backlog or self._in_executor() >= limit):
-            self._backlog.append(command)
-            return
-        self._ship(command)
-
-    def _refill(self) -> None:
-        limit = self.executor.max_in_flight
-        while self._backlog and (limit is None or self._in_executor() < limit):
-            self._ship(self._backlog.popleft())
-
     def _is_wait(self, task_id: str) -> bool:
         """A durable wait the wait service runs (on executors that share memory only)."""
         return self.executor.shares_memory and is_wait(self._specs[task_id].func)
 
-    def _in_executor(self) -> int:
-        return len(self._futures) - len(self._waits)
-
-    def _ship(self, command: SubmitTask) -> None:
+    def _build_call(self, command: SubmitTask) -> tuple[TaskCall, Mapping[str, Any]]:
+        """The call of one attempt (checked against this runner's ownership first)."""
         self._fence()
         spec = self._specs[command.task_id]
         task_log.debug(
@@ -422,19 +391,7 @@ class WorkflowRun:
             input_refs=refs,
             epoch=self.record.epoch,
         )
-        try:
-            if self._is_wait(spec.task_id):
-                future = submit_wait(call)
-                self._waits.add(future)
-            else:
-                future = self.executor.submit(execute_task, call, spec.options.executor_options)
-        except Exception as err:  # the executor refused the call (unpicklable, bad options)
-            future = Future()
-            future.set_exception(err)
-        self._futures[spec.task_id] = future
-        outcomes = self._outcomes
-        task_id, attempt = spec.task_id, command.attempt
-        future.add_done_callback(lambda f: outcomes.put((task_id, attempt, f)))
+        return call, spec.options.executor_options
 
     def _record_error(self, command: RecordTaskError) -> None:
         # The worker's description keeps the traceback, which does not cross processes.
