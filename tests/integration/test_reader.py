@@ -230,3 +230,11 @@ def test_waiting_workflows_lists_unowned_pending_and_resumable_oldest_first(tmp_
             client.store.write_run(record.replace(created_at=created))
         assert client.waiting_workflows() == ["b-first", "a-second"]
         assert client.waiting_workflows(skip=frozenset({"b-first"})) == ["a-second"]
+
+
+def test_a_client_reads_through_its_reader_over_its_own_store(store_url: str):
+    with Client(store_url) as client:
+        assert client.reader.store is client.store
+        rows, _ = client.reader.list_workflows("FAILED", times=True)
+        assert [(r.workflow_id, r.status) for r in rows] == [("bad", WorkflowStatus.FAILED)]
+        assert client.reader.get_workflow("wf-02").user_metadata == {"i": 2}
