@@ -86,7 +86,7 @@ def concurrent_resume_all(r: Round, rng: random.Random) -> None:
 
 def pause(r: Round, rng: random.Random) -> None:
     """The runner is SIGSTOPped past its lease TTL, another process resumes, then SIGCONT."""
-    r.ttl = 1.5
+    r.ttl = 1.0
     runner = r.spawn("runner", "run")
     gate = r.spec["shape"] == "gate"
     if gate:  # paused inside the failing gate task, which another process then passes
@@ -101,7 +101,7 @@ def pause(r: Round, rng: random.Random) -> None:
     if gate:
         (r.dir / "heal").touch()
     r.faults.append("pause")
-    time.sleep(2 * r.ttl + 0.5)
+    time.sleep(2 * r.ttl + 0.3)
     resumer = r.spawn("resumer", "resume")
     # A runner paused inside a SQLite write transaction holds the database lock: the resumer
     # waits for it, so the pause ends after a while (as a GC pause or a suspended VM does).
