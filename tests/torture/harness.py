@@ -3,7 +3,8 @@
 A round (seed, backend, fault kind) runs in four parts:
 
 1. pick a workflow shape and its sizes from ``random.Random(seed)``, on a fresh storage;
-2. the fault kind (:mod:`torture.faults`) starts workload processes and hurts them;
+2. the fault kind (:mod:`torture.faults`, :mod:`torture.races`) starts workload processes
+   and hurts them;
 3. recovery drives the workflow to a terminal status from clean processes (``resume`` or
    ``resume_all``), each within ``timeout`` seconds, else it is a *hang*;
 4. the invariants (:mod:`torture.checks`); for delete kinds (and a share of the others) the id
