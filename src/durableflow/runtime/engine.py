@@ -68,6 +68,7 @@ from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
 from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.dispatch import Dispatcher
+from durableflow.runtime.fenced import FencedRecord
 from durableflow.runtime.lease import LeaseKeeper
 from durableflow.runtime.waits import is_wait
 from durableflow.storage.layout import ROOT_BATCH
@@ -108,13 +109,9 @@ class WorkflowRun:
         self.store = store
         self.executor = executor
         self.leases = leases
-        self.record = record
-        self.stored_status: WorkflowStatus | None = record.status
-        """The status stored now (None before the first write of a new workflow)."""
-        self.record_raw = record_raw
-        """The run record's bytes as this runner last read or wrote them: the fence of its
-        next write (None: there is no record yet)."""
-        self._claimed = False
+        self.fenced = FencedRecord(store, record, self._fence)
+        """The run record as this runner writes it (every write fenced)."""
+        self.fenced.raw = record_raw
         self.workflow_id = record.workflow_id
         self.signing_key = signing_key
         self.cancel_poll = cancel_poll
@@ -159,8 +156,8 @@ class WorkflowRun:
         """
         try:
             state = self._load_state()
-            if self.stored_status is not WorkflowStatus.RUNNING or not self._claimed:
-                self.mark(WorkflowStatus.RUNNING)
+            if self.fenced.stored is not WorkflowStatus.RUNNING or not self.fenced.claimed:
+                self.fenced.mark(WorkflowStatus.RUNNING)
             log.info("workflow %s running (epoch %d)", self.workflow_id, self.record.epoch)
             self._loop(state)
             return self._result
@@ -463,33 +460,17 @@ class WorkflowRun:
         )
         raise err from command.error
 
-    def mark(self, status: WorkflowStatus, *, specs: bytes | None = None) -> None:
-        """Store the status the run has before ``execute`` (RUNNING, or PENDING when queued).
-
-        ``specs``: a new workflow's encoded root specs, stored with its first status.
-        """
-        changes: dict[str, Any] = {"end_time": None, "error": None}
-        if status is WorkflowStatus.RUNNING:
-            changes["start_time"] = time.time()
-        if not self._claimed:  # this runner's first write: a new fencing token
-            changes["epoch"] = self.record.epoch + 1
-        self._set_status(status, specs=specs, **changes)
-        self._claimed = True
+    @property
+    def record(self) -> RunRecord:
+        """The run record as this runner last read or wrote it."""
+        return self.fenced.record
 
     def leave_resumable(self) -> None:
         """A queued run that will not start here (shutdown): store it RESUMABLE, fenced."""
         self._set_status(WorkflowStatus.RESUMABLE)
 
-    def _set_status(
-        self, status: WorkflowStatus, *, specs: bytes | None = None, **changes: Any
-    ) -> None:
-        self._fence()
-        record = self.record.replace(status=status, updated_at=time.time(), **changes)
-        self.record_raw = self.store.set_status(
-            record, self.stored_status, specs=specs, expected=self.record_raw
-        )
-        self.record = record
-        self.stored_status = status
+    def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
+        self.fenced.set(status, **changes)
         if status is WorkflowStatus.SUCCESSFUL:
             log.info("workflow %s SUCCESSFUL", self.workflow_id)
 

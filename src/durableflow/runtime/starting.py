@@ -178,7 +178,7 @@ class Launcher:
             )
         data = store.encode_specs(workflow_id, flat)  # 2
         run = self.new_run(new_record(store, workflow_id, flat, metadata), flat)
-        run.stored_status = None
+        run.fenced.adopt(None, None)
         queued = self.runs.admit(workflow_id)
         claimed = False
         try:
@@ -193,7 +193,9 @@ class Launcher:
                 log.warning("cleared what an interrupted delete left under %s", workflow_id)
             # 6: specs and record stored before this returns (the record last): the id is known
             # to every caller.
-            run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING, specs=data)
+            run.fenced.mark(
+                WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING, specs=data
+            )
         except BaseException:
             if claimed:
                 self.leases.release(workflow_id)
@@ -258,8 +260,8 @@ class Launcher:
                 record.updated_at,
             )
             if not stale and not deleting and fresh is not None:
-                run.record, run.record_raw = fresh, raw
-                run.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)  # 5
+                run.fenced.adopt(fresh, raw)
+                run.fenced.mark(WorkflowStatus.PENDING if queued else WorkflowStatus.RUNNING)  # 5
         except BaseException:
             if claimed:
                 self.leases.release(workflow_id)
