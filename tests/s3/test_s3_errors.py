@@ -153,7 +153,7 @@ def test_missing_boto3_gives_the_install_hint() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "pip install 'durableflow[s3]'" in result.stdout
+    assert "pip install '.[s3]'" in result.stdout
 
 
 # -- the URL ----------------------------------------------------------------------------------

@@ -25,9 +25,9 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from durableflow import config
-from durableflow.client.core import Client, Reader
+from durableflow.client import Client, Reader
 from durableflow.errors import WorkflowError
-from durableflow.model.cron import format_seconds, parse_duration
+from durableflow.model.durations import format_seconds, parse_duration
 
 __all__ = [
     "CliState",

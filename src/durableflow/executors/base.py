@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["Executor", "is_system_error"]
+__all__ = ["Executor"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,14 +37,3 @@ class Executor(abc.ABC):
 
     def close(self, wait: bool = True) -> None:  # noqa: B027 - optional hook
         """Release workers; ``wait`` for running calls first."""
-
-    def is_system_error(self, error: BaseException) -> bool:
-        """Whether a future's exception means the worker, not the task, failed."""
-        return is_system_error(error)
-
-
-def is_system_error(error: BaseException) -> bool:
-    """The errors every executor treats as a lost worker."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    return isinstance(error, (BrokenProcessPool, MemoryError)) or not isinstance(error, Exception)

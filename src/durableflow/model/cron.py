@@ -13,11 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from durableflow.model.durations import format_seconds, parse_duration
-
-# format_seconds and parse_duration moved to durableflow.model.durations; re-exported here for
-# the importers not yet changed (cli/_common.py).
-__all__ = ["CronExpression", "format_seconds", "parse_duration", "zone"]
+__all__ = ["CronExpression", "zone"]
 
 _MACROS = {
     "@yearly": "0 0 1 1 *",
