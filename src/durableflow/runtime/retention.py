@@ -32,6 +32,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from durableflow.errors import CheckpointCorruptError, WorkflowError, WorkflowStillActiveError
@@ -237,6 +238,7 @@ def prune(
     filter: WorkflowFilter | None = None,
     dry_run: bool = False,
     rate: float | None = None,
+    workers: int = 4,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PruneResult:
     """Apply the retention policy (or ``filter``) once; see the module docstring's protocol.
@@ -250,6 +252,7 @@ def prune(
             when it has ``older_than``; its status defaults to SUCCESSFUL, FAILED, CANCELED).
         dry_run: select only; write nothing.
         rate: at most this many deletes per second (None: as fast as the storage goes).
+        workers: deletes in flight at once (threads; each workflow is one delete protocol).
         sleep: how to wait for ``rate`` (tests inject it).
     """
     started = time.monotonic()
@@ -278,21 +281,31 @@ def prune(
             result.skipped[workflow_id] = f"{type(err).__name__}: {err}"
     pace = 1.0 / rate if rate else 0.0
     next_at = time.monotonic()
-    for workflow_id in ids:  # 3
-        if pace:
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                sleep(delay)
-            next_at = max(next_at, time.monotonic()) + pace
+
+    def delete_one(workflow_id: str) -> str | None:
         try:
             if delete_stopped(store, leases, workflow_id, allowed):
+                return None
+            return "changed since it was selected"
+        except WorkflowError as err:
+            if not isinstance(err, WorkflowStillActiveError):
+                log.warning("prune: %s was not deleted: %s", workflow_id, err)
+            return f"{type(err).__name__}: {err}"
+
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="durableflow-prune") as pool:
+        futures = []
+        for workflow_id in ids:  # 3
+            if pace:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    sleep(delay)
+                next_at = max(next_at, time.monotonic()) + pace
+            futures.append((workflow_id, pool.submit(delete_one, workflow_id)))
+        for workflow_id, future in futures:
+            why = future.result()
+            if why is None:
                 result.deleted.append(workflow_id)
             else:
-                result.skipped[workflow_id] = "changed since it was selected"
-        except WorkflowStillActiveError as err:
-            result.skipped[workflow_id] = f"{type(err).__name__}: {err}"
-        except WorkflowError as err:
-            log.warning("prune: %s was not deleted: %s", workflow_id, err)
-            result.skipped[workflow_id] = f"{type(err).__name__}: {err}"
+                result.skipped[workflow_id] = why
     result.seconds = time.monotonic() - started
     return result
