@@ -286,3 +286,15 @@ def test_killed_at_each_step_of_a_restart(storage_url, tmp_path, kill, status, p
         assert client.resume("w") == 4
         assert counts(log) == {"t1": 1, "t2": 2, "t3": 2, "t4": 2}
         assert [h["restart"] for h in restart_history(client.store, "w")] == [1]
+
+
+def test_restart_with_a_signing_key_keeps_a_verifiable_history(storage_url, tmp_path):
+    log = str(tmp_path / "log")
+    with Client(storage_url, signing_key="k1") as client:
+        assert client.run(chain(log), workflow_id="w") == 4
+        restart(client.store, client.leases, "w", ["t3"])
+        # the set-aside checkpoints are re-sealed for their history keys: they verify there
+        history = restart_history(client.store, "w")[0]["tasks"]
+        assert set(history) == {"t3", "t4"} and all("checkpoint" in t for t in history.values())
+        assert client.resume("w") == 4
+    assert counts(log) == {"t1": 1, "t2": 1, "t3": 2, "t4": 2}

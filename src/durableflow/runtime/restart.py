@@ -42,7 +42,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from durableflow.errors import (
@@ -192,7 +192,7 @@ def restart(
     from_tasks: Iterable[str],
     *,
     allow_canceled: bool = False,
-    clock: Any = time.time,
+    clock: Callable[[], float] = time.time,
 ) -> Restarted:
     """Set aside ``from_tasks`` and everything downstream; the workflow becomes RESUMABLE.
 
