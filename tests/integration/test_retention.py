@@ -160,3 +160,22 @@ def test_killed_at_each_step_of_a_prune_is_finished_by_the_next(
         assert left in ([], [layout.lease_key("w")])  # a killed holder's lease: harmless
         assert client.run(tr.chain(log), workflow_id="w") == 4  # the id is free again
         assert tr.counts(log) == {"t1": 2, "t2": 2, "t3": 2, "t4": 2}
+
+
+def test_a_workflow_changed_after_its_selection_is_not_deleted(client):
+    for i in range(3):
+        client.run(job.options(task_id="j").bind(i, False), workflow_id=f"y-{i}")
+    sleeps: list[float] = []
+
+    def sleep(delay: float) -> None:  # between the selection and the delete of y-1
+        if not sleeps:
+            restart(client.store, client.leases, "y-1", ["j"])
+        sleeps.append(delay)
+
+    flt = WorkflowFilter.of(prefix="y-", status={"SUCCESSFUL"})
+    result = prune(client.store, client.leases, filter=flt, rate=1, sleep=sleep)
+    assert result.selected == ["y-0", "y-1", "y-2"]
+    assert result.deleted == ["y-0", "y-2"]
+    assert result.skipped == {"y-1": "changed since it was selected"}
+    assert len(sleeps) == 2 and 0 < sleeps[0] <= 1  # paced at 1 per second (sleep is fake)
+    assert client.list_all() == [("y-1", WorkflowStatus.RESUMABLE)]

@@ -37,12 +37,13 @@ from typing import Any
 
 from durableflow.errors import CheckpointCorruptError, WorkflowError, WorkflowStillActiveError
 from durableflow.model.durations import format_seconds
-from durableflow.model.filters import AgeArg, WorkflowFilter, parse_age
+from durableflow.model.filters import AgeArg, WorkflowFilter, age_reference, parse_age
+from durableflow.model.records import RunRecord
 from durableflow.model.schedule import parse_tick_workflow_id
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.bulk import select
 from durableflow.runtime.lease import LeaseKeeper
-from durableflow.runtime.status import scan_index
+from durableflow.runtime.status import scan_index, workflow_info
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
 
@@ -185,13 +186,14 @@ def delete_stopped(
     store: WorkflowStore,
     leases: LeaseKeeper,
     workflow_id: str,
-    allowed: frozenset[WorkflowStatus] | None = None,
+    qualifies: Callable[[RunRecord], bool] | None = None,
 ) -> bool:
-    """Delete a workflow nobody runs; False if it is gone or no longer in ``allowed``.
+    """Delete a workflow nobody runs; False if it is gone or no longer ``qualifies``.
 
     1. claim its lease without waiting (WorkflowStillActiveError if a live runner holds it);
     2. re-read the run record: none -> clear leftovers (an interrupted delete); an active status,
-       or one outside ``allowed`` -> leave it;
+       or a record that no longer ``qualifies`` (a resume or restart changed it since it was
+       selected) -> leave it;
     3. the store's delete protocol (:meth:`WorkflowStore.delete_workflow`);
     4. release the lease.
     """
@@ -202,7 +204,7 @@ def delete_stopped(
             store.clear_leftovers(workflow_id)
             return False
         status = record.status  # our lease is live: the effective status is the record's
-        if status in ACTIVE or (allowed is not None and status not in allowed):
+        if status in ACTIVE or (qualifies is not None and not qualifies(record)):
             return False
         store.delete_workflow(workflow_id)  # 3
         return True
@@ -210,11 +212,18 @@ def delete_stopped(
         leases.release(workflow_id)  # 4
 
 
-def _policy_ids(store: WorkflowStore, policy: RetentionPolicy, now: float) -> list[str]:
-    """Step 2 for a policy: aged workflows of each status, then schedule runs beyond keep_last."""
-    ids = set()
+def _policy_ids(
+    store: WorkflowStore, policy: RetentionPolicy, now: float
+) -> dict[str, float | None]:
+    """Step 2 for a policy: aged workflows of each status, then schedule runs beyond keep_last.
+
+    Returns:
+        Each id with the age it must still have under the lease (None: kept-last overflow).
+    """
+    ids: dict[str, float | None] = {}
     for status, age in policy.ages.items():
-        ids.update(select(store, WorkflowFilter(frozenset({status}), older_than=age), now))
+        for workflow_id in select(store, WorkflowFilter(frozenset({status}), older_than=age), now):
+            ids[workflow_id] = age
     if policy.keep_last is not None or policy.keep_last_by_schedule:
         runs: dict[str, list[str]] = collections.defaultdict(list)
         for workflow_id in scan_index(store, PRUNABLE):
@@ -225,8 +234,9 @@ def _policy_ids(store: WorkflowStore, policy: RetentionPolicy, now: float) -> li
             keep = policy.keep_last_by_schedule.get(name, policy.keep_last)
             if keep is not None:
                 ordered = sorted(schedule_runs, key=lambda w: parse_tick_workflow_id(w) or ("", 0))
-                ids.update(ordered[: max(0, len(ordered) - keep)])
-    return sorted(ids)
+                for workflow_id in ordered[: max(0, len(ordered) - keep)]:
+                    ids[workflow_id] = None
+    return dict(sorted(ids.items()))
 
 
 def prune(
@@ -264,11 +274,20 @@ def prune(
         if filter.older_than is not None:
             allowed = allowed - {WorkflowStatus.RESUMABLE}
         flt = dataclasses.replace(filter, status=allowed)
-        ids = select(store, flt, now)
+        ages = dict.fromkeys(select(store, flt, now), filter.older_than)
     else:
         allowed = PRUNABLE
-        ids = _policy_ids(store, policy if policy is not None else get_retention(store), now)
-    ids = [w for w in ids if w not in set(interrupted)]
+        ages = _policy_ids(store, policy if policy is not None else get_retention(store), now)
+    ids = [w for w in ages if w not in set(interrupted)]
+
+    def qualifies(record: RunRecord) -> bool:
+        """Whether the record read under the lease still qualifies (status, then age)."""
+        age = ages.get(record.workflow_id)
+        if record.status not in allowed:
+            return False
+        info = workflow_info(store, record, status=record.status)
+        return age is None or now - age_reference(info) >= age
+
     result = PruneResult(ids, dry_run=dry_run)
     if dry_run:
         result.finished = interrupted
@@ -284,7 +303,7 @@ def prune(
 
     def delete_one(workflow_id: str) -> str | None:
         try:
-            if delete_stopped(store, leases, workflow_id, allowed):
+            if delete_stopped(store, leases, workflow_id, qualifies):
                 return None
             return "changed since it was selected"
         except WorkflowError as err:
