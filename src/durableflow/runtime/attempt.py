@@ -20,6 +20,9 @@ protocol is in :mod:`durableflow.storage.attempts`):
    (``checkpoint=False``) records SUCCESSFUL, if step 1 recorded it RUNNING;
 6. a failure records FAILED (the function raised) or ERROR (the worker failed around it) in the
    attempt record and is returned, never raised.
+
+Steps 1-2 and 4-6 are :class:`TaskAttempt`'s, which the wait service
+(:mod:`durableflow.runtime.waits`) shares: it runs step 3 its own way, on its event loop.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from durableflow.errors import SerializationError, StorageError
@@ -41,7 +45,7 @@ from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
 
-__all__ = ["execute_task"]
+__all__ = ["TaskAttempt", "execute_task"]
 
 
 _STORES: dict[tuple[str, bytes | None], WorkflowStore] = {}
@@ -90,6 +94,91 @@ def _sigints() -> int | None:
     return _SIGINTS[0]
 
 
+class TaskAttempt:
+    """The storage half of one attempt: steps 1-2 and 4-6 of the module docstring.
+
+    Shared by :func:`execute_task` and the wait service (:mod:`durableflow.runtime.waits`),
+    which run step 3 (the function, the listener) each their own way between :meth:`begin`
+    and :meth:`finish`, so the attempt record and the checkpoint are written one way only.
+    """
+
+    def __init__(self, call: TaskCall) -> None:
+        self.call = call
+        self.start = time.time()
+        self.store: WorkflowStore | None = None
+        self.running: RunningAttempt | None = None
+
+    def begin(
+        self, open_store: Callable[[TaskCall], WorkflowStore]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Steps 1-2: follow the attempt (its RUNNING record), then resolve the arguments.
+
+        Raises:
+            StorageError, SerializationError, KeyError: the store, the record or an input
+                failed (a system error: the caller records it with :meth:`failed`).
+        """
+        call = self.call
+        self.store = store = open_store(call)
+        self.running = begin_attempt(  # 1
+            store, call.workflow_id, call.task_id, call.attempt, self.start, call.epoch
+        )
+        if not (call.args or call.kwargs):  # 2
+            return call.args, call.kwargs
+        inputs = call.inputs
+
+        def lookup(task_id: str) -> Any:
+            if task_id in inputs:
+                return inputs[task_id]
+            return store.read_output(call.workflow_id, task_id)
+
+        return resolve_refs(call.args, call.kwargs, lookup)
+
+    def outcome(self, kind: OutcomeKind, **fields: Any) -> TaskOutcome:
+        """An outcome of this attempt, ending now."""
+        call = self.call
+        return TaskOutcome(
+            call.task_id, call.attempt, kind, start=self.start, end=time.time(), **fields
+        )
+
+    def ended(self, state: AttemptState | None, error: ErrorInfo | None = None) -> None:
+        """End the attempt record: its outcome, or None when the checkpoint ended it."""
+        if self.running is not None:
+            self.running.end(state, error)
+
+    def failed(self, err: BaseException, *, system: bool) -> TaskOutcome:
+        """Step 6: a failed attempt, recorded ERROR (``system``: around the code) or FAILED."""
+        info = ErrorInfo.from_exception(err, self.call.task_id)
+        self.ended(AttemptState.ERROR if system else AttemptState.FAILED, info)  # 6
+        return self.outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
+
+    def finish(self, result: Any) -> TaskOutcome:
+        """Steps 4-5 for what step 3 returned: a continuation, or the output checkpointed."""
+        call, store = self.call, self.store
+        if isinstance(result, Continuation):  # 4
+            self.ended(AttemptState.CONTINUED)
+            return self.outcome(OutcomeKind.CONTINUATION, continuation=result.node)
+        node = as_node(result)
+        if isinstance(node, TaskNode):
+            self.ended(AttemptState.CONTINUED)
+            return self.outcome(OutcomeKind.CONTINUATION, continuation=node)
+        value = (result, None) if call.catch else result
+        if call.checkpoint and store is not None:  # 5
+            header = {"start": self.start, "end": time.time(), "attempt": call.attempt}
+            try:
+                if not store.write_output(call.workflow_id, call.task_id, value, header):
+                    value = store.read_output(call.workflow_id, call.task_id)
+            except SerializationError as err:
+                return self.failed(err, system=False)
+            except StorageError as err:
+                return self.failed(err, system=True)
+            self.ended(None)
+        else:
+            self.ended(AttemptState.SUCCESSFUL)
+        if call.return_value:
+            return self.outcome(OutcomeKind.OK, value=value, has_value=True)
+        return self.outcome(OutcomeKind.OK)
+
+
 def execute_task(call: TaskCall) -> TaskOutcome:
     """Run one attempt of a task (steps in the module docstring); never raises for its errors.
 
@@ -105,39 +194,11 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     ``KeyboardInterrupt`` delivered by SIGINT while the task ran (Ctrl-C, or the executor
     interrupting a canceled task), which propagates as it would without durableflow.
     """
-    start = time.time()
-    running: RunningAttempt | None = None
-
-    def outcome(kind: OutcomeKind, **fields: Any) -> TaskOutcome:
-        return TaskOutcome(call.task_id, call.attempt, kind, start=start, end=time.time(), **fields)
-
-    def ended(state: AttemptState | None, error: ErrorInfo | None = None) -> None:
-        if running is not None:
-            running.end(state, error)
-
-    def failed(err: BaseException, *, system: bool) -> TaskOutcome:
-        info = ErrorInfo.from_exception(err, call.task_id)
-        ended(AttemptState.ERROR if system else AttemptState.FAILED, info)  # 6
-        return outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
-
+    attempt = TaskAttempt(call)
     try:
-        opened = _store_for(call)
-        running = begin_attempt(  # 1
-            opened, call.workflow_id, call.task_id, call.attempt, start, call.epoch
-        )
-        if call.args or call.kwargs:  # 2
-            inputs = call.inputs
-
-            def lookup(task_id: str) -> Any:
-                if task_id in inputs:
-                    return inputs[task_id]
-                return opened.read_output(call.workflow_id, task_id)
-
-            args, kwargs = resolve_refs(call.args, call.kwargs, lookup)
-        else:
-            args, kwargs = call.args, call.kwargs
+        args, kwargs = attempt.begin(_store_for)  # 1, 2
     except (StorageError, SerializationError, KeyError) as err:
-        return failed(err, system=True)
+        return attempt.failed(err, system=True)  # 6
 
     sigints = _sigints()
     try:
@@ -146,31 +207,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     except KeyboardInterrupt as err:
         if sigints is not None and _SIGINTS[0] != sigints:
             raise  # Ctrl-C or an executor's interrupt, not the task's code
-        return failed(err, system=False)
+        return attempt.failed(err, system=False)  # 6
     except BaseException as err:  # the task's own errors, whatever their type (see above)
-        return failed(err, system=False)
-
-    if isinstance(result, Continuation):  # 4
-        ended(AttemptState.CONTINUED)
-        return outcome(OutcomeKind.CONTINUATION, continuation=result.node)
-    node = as_node(result)
-    if isinstance(node, TaskNode):
-        ended(AttemptState.CONTINUED)
-        return outcome(OutcomeKind.CONTINUATION, continuation=node)
-
-    value = (result, None) if call.catch else result
-    if call.checkpoint:  # 5
-        header = {"start": start, "end": time.time(), "attempt": call.attempt}
-        try:
-            if not opened.write_output(call.workflow_id, call.task_id, value, header):
-                value = opened.read_output(call.workflow_id, call.task_id)
-        except SerializationError as err:
-            return failed(err, system=False)
-        except StorageError as err:
-            return failed(err, system=True)
-        ended(None)
-    else:
-        ended(AttemptState.SUCCESSFUL)
-    if call.return_value:
-        return outcome(OutcomeKind.OK, value=value, has_value=True)
-    return outcome(OutcomeKind.OK)
+        return attempt.failed(err, system=False)  # 6
+    return attempt.finish(result)  # 4, 5

@@ -20,8 +20,9 @@ executor: the worker is another process, which this loop cannot serve, and it ho
 while it waits (see :mod:`durableflow.model.events`).
 
 One wait, as numbered steps: those of :func:`~durableflow.runtime.attempt.execute_task`, with
-the attempt record's protocol of :mod:`durableflow.storage.attempts`; storage work runs in the
-storage pool, never on the loop:
+the attempt record's protocol of :mod:`durableflow.storage.attempts` (steps 1-2 and 4-6 are the
+same code, :class:`~durableflow.runtime.attempt.TaskAttempt`); storage work runs in the storage
+pool, never on the loop:
 
 1. follow the attempt (``begin_attempt``): a wait that lasts is recorded RUNNING
    (``attempts/<tid>``), so readers show it and a crash counts it;
@@ -55,20 +56,16 @@ import inspect
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any
 
 from durableflow.errors import SerializationError, StorageError
-from durableflow.model.attempts import AttemptState
-from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
-from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
+from durableflow.model.calls import TaskCall, TaskOutcome
 from durableflow.model.events import poll_for_event
-from durableflow.model.records import ErrorInfo
 from durableflow.model.task import TaskFunction
+from durableflow.runtime.attempt import TaskAttempt
 from durableflow.runtime.context import task_context
-from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
@@ -235,7 +232,7 @@ class WaitService:
 
     async def _wait(self, call: TaskCall, future: Future[TaskOutcome]) -> None:
         try:
-            outcome = await self._attempt(call, future, _Attempt(call, self._store_from_url))
+            outcome = await self._attempt(call, future, TaskAttempt(call))
             if outcome is not None:
                 _complete(future, outcome)  # 7
         except asyncio.CancelledError as err:
@@ -248,29 +245,37 @@ class WaitService:
             _fail_future(future, err)
 
     async def _attempt(
-        self, call: TaskCall, future: Future[TaskOutcome], attempt: _Attempt
+        self, call: TaskCall, future: Future[TaskOutcome], attempt: TaskAttempt
     ) -> TaskOutcome | None:
-        """Steps 1-6 (module docstring); None if the wait was canceled meanwhile."""
+        """Steps 1-6 (module docstring); None if the wait was canceled meanwhile.
+
+        Steps 1-2 and 4-6 are ``execute_task``'s own (:class:`TaskAttempt`), run in the storage
+        pool; only step 3 is the wait's.
+        """
         storage = self._storage
         try:
-            args, kwargs = await asyncio.wrap_future(storage.submit(attempt.begin))  # 1, 2
+            begun = storage.submit(attempt.begin, self._store_for)
+            args, kwargs = await asyncio.wrap_future(begun)  # 1, 2
         except (StorageError, SerializationError, KeyError) as err:
-            return await asyncio.wrap_future(storage.submit(attempt.failed, err, True))  # 6
+            return await asyncio.wrap_future(storage.submit(attempt.failed, err, system=True))  # 6
         try:
             event = await self._poll(call, args, kwargs)  # 3
         except asyncio.CancelledError as err:
             if future.cancelled() or self._closed:
                 raise  # canceled by cancel_wait or close, not by the listener
-            return await asyncio.wrap_future(storage.submit(attempt.failed, err, False))  # 6
+            return await asyncio.wrap_future(storage.submit(attempt.failed, err, system=False))  # 6
         except GeneratorExit:
             raise
         except BaseException as err:  # the listener's own errors, whatever their type
-            return await asyncio.wrap_future(storage.submit(attempt.failed, err, False))  # 6
+            return await asyncio.wrap_future(storage.submit(attempt.failed, err, system=False))  # 6
         if future.cancelled():
             return None
         return await asyncio.wrap_future(storage.submit(attempt.finish, event))  # 4, 5
 
-    def _store_from_url(self, call: TaskCall) -> WorkflowStore:
+    def _store_for(self, call: TaskCall) -> WorkflowStore:
+        if call.store is not None:
+            store: WorkflowStore = call.store
+            return store
         if call.store_url is None:
             raise StorageError(
                 "a wait needs a store or a store URL",
@@ -300,78 +305,6 @@ class WaitService:
             if inspect.isawaitable(result):
                 return await result
             return result
-
-
-class _Attempt:
-    """The storage side of one wait (steps 1, 2, 4-6), run in the storage pool."""
-
-    def __init__(self, call: TaskCall, reopen: Callable[[TaskCall], WorkflowStore]) -> None:
-        self.call = call
-        self.start = time.time()
-        self._reopen = reopen
-        self.store: WorkflowStore | None = None
-        self.running: RunningAttempt | None = None
-
-    def begin(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Steps 1-2: follow the attempt (its RUNNING record), then resolve the arguments."""
-        call = self.call
-        self.store = store = call.store or self._reopen(call)
-        self.running = begin_attempt(  # 1
-            store, call.workflow_id, call.task_id, call.attempt, self.start, call.epoch
-        )
-        inputs = call.inputs
-
-        def lookup(task_id: str) -> Any:
-            if task_id in inputs:
-                return inputs[task_id]
-            return store.read_output(call.workflow_id, task_id)
-
-        return resolve_refs(call.args, call.kwargs, lookup)  # 2
-
-    def outcome(self, kind: OutcomeKind, **fields: Any) -> TaskOutcome:
-        """An outcome of this attempt, ending now."""
-        call = self.call
-        return TaskOutcome(
-            call.task_id, call.attempt, kind, start=self.start, end=time.time(), **fields
-        )
-
-    def ended(self, state: AttemptState | None, error: ErrorInfo | None = None) -> None:
-        """End the attempt record: its outcome, or None when the checkpoint ended it."""
-        if self.running is not None:
-            self.running.end(state, error)
-
-    def failed(self, err: BaseException, system: bool) -> TaskOutcome:
-        """Step 6: a failed attempt, recorded FAILED (the listener) or ERROR (storage)."""
-        info = ErrorInfo.from_exception(err, self.call.task_id)
-        self.ended(AttemptState.ERROR if system else AttemptState.FAILED, info)
-        return self.outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
-
-    def finish(self, event: Any) -> TaskOutcome:
-        """Steps 4-5, as ``execute_task`` does them after its function returned."""
-        call, store = self.call, self.store
-        if isinstance(event, Continuation):  # 4
-            self.ended(AttemptState.CONTINUED)
-            return self.outcome(OutcomeKind.CONTINUATION, continuation=event.node)
-        node = as_node(event)
-        if isinstance(node, TaskNode):
-            self.ended(AttemptState.CONTINUED)
-            return self.outcome(OutcomeKind.CONTINUATION, continuation=node)
-        value = (event, None) if call.catch else event
-        if call.checkpoint and store is not None:  # 5
-            header = {"start": self.start, "end": time.time(), "attempt": call.attempt}
-            try:
-                if not store.write_output(call.workflow_id, call.task_id, value, header):
-                    value = store.read_output(call.workflow_id, call.task_id)
-            except SerializationError as err:
-                return self.failed(err, False)
-            except StorageError as err:
-                return self.failed(err, True)
-            self.ended(None)
-        else:
-            self.ended(AttemptState.SUCCESSFUL)
-        if call.return_value:
-            return self.outcome(OutcomeKind.OK, value=value, has_value=True)
-        return self.outcome(OutcomeKind.OK)
 
 
 def _run_forever(loop: asyncio.AbstractEventLoop) -> None:
