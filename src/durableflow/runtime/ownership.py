@@ -5,7 +5,8 @@ owner id, the process (pid, process start time) and the machine it runs on, iden
 machine id, kernel boot id and PID namespace -- never by host name, which containers and
 machines called ``localhost`` share. :class:`OwnershipKeeper` claims, renews, checks and
 releases such records; :mod:`durableflow.runtime.lease` and :mod:`durableflow.runtime.slots` are
-its two users.
+its two users. Judging a holder (claim step 3, with its observation table) is
+:mod:`durableflow.runtime.takeover`; the renewal thread is a :mod:`durableflow.runtime.heartbeat`.
 
 Claim (:meth:`OwnershipKeeper.take`):
 
@@ -78,18 +79,19 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from durableflow.errors import StorageError, WorkflowStillActiveError
 from durableflow.model.ownership import LeaseRecord
+from durableflow.runtime.heartbeat import Heartbeat
 from durableflow.runtime.liveness import (
     DEFAULT_TTL,
     HOST,
     Identity,
     boottime,
-    holder_dead_here,
     is_abandoned,
     is_alive,
     margin_of,
     mark_abandoned,
     process_start_time,
 )
+from durableflow.runtime.takeover import HolderJudge
 
 __all__ = [
     "DEFAULT_TTL",
@@ -171,11 +173,9 @@ class OwnershipKeeper(Generic[R]):
         self.owner = f"{HOST}:{self._pid}:{self._pid_start}:{uuid.uuid4().hex[:12]}"
         self._seq = 0
         self._held: dict[str, _Held] = {}
-        self._seen: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._judge = HolderJudge(self.identity, ttl)
+        self._heartbeat = Heartbeat(self.renew_all, ttl / 3, f"durableflow-{what}s")
 
     # --- records ------------------------------------------------------------------------------
     def _new_record(self, extra: dict[str, Any]) -> tuple[R, float]:
@@ -207,31 +207,12 @@ class OwnershipKeeper(Generic[R]):
         held = _Held(record, record.to_bytes(), sent + self.ttl - self.margin, on_lost, extra)
         with self._lock:
             self._held[name] = held
-            self._seen.pop(name, None)
-            if not self._closed and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(
-                    target=self._beat, name=f"durableflow-{self.what}s", daemon=True
-                )
-                self._thread.start()
-
-    def _observed(self, name: str, raw: bytes) -> float:
-        """Seconds this keeper has seen ``raw`` unchanged at ``name`` (0: first sight)."""
-        now = boottime()
-        with self._lock:
-            seen = self._seen.get(name)
-            if seen is None or seen[0] != raw:
-                if len(self._seen) > 10_000:
-                    self._seen.clear()  # a bound, not a correctness matter: observing restarts
-                self._seen[name] = (raw, now)
-                return 0.0
-            return now - seen[1]
+        self._judge.forget(name)
+        self._heartbeat.start()
 
     def holder_dead(self, name: str, record: R | None, raw: bytes) -> bool:
         """Claim step 3 without waiting: may ``raw`` at ``name`` be taken over now?"""
-        if record is not None and self.identity.matches(record):
-            return holder_dead_here(record)
-        needed = record.ttl if record is not None and record.ttl > 0 else self.ttl
-        return self._observed(name, raw) >= needed
+        return self._judge.holder_dead(name, record, raw)
 
     # --- claim --------------------------------------------------------------------------------
     def take(
@@ -273,7 +254,7 @@ class OwnershipKeeper(Generic[R]):
             )
             if not (wait and remote and looks_expired):
                 return f"held by {current.owner if current else 'an unreadable record'}"
-            if not self._wait_observed(name, current, raw):
+            if not self._judge.wait_observed(name, current, raw, self._read_raw):
                 return "changed meanwhile (renewed or released by its owner)"
         record, sent = self._new_record(extra)
         if not self._records.swap(name, raw, record):  # 4
@@ -284,18 +265,8 @@ class OwnershipKeeper(Generic[R]):
         self._hold(name, record, sent, on_lost, extra)
         return None
 
-    def _wait_observed(self, name: str, current: R | None, raw: bytes) -> bool:
-        """Poll until ``raw`` was seen unchanged for the holder's ttl; False if it changed."""
-        needed = current.ttl if current is not None and current.ttl > 0 else self.ttl
-        pause = min(max(needed / 20, 0.01), 1.0)
-        while True:
-            observed = self._observed(name, raw)
-            if observed >= needed:
-                return True
-            time.sleep(min(pause, needed - observed + 0.001))
-            _, now_raw = self._records.read(name)
-            if now_raw != raw:
-                return False
+    def _read_raw(self, name: str) -> bytes | None:
+        return self._records.read(name)[1]
 
     # --- renew, check -------------------------------------------------------------------------
     def _renew(self, name: str, held: _Held) -> bool | None:
@@ -407,16 +378,6 @@ class OwnershipKeeper(Generic[R]):
         with self._lock:
             return {name: dict(entry.extra) for name, entry in self._held.items()}
 
-    # --- heartbeat ----------------------------------------------------------------------------
-    def _beat(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.ttl / 3)
-            self._wake.clear()
-            if self._closed:
-                return
-            self.renew_all()
-
     def close(self) -> None:
         """Stop the heartbeat (held records stay until released or expired)."""
-        self._closed = True
-        self._wake.set()
+        self._heartbeat.close()
