@@ -13,7 +13,7 @@ from durableflow import WorkflowStatus, workflow
 from durableflow.errors import WorkflowExecutionError
 from durableflow.model.filters import WorkflowFilter, age_reference, matches, parse_age
 from durableflow.model.info import WorkflowInfo
-from durableflow.runtime.bulk import cancel_all, delete_all, resume_all, select
+from durableflow.runtime.bulk import cancel_all, delete_all, resume_all, select, select_statuses
 from durableflow.runtime.restart import restart
 from helpers import wait_until
 
@@ -109,6 +109,10 @@ def test_bulk_actions_act_on_exactly_the_matching_workflows(client, tmp_path):
     assert select(store, WorkflowFilter.of(prefix="job-", status="FAILED")) == failed
     assert select(store, WorkflowFilter.of(prefix="job-", name="other")) == others
     assert select(store, WorkflowFilter.of(name="flaky", status="SUCCESSFUL")) == keep
+    rows = select_statuses(store, WorkflowFilter.of(name="flaky", older_than="0s"))
+    assert rows == [(w, WorkflowStatus.FAILED) for w in failed] + [
+        (w, WorkflowStatus.SUCCESSFUL) for w in keep
+    ]
     # older_than with an injected clock: nothing is an hour old now, everything is in 2 hours
     assert select(store, WorkflowFilter.of(older_than="1h")) == []
     later = time.time() + 7200

@@ -27,7 +27,16 @@ from durableflow.runtime.status import scan_index, workflow_info
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["BulkResult", "Workflows", "act_on", "cancel_all", "delete_all", "resume_all", "select"]
+__all__ = [
+    "BulkResult",
+    "Workflows",
+    "act_on",
+    "cancel_all",
+    "delete_all",
+    "resume_all",
+    "select",
+    "select_statuses",
+]
 
 DEFAULT_WORKERS = 8
 
@@ -88,7 +97,14 @@ def _root_name(store: WorkflowStore, record: RunRecord) -> str | None:
 
 
 def select(store: WorkflowStore, flt: WorkflowFilter, now: float | None = None) -> list[str]:
-    """Ids of the workflows ``flt`` matches, sorted.
+    """Ids of the workflows ``flt`` matches, sorted (see :func:`select_statuses`)."""
+    return [workflow_id for workflow_id, _ in select_statuses(store, flt, now)]
+
+
+def select_statuses(
+    store: WorkflowStore, flt: WorkflowFilter, now: float | None = None
+) -> list[tuple[str, WorkflowStatus]]:
+    """``[(workflow_id, effective status)]`` of the workflows ``flt`` matches, sorted by id.
 
     Costs one :func:`scan_index` (status and prefix are decided there), plus one run record
     read per candidate when ``older_than`` or ``name`` is set, plus one root spec read per
@@ -97,8 +113,8 @@ def select(store: WorkflowStore, flt: WorkflowFilter, now: float | None = None) 
     now = time.time() if now is None else now
     found = scan_index(store, flt.status, flt.prefix)
     if not flt.needs_record:
-        return sorted(found)
-    ids = []
+        return sorted((w, status) for w, (status, _) in found.items())
+    rows = []
     for workflow_id, (status, record) in sorted(found.items()):
         if record is None:
             try:
@@ -111,8 +127,8 @@ def select(store: WorkflowStore, flt: WorkflowFilter, now: float | None = None) 
         if flt.name is not None:
             info = dataclasses.replace(info, name=_root_name(store, record))
         if matches(info, flt, now):
-            ids.append(workflow_id)
-    return ids
+            rows.append((workflow_id, status))
+    return rows
 
 
 def _why(err: BaseException) -> str:
