@@ -298,3 +298,19 @@ def test_restart_with_a_signing_key_keeps_a_verifiable_history(storage_url, tmp_
         assert set(history) == {"t3", "t4"} and all("checkpoint" in t for t in history.values())
         assert client.resume("w") == 4
     assert counts(log) == {"t1": 1, "t2": 1, "t3": 2, "t4": 2}
+
+
+def test_restart_and_fork_of_a_workflow_whose_runner_died(client, tmp_path):
+    from durableflow.runtime.fork import fork
+    from durableflow.storage.store import UNFENCED
+
+    log = str(tmp_path / "log")
+    assert client.run(chain(log), workflow_id="w") == 4
+    record = client.store.read_run("w")
+    crashed = record.replace(status=WorkflowStatus.RUNNING)  # a runner that died: no lease
+    client.store.set_status(crashed, WorkflowStatus.SUCCESSFUL, expected=UNFENCED)
+    assert client.get_status("w") is WorkflowStatus.RESUMABLE
+    fork(client.store, client.leases, "w", "w2", from_task="t4")
+    restart(client.store, client.leases, "w", ["t3"])
+    assert client.resume("w") == 4 and client.resume("w2") == 4
+    assert counts(log) == {"t1": 1, "t2": 1, "t3": 2, "t4": 3}

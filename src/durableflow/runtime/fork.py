@@ -42,9 +42,8 @@ from durableflow.model.ids import validate_workflow_id
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.lease import LeaseKeeper
-from durableflow.runtime.restart import affected, copy_value, finish_restart
+from durableflow.runtime.restart import affected, copy_value, finish_restart, held_status
 from durableflow.runtime.starting import dag_digest
-from durableflow.runtime.status import effective_status
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
 
@@ -55,7 +54,7 @@ class WorkflowExistsError(WorkflowError, ValueError):
     """The id a fork would create is taken by a stored workflow."""
 
 
-def _source(store: WorkflowStore, workflow_id: str) -> RunRecord:
+def _source(store: WorkflowStore, workflow_id: str, *, held: bool = False) -> RunRecord:
     record = store.read_run(workflow_id)
     if record is None or store.is_deleting(workflow_id):
         raise WorkflowNotFoundError(
@@ -63,7 +62,7 @@ def _source(store: WorkflowStore, workflow_id: str) -> RunRecord:
             f"{store.storage.url}",
             workflow_id=workflow_id,
         )
-    status = effective_status(store, record)
+    status = held_status(store, record, held)
     if status in ACTIVE:
         raise WorkflowStillActiveError(
             f"workflow {workflow_id!r} is {status.value}: fork it once it stopped",
@@ -119,7 +118,7 @@ def fork(
     leases.claim(src, lambda: None)  # 2
     try:
         finish_restart(store, src)
-        record = _source(store, src)
+        record = _source(store, src, held=True)
         leases.claim(new, lambda: None)  # 3
         try:
             _no_workflow(store, new)

@@ -68,6 +68,7 @@ __all__ = [
     "affected",
     "copy_value",
     "finish_restart",
+    "held_status",
     "restart",
     "restart_history",
 ]
@@ -161,8 +162,21 @@ def _relative(workflow_id: str, key: str) -> str:
     return key[len(layout.workflow_prefix(workflow_id)) :]
 
 
-def _require(store: WorkflowStore, workflow_id: str, allow_canceled: bool) -> RunRecord:
-    """Step 1's checks on the stored record (also step 3's, under the lease)."""
+def held_status(store: WorkflowStore, record: RunRecord, held: bool) -> WorkflowStatus:
+    """The effective status; ``held``: read under the caller's own claim of the lease.
+
+    Under our own lease a RUNNING record is a runner that died (we could claim its lease):
+    RESUMABLE. A PENDING one was queued for a worker meanwhile: it stays PENDING.
+    """
+    if not held:
+        return effective_status(store, record)
+    return WorkflowStatus.RESUMABLE if record.status is WorkflowStatus.RUNNING else record.status
+
+
+def _require(
+    store: WorkflowStore, workflow_id: str, allow_canceled: bool, *, held: bool = False
+) -> RunRecord:
+    """Step 1's checks on the stored record (also step 3's, under the lease: ``held``)."""
     record = store.read_run(workflow_id)
     if record is None:
         raise WorkflowNotFoundError(
@@ -170,7 +184,7 @@ def _require(store: WorkflowStore, workflow_id: str, allow_canceled: bool) -> Ru
             f"{store.storage.url}",
             workflow_id=workflow_id,
         )
-    status = effective_status(store, record)
+    status = held_status(store, record, held)
     if status in ACTIVE:
         raise WorkflowStillActiveError(
             f"workflow {workflow_id!r} is {status.value}: cancel it (or wait for it) before "
@@ -212,7 +226,7 @@ def restart(
     leases.claim(workflow_id, lambda: None)  # 2
     try:
         finish_restart(store, workflow_id)  # 3
-        record = _require(store, workflow_id, allow_canceled)
+        record = _require(store, workflow_id, allow_canceled, held=True)
         batches = store.read_specs(workflow_id)  # 4
         rerun, forwarded = affected(batches, wanted, workflow_id)
         number = len(record.extra.get("restarts", [])) + 1
