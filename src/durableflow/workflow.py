@@ -66,27 +66,33 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStillActiveError",
     "cancel",
+    "cancel_all",
     "client",
     "common",
     "continuation",
     "delete",
+    "delete_all",
     "exceptions",
+    "fork",
     "get_current_task_id",
     "get_current_workflow_id",
     "get_metadata",
     "get_output",
     "get_output_async",
+    "get_retention",
     "get_status",
     "init",
     "is_initialized",
     "list_all",
     "options",
+    "restart",
     "resume",
     "resume_all",
     "resume_async",
     "run",
     "run_async",
     "schedule",
+    "set_retention",
     "shutdown",
     "sleep",
     "step",
@@ -300,8 +306,13 @@ def schedule(
     return client().schedule(name, dag_factory_or_dag, cron=cron, every=every, **options)
 
 
-def resume(workflow_id: str) -> Any:
-    """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output."""
+def resume(workflow_id: str, *, from_task: str | list[str] | None = None, **kw: Any) -> Any:
+    """Continue a FAILED or RESUMABLE workflow from its checkpoints; return its output.
+
+    ``from_task``: restart it in place from those tasks first (``Client.restart``).
+    """
+    if from_task is not None:
+        client().restart(workflow_id, from_task, **kw)
     with resume_not_found_as_not_resumable(workflow_id):
         if _on_ray(workflow_id=workflow_id):
             from durableflow.ray import coordinator as ray_coordinator
@@ -320,12 +331,15 @@ def resume_async(workflow_id: str) -> Any:
         return client().resume_async(workflow_id)
 
 
-def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:
+def resume_all(include_failed: bool = False, **filters: Any) -> list[tuple[str, Any]]:
     """Resume every RESUMABLE (and FAILED if asked) workflow: ``[(workflow_id, future)]``.
 
-    On Ray the handles are ``ray.ObjectRef`` s.
+    ``filters``: ``status``, ``prefix``, ``name``, ``older_than``. On Ray the handles are
+    ``ray.ObjectRef`` s.
     """
     current = client()
+    if filters:
+        return current.resume_all(include_failed, **filters)
     if current.executor.name == "ray" or ("ray" in sys.modules and not _executor_chosen):
         from durableflow.ray import coordinator as ray_coordinator
 
@@ -333,6 +347,36 @@ def resume_all(include_failed: bool = False) -> list[tuple[str, Any]]:
             only_ray = current.executor.name != "ray"
             return ray_coordinator.resume_all(current, include_failed, only_ray=only_ray)
     return current.resume_all(include_failed)
+
+
+def restart(workflow_id: str, from_tasks: str | list[str], **kw: Any) -> Any:
+    """Set aside tasks' checkpoints and everything downstream (``Client.restart``)."""
+    return client().restart(workflow_id, from_tasks, **kw)
+
+
+def fork(workflow_id: str, new_workflow_id: str, **kw: Any) -> str:
+    """A new RESUMABLE workflow from another's checkpoints (``Client.fork``)."""
+    return client().fork(workflow_id, new_workflow_id, **kw)
+
+
+def cancel_all(**filters: Any) -> list[str]:
+    """Cancel every workflow the filter matches; the ids acted on (``Client.cancel_all``)."""
+    return client().cancel_all(**filters).acted
+
+
+def delete_all(**filters: Any) -> list[str]:
+    """Delete every workflow the filter matches; the ids acted on (``Client.delete_all``)."""
+    return client().delete_all(**filters).acted
+
+
+def set_retention(ages: dict[str, Any] | None = None, keep_last: Any = None) -> Any:
+    """Store the retention policy (``Client.set_retention``)."""
+    return client().set_retention(ages, keep_last)
+
+
+def get_retention() -> Any:
+    """The stored retention policy."""
+    return client().get_retention()
 
 
 def get_output(
@@ -363,9 +407,13 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
 
 def list_all(
     status_filter: str | WorkflowStatus | Iterable[str | WorkflowStatus] | None = None,
+    **filters: Any,
 ) -> list[tuple[str, WorkflowStatus]]:
-    """``[(workflow_id, status)]`` of the stored workflows, optionally filtered by status."""
-    return client().list_all(status_filter)
+    """``[(workflow_id, status)]`` of the stored workflows, optionally filtered.
+
+    ``filters``: ``prefix``, ``name``, ``older_than``, as the bulk calls take them.
+    """
+    return client().list_all(status_filter, **filters)
 
 
 def cancel(workflow_id: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from durableflow import config
 from durableflow.client.executors import make_executor
 from durableflow.client.scheduling import SchedulingMixin
+from durableflow.client.steering import SteeringMixin
 from durableflow.client.stopping import StoppingMixin
 from durableflow.errors import (
     StorageError,
@@ -47,7 +48,7 @@ __all__ = ["Client", "Reader"]  # Reader: re-exported for the faces, which impor
 log = logging.getLogger("durableflow")
 
 
-class Client(SchedulingMixin, StoppingMixin):
+class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
     """Runs and manages the workflows of one storage.
 
     Args:
@@ -165,14 +166,25 @@ class Client(SchedulingMixin, StoppingMixin):
             return submitted
         return self._start(dag, args, kwargs, workflow_id, metadata, inline=False)
 
-    def resume(self, workflow_id: str) -> Any:
+    def resume(
+        self,
+        workflow_id: str,
+        *,
+        from_task: str | list[str] | None = None,
+        allow_canceled: bool = False,
+    ) -> Any:
         """Continue a FAILED or RESUMABLE workflow and return its output.
+
+        ``from_task``: first restart it in place from those tasks (:meth:`restart`), which
+        also works on a SUCCESSFUL workflow (and a CANCELED one with ``allow_canceled``).
 
         Raises:
             WorkflowNotFoundError: unknown id.
             WorkflowNotResumableError: the workflow was canceled.
             WorkflowStillActiveError: it runs now.
         """
+        if from_task is not None:
+            self.restart(workflow_id, from_task, allow_canceled=allow_canceled)
         return self._resume(workflow_id, inline=True).result()
 
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Future[Any]:
@@ -184,18 +196,23 @@ class Client(SchedulingMixin, StoppingMixin):
         """
         return self._resume(workflow_id, inline=False, wait=wait)
 
-    def resume_all(self, include_failed: bool = False) -> list[tuple[str, Future[Any]]]:
-        """Resume every RESUMABLE (and FAILED if asked) workflow.
+    def resume_all(
+        self, include_failed: bool = False, **filters: Any
+    ) -> list[tuple[str, Future[Any]]]:
+        """Resume every RESUMABLE (and FAILED if asked) workflow that matches ``filters``.
 
-        Returns at once with a future per workflow; the workflows run on a bounded pool of
-        ``bulk_workers`` threads (default: ``max_running_workflows``, else 8), not a thread
-        each. One that cannot be resumed does not stop the others: its future holds the error.
-        Progress is logged (logger ``durableflow``) every 10 %.
+        ``filters``: ``status``, ``prefix``, ``name``, ``older_than`` (see
+        :mod:`durableflow.client.steering`). Returns at once with a future per workflow; the
+        workflows run on a bounded pool of ``bulk_workers`` threads (default:
+        ``max_running_workflows``, else 8), not a thread each. One that cannot be resumed does
+        not stop the others: its future holds the error. Progress is logged every 10 %.
         """
         wanted = {WorkflowStatus.RESUMABLE} | ({WorkflowStatus.FAILED} if include_failed else set())
-        handles: list[tuple[str, Future[Any]]] = [
-            (workflow_id, Future()) for workflow_id, _ in self.list_all(wanted)
-        ]
+        if filters:
+            ids = self.reader.select(wanted, **filters)
+        else:
+            ids = [workflow_id for workflow_id, _ in self.list_all(wanted)]
+        handles: list[tuple[str, Future[Any]]] = [(workflow_id, Future()) for workflow_id in ids]
         if handles:
             size = self.bulk_workers or self.max_running_workflows or 8
             run_bounded(handles, self.resume, size)
@@ -274,9 +291,24 @@ class Client(SchedulingMixin, StoppingMixin):
         """Status, user metadata and stats of a workflow, or of one of its tasks."""
         return self.reader.get_metadata(workflow_id, task_id)
 
-    def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
-        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
-        return self.reader.list_all(status_filter)
+    def list_all(
+        self,
+        status_filter: StatusFilter = None,
+        *,
+        prefix: str | None = None,
+        name: str | None = None,
+        older_than: Any = None,
+    ) -> list[tuple[str, WorkflowStatus]]:
+        """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for.
+
+        ``prefix``, ``name`` (the root task's), ``older_than`` narrow it (the filter shape of
+        the bulk calls); without them this is one pass over the status index.
+        """
+        if prefix is None and name is None and older_than is None:
+            return self.reader.list_all(status_filter)
+        return self.reader.list_filtered(
+            status_filter, prefix=prefix, name=name, older_than=older_than
+        )
 
     def close(self, wait: bool = True) -> None:
         """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""

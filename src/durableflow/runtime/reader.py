@@ -13,6 +13,7 @@ The costs of each listing are in :mod:`durableflow.runtime.listing`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -21,10 +22,12 @@ from typing import Any
 from durableflow import config
 from durableflow.errors import WorkflowError
 from durableflow.model.environment import EnvironmentDiff
+from durableflow.model.filters import WorkflowFilter
 from durableflow.model.ids import validate_workflow_id
 from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo, WorkflowSummary
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus, parse_status_filter
+from durableflow.runtime.bulk import select_statuses
 from durableflow.runtime.environment import environment_diff
 from durableflow.runtime.inspection import task_infos
 from durableflow.runtime.listing import list_workflows
@@ -188,6 +191,28 @@ class Reader:
     def list_all(self, status_filter: StatusFilter = None) -> list[tuple[str, WorkflowStatus]]:
         """``[(workflow_id, status), ...]`` sorted by id, for the statuses asked for."""
         return list_statuses(self.store, parse_status_filter(status_filter))
+
+    def list_filtered(
+        self,
+        status_filter: StatusFilter = None,
+        *,
+        prefix: str | None = None,
+        name: str | None = None,
+        older_than: Any = None,
+    ) -> list[tuple[str, WorkflowStatus]]:
+        """Like :meth:`list_all`, narrowed by the filter shape of the bulk calls."""
+        flt = WorkflowFilter.of(
+            status=status_filter, prefix=prefix, name=name, older_than=older_than
+        )
+        return select_statuses(self.store, flt)
+
+    def select(self, wanted: Iterable[WorkflowStatus], **filters: Any) -> list[str]:
+        """Ids of the workflows in ``wanted`` statuses that ``filters`` match, sorted."""
+        wanted = frozenset(wanted)
+        flt = WorkflowFilter.of(**filters)
+        statuses = wanted if flt.status is None else flt.status & wanted
+        flt = dataclasses.replace(flt, status=statuses)
+        return [workflow_id for workflow_id, _ in select_statuses(self.store, flt)]
 
     def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
         """Ray's ``get_metadata`` of a workflow (with its environment) or of one of its tasks.

@@ -28,6 +28,7 @@ from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.engine import WorkflowRun
 from durableflow.runtime.environment import capture_environment, check_environment
 from durableflow.runtime.lease import LeaseKeeper
+from durableflow.runtime.restart import finish_restart
 from durableflow.runtime.run_queue import RunQueue
 from durableflow.runtime.status import effective_status
 from durableflow.storage.store import WorkflowStore
@@ -219,8 +220,8 @@ class Launcher:
            CANCELED and active (a live runner) raise;
         2. check the recorded environment (the env policy);
         3. take a slot or a queue place, and claim the lease;
-        4. re-read the record under the lease: a delete in progress (tombstone) is finished and
-           the id reported unknown; a record that changed since step 1 (another runner moved it
+        4. finish an interrupted restart (its stored plan), then re-read the record under the
+           lease: a delete in progress (tombstone) is finished and the id reported unknown; a record that changed since step 1 (another runner moved it
            on) means release and decide again from step 1;
         5. store RUNNING (or PENDING) as a compare-and-swap on the record read in step 4, with
            a new fencing token (the record's epoch + 1);
@@ -251,6 +252,8 @@ class Launcher:
         try:
             self.leases.claim(workflow_id, run.lease_lost, wait=wait)
             claimed = True
+            if finish_restart(store, workflow_id):  # a restart killed midway: its plan first
+                log.warning("finished an interrupted restart of %s", workflow_id)
             fresh, raw = store.read_run_raw(workflow_id)  # 4
             deleting = store.is_deleting(workflow_id, fresh)
             if deleting:
