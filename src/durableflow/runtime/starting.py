@@ -221,8 +221,9 @@ class Launcher:
         2. check the recorded environment (the env policy);
         3. take a slot or a queue place, and claim the lease;
         4. finish an interrupted restart (its stored plan), then re-read the record under the
-           lease: a delete in progress (tombstone) is finished and the id reported unknown; a record that changed since step 1 (another runner moved it
-           on) means release and decide again from step 1;
+           lease: a delete in progress (tombstone) is finished and the id reported unknown; a
+           record that changed since step 1 (another runner moved it on) means release and
+           decide again from step 1;
         5. store RUNNING (or PENDING) as a compare-and-swap on the record read in step 4, with
            a new fencing token (the record's epoch + 1);
         6. run it.
