@@ -107,6 +107,10 @@ class WorkflowNotResumableError(WorkflowError):
     """The workflow is in a state that cannot be resumed (CANCELED)."""
 
 
+class WorkflowExistsError(WorkflowError, ValueError):
+    """The id a new workflow would take (a fork's) is taken by a stored workflow."""
+
+
 class ResumeNotFoundError(WorkflowNotFoundError, WorkflowNotResumableError):
     """``resume`` of an id that is not stored.
 

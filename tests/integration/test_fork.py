@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from durableflow import Client, WorkflowStatus
-from durableflow.errors import WorkflowNotFoundError
+from durableflow.errors import WorkflowExistsError, WorkflowNotFoundError
 from durableflow.model.dag import flatten
-from durableflow.runtime.fork import WorkflowExistsError, fork, forked_from
+from durableflow.runtime.fork import fork, forked_from
 from durableflow.storage import layout
 
 

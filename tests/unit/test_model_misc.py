@@ -88,6 +88,7 @@ def test_public_names_are_pinned():
         "WorkflowCancellationError",
         "WorkflowError",
         "WorkflowExecutionError",
+        "WorkflowExistsError",
         "WorkflowIncompleteError",
         "WorkflowNotFoundError",
         "WorkflowNotResumableError",

@@ -122,6 +122,10 @@ class WorkflowInfo:
     runtime_env: dict[str, Any] | None = None
     """The environment recorded at submission with its packages read back (``get_metadata``);
     None when not read."""
+    forked_from: dict[str, Any] | None = None
+    """``{"workflow_id", "from_task"}`` of the workflow this one was forked from, if any."""
+    restarts: tuple[dict[str, Any], ...] = ()
+    """The in-place restarts of this workflow: when, from which tasks, what was set aside."""
 
     @property
     def duration(self) -> float | None:
@@ -147,6 +151,8 @@ class WorkflowInfo:
             "stats": self.stats(),
             "error": self.error.to_json() if self.error else None,
             "runtime_env": dict(self.runtime_env or {}),
+            **({"forked_from": dict(self.forked_from)} if self.forked_from else {}),
+            **({"restarts": [dict(r) for r in self.restarts]} if self.restarts else {}),
         }
 
 

@@ -36,7 +36,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from durableflow.errors import WorkflowError, WorkflowNotFoundError, WorkflowStillActiveError
+from durableflow.errors import (
+    WorkflowExistsError,
+    WorkflowNotFoundError,
+    WorkflowStillActiveError,
+)
 from durableflow.model.dag import FlatDAG
 from durableflow.model.ids import validate_workflow_id
 from durableflow.model.records import RunRecord
@@ -47,11 +51,7 @@ from durableflow.runtime.starting import dag_digest
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["WorkflowExistsError", "fork", "forked_from"]
-
-
-class WorkflowExistsError(WorkflowError, ValueError):
-    """The id a fork would create is taken by a stored workflow."""
+__all__ = ["fork", "forked_from"]
 
 
 def _source(store: WorkflowStore, workflow_id: str, *, held: bool = False) -> RunRecord:

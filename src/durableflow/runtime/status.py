@@ -177,6 +177,8 @@ def workflow_info(
         tasks_done=done,
         tasks_total=total,
         runtime_env=expand_environment(store, record.runtime_env) if environment else None,
+        forked_from=record.extra.get("forked_from") or None,
+        restarts=tuple(record.extra.get("restarts") or ()),
     )
 
 
