@@ -7,7 +7,6 @@ it runs the ones it starts on its executor, at most ``max_running_workflows`` at
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import os
 import threading
@@ -20,7 +19,6 @@ from durableflow.client.scheduling import SchedulingMixin
 from durableflow.client.steering import SteeringMixin
 from durableflow.client.stopping import StoppingMixin
 from durableflow.errors import (
-    StorageError,
     WorkflowError,
     WorkflowIncompleteError,
 )
@@ -28,7 +26,7 @@ from durableflow.executors.base import Executor
 from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import EnvironmentDiff, validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
-from durableflow.model.records import RunRecord
+from durableflow.model.records import RunRecord, check_metadata
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper
 from durableflow.runtime.listing import waiting_for_runner
@@ -37,7 +35,7 @@ from durableflow.runtime.run_queue import RunQueue, run_bounded
 from durableflow.runtime.starting import Launcher, new_record, require_record
 from durableflow.runtime.status import effective_status
 from durableflow.runtime.submission import submit_detached
-from durableflow.runtime.workers import live_workers
+from durableflow.runtime.workers import warn_if_no_worker
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -232,7 +230,7 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         workflow_id = (
             validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
         )
-        metadata = _check_metadata(metadata, workflow_id)
+        metadata = check_metadata(metadata, workflow_id)
         flat = flatten(dag, inputs=(args, kwargs))
         return self._launcher.start(workflow_id, flat, metadata, inline=inline)
 
@@ -357,23 +355,10 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         workflow_id = (
             validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
         )
-        metadata = _check_metadata(metadata, workflow_id)
+        metadata = check_metadata(metadata, workflow_id)
         self._submit_flat(workflow_id, flatten(dag, inputs=(args, kwargs)), metadata)
-        self._hint_if_no_worker()
+        warn_if_no_worker(self.storage)
         return workflow_id
-
-    def _hint_if_no_worker(self) -> None:
-        """A submitted workflow waits for a worker: say so when none has been seen."""
-        try:
-            seen = live_workers(self.storage)
-        except StorageError:
-            return  # a hint must not fail a submit
-        if not seen:
-            log.warning(
-                "no durableflow worker seen on %s: start one with `durableflow worker` "
-                "(the workflow stays PENDING until a worker runs it)",
-                self.storage.url,
-            )
 
     def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
         data = self.store.encode_specs(workflow_id, flat)
@@ -409,17 +394,3 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):  # Ray raised ValueError here
-        raise ValueError(f"metadata of workflow {workflow_id!r} must be a dict")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}"
-        ) from None
-    return metadata

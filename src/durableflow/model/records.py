@@ -14,7 +14,14 @@ from typing import Any
 from durableflow.model.ownership import LeaseRecord, SlotRecord
 from durableflow.model.status import WorkflowStatus
 
-__all__ = ["ErrorInfo", "LeaseRecord", "RunRecord", "SlotRecord", "TaskErrorRecord"]
+__all__ = [
+    "ErrorInfo",
+    "LeaseRecord",
+    "RunRecord",
+    "SlotRecord",
+    "TaskErrorRecord",
+    "check_metadata",
+]
 
 # Ownership records live in model/ownership.py; re-exported here for old imports.
 
@@ -151,3 +158,22 @@ class TaskErrorRecord:
             data["time"],
             final if isinstance(final, bool) else None,
         )
+
+
+def check_metadata(metadata: dict[str, Any] | None, workflow_id: str) -> dict[str, Any]:
+    """The user metadata of a run, checked: a JSON-serializable dict (None: empty).
+
+    Raises:
+        ValueError: not a dict (as Ray raised), or not JSON-serializable.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"metadata of workflow {workflow_id!r} must be a dict")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"metadata of workflow {workflow_id!r} must be JSON-serializable: {err}"
+        ) from None
+    return metadata

@@ -181,3 +181,17 @@ class WorkerHeartbeat:
             self.storage.delete(self.key)  # 3
         except StorageError as err:
             log.warning("could not delete the worker heartbeat (it expires by itself): %s", err)
+
+
+def warn_if_no_worker(storage: Storage) -> None:
+    """A submitted workflow waits for a worker: log a warning when none has been seen."""
+    try:
+        seen = live_workers(storage)
+    except StorageError:
+        return  # a hint must not fail a submit
+    if not seen:
+        logging.getLogger("durableflow").warning(
+            "no durableflow worker seen on %s: start one with `durableflow worker` "
+            "(the workflow stays PENDING until a worker runs it)",
+            storage.url,
+        )
