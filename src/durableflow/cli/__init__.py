@@ -18,9 +18,10 @@ from typing import Any
 import click
 
 from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
-from durableflow.cli.actions import cancel, delete, resume, resume_all
+from durableflow.cli.actions import cancel, delete, resume
 from durableflow.cli.env import env
 from durableflow.cli.schedules import schedule
+from durableflow.cli.steering import cancel_all, fork, prune, restart, resume_all, retention
 from durableflow.cli.worker import worker
 from durableflow.cli.workflows import list_workflows, metadata, output, show, status
 
@@ -81,6 +82,11 @@ for command in (
     resume_all,
     cancel,
     delete,
+    restart,
+    fork,
+    cancel_all,
+    prune,
+    retention,
     worker,
     schedule,
     env,

@@ -40,6 +40,9 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
 )
 @click.option("--prefix", metavar="TEXT", help="Only ids that start with TEXT.")
 @click.option(
+    "--name", metavar="NAME", help="Only runs whose root task is NAME (or ends in .NAME)."
+)
+@click.option(
     "--limit", type=click.IntRange(min=1), help="Only the N most recent (with --short: first N)."
 )
 @click.option(
@@ -55,6 +58,7 @@ def list_workflows(
     statuses: tuple[str, ...],
     since: float | None,
     prefix: str | None,
+    name: str | None,
     limit: int | None,
     short: bool,
     as_json: bool,
@@ -64,15 +68,20 @@ def list_workflows(
     One pass over the status index, then one run record read per workflow (for its times:
     no index holds them); no metadata, environment or lease is read for a finished workflow.
     ``--short`` lists ids and statuses by id and reads no run record of a finished workflow.
+    ``--name`` reads each candidate's run record and root task spec.
     """
     reader = state.reader()
     found, _ = reader.list_workflows(
         set(statuses) or None,
         prefix=prefix,
         since=None if since is None else time.time() - since,
-        limit=limit,
+        limit=None if name is not None else limit,
         newest_first=not short,  # the N most recent, shown oldest first
     )
+    if name is not None:  # the root task's name: the bulk calls' filter, then --limit
+        matched = reader.list_filtered(set(statuses) or None, prefix=prefix, name=name)
+        named = {workflow_id for workflow_id, _ in matched}
+        found = [summary for summary in found if summary.workflow_id in named][:limit]
     caption = f"{len(found)} workflow(s) in {reader.url}"
     if short:
         if as_json:
