@@ -15,6 +15,13 @@ A workflow that stops RESUMABLE again under this worker is retried with a growin
 (2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
 the environment policy) waits 300 s before it is tried again.
 
+Every ``prune_every`` seconds (of ``clock``; the first time at its first scan), if the storage
+has a retention policy (``durableflow retention set``), the worker applies it once in a
+background thread at a bounded rate (``prune_rate`` deletes per second, so that workflows keep
+starting and the storage is not flooded); a failed prune is logged and retried at the next
+period, never stops the worker. Shutdown does not wait for a prune: a delete it cuts short
+leaves a tombstone that the next prune finishes.
+
 While it serves, the worker keeps a heartbeat record in the storage
 (:mod:`durableflow.runtime.workers`), so that a program submitting a workflow can tell whether
 any worker will run it.
@@ -35,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durableflow.client import Client
 from durableflow.errors import (
@@ -50,11 +57,18 @@ from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.slots import SlotKeeper
 from durableflow.runtime.workers import HEARTBEAT_TTL, WorkerHeartbeat, live_workers
 
+if TYPE_CHECKING:
+    from durableflow.runtime.retention import PruneResult
+
 __all__ = ["Worker"]
 
 log = logging.getLogger("durableflow.worker")
 
 _MAX_BACKOFF = 300.0
+PRUNE_EVERY = 300.0
+"""Default seconds between two background prunes."""
+PRUNE_RATE = 20.0
+"""Deletes per second at most in a background prune."""
 
 
 class Worker:
@@ -71,6 +85,9 @@ class Worker:
         clock: the time used for schedules (``time.time``; tests inject their own).
         heartbeat_ttl: seconds the worker's heartbeat record lives without renewal (written
             every third of it while :meth:`serve` runs, or after :meth:`start_heartbeat`).
+        prune_every: seconds of ``clock`` between two background prunes by the stored
+            retention policy (0: never).
+        prune_rate: deletes per second at most in a background prune.
     """
 
     def __init__(
@@ -84,9 +101,16 @@ class Worker:
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         heartbeat_ttl: float = HEARTBEAT_TTL,
+        prune_every: float = PRUNE_EVERY,
+        prune_rate: float = PRUNE_RATE,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        if prune_every < 0 or prune_rate <= 0:
+            raise ValueError(
+                f"prune_every must be 0 or more and prune_rate positive, got {prune_every!r} "
+                f"and {prune_rate!r}"
+            )
         self.client = client
         self.concurrency = concurrency
         self.resume = resume
@@ -107,6 +131,10 @@ class Worker:
         """Ids of every workflow this worker started, in order (for tests and logs)."""
         self.heartbeat = WorkerHeartbeat(client.storage, heartbeat_ttl)
         """This worker's heartbeat record (see :mod:`durableflow.runtime.workers`)."""
+        self.prune_every = prune_every
+        self.prune_rate = prune_rate
+        self._next_prune: float | None = None
+        self._pruner: threading.Thread | None = None
 
     @property
     def stopping(self) -> bool:
@@ -129,6 +157,7 @@ class Worker:
                     log.info("schedules fired: %s", ", ".join(fired))
             except WorkflowError as err:
                 log.warning("firing schedules failed, retrying at the next poll: %s", err)
+        self._maybe_prune()
         started: list[str] = []
         if self._room() <= 0 or self._stop.is_set():
             return started
@@ -237,6 +266,59 @@ class Worker:
             )
             if status is not WorkflowStatus.FAILED:
                 self._delay(workflow_id)
+
+    # --- retention ------------------------------------------------------------------------------
+    def _maybe_prune(self) -> None:
+        """Start a background prune if one is due and none runs."""
+        if not self.prune_every or self._stop.is_set():
+            return
+        now = self.clock()
+        with self._lock:
+            if self._next_prune is not None and now < self._next_prune:
+                return
+            if self._pruner is not None and self._pruner.is_alive():
+                return  # a slow prune: the next one starts once it is over
+            self._next_prune = now + self.prune_every
+            self._pruner = threading.Thread(
+                target=self.prune_once, args=(now,), name="durableflow-prune", daemon=True
+            )
+            self._pruner.start()
+
+    def prune_once(self, now: float | None = None) -> PruneResult | None:
+        """Apply the stored retention policy once at ``prune_rate``; never raises.
+
+        Args:
+            now: the time ages are measured at (default: ``clock``).
+
+        Returns:
+            What was deleted, or None when there is no policy or the prune failed (logged).
+        """
+        try:
+            if self.client.get_retention().is_empty:
+                return None
+            result = self.client.prune(
+                rate=self.prune_rate, now=self.clock() if now is None else now
+            )
+        except Exception as err:  # the storage is down, a garbled policy: try next period
+            log.warning(
+                "background prune failed, retrying in %gs: %s: %s",
+                self.prune_every,
+                type(err).__name__,
+                err,
+            )
+            return None
+        if result.selected or result.finished or result.skipped:
+            log.info("background prune: %s", result.summary())
+        return result
+
+    def wait_prune(self, timeout: float | None = None) -> bool:
+        """Wait for the background prune running now (if any); False on timeout."""
+        with self._lock:
+            pruner = self._pruner
+        if pruner is None:
+            return True
+        pruner.join(timeout)
+        return not pruner.is_alive()
 
     # --- serving ------------------------------------------------------------------------------
     def start_heartbeat(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import wtasks
-from wtools import HERE, Workers, subprocess_env
+from wtools import HERE, Workers, durableflow_command, subprocess_env
 
 from durableflow import Client, WorkflowStatus, workflow
 from helpers import wait_until
@@ -417,3 +417,134 @@ def test_a_heartbeat_whose_delete_failed_reads_gone_once_it_expires():
         assert storage.list("v1/workers/") == [again.key]
     finally:
         again.stop()
+
+
+# --- background prune by the stored retention policy ----------------------------------------------
+DAY = 86400.0
+
+
+def _finished_runs(client: Client, log: str, ids: list[str]) -> None:
+    for workflow_id in ids:
+        assert client.run(wtasks.record.bind(log, workflow_id, 1), workflow_id=workflow_id) == 1
+
+
+def test_worker_prunes_by_the_stored_policy_every_period_at_a_bounded_rate(tmp_path: Path):
+    from wtools import FakeClock
+
+    from durableflow.worker import Worker
+
+    log = str(tmp_path / "log")
+    with Client(str(tmp_path / "store")) as client:
+        _finished_runs(client, log, ["old1", "old2"])
+        client.submit(wtasks.record.bind(log, "queued", 2), workflow_id="queued")
+        calls: list[dict[str, object]] = []
+        real_prune = client.prune
+
+        def prune(**kwargs: object) -> object:
+            calls.append(kwargs)
+            return real_prune(**kwargs)  # type: ignore[arg-type]
+
+        client.prune = prune  # type: ignore[method-assign]
+        clock = FakeClock(time.time())
+        runner = Worker(client, schedules=False, clock=clock, prune_every=300)
+        runner.run_once()  # no policy: nothing pruned, no prune call
+        assert runner.wait_prune(30) and calls == []
+        assert runner.wait_idle(30) and client.get_status("queued") is WorkflowStatus.SUCCESSFUL
+        client.set_retention({"SUCCESSFUL": "30d"})
+        clock.advance(300)
+        runner.run_once()
+        assert runner.wait_prune(30)
+        assert [c["rate"] for c in calls] == [20.0]  # due, but nothing is 30 days old yet
+        assert statuses(str(tmp_path / "store")) == {
+            "old1": WorkflowStatus.SUCCESSFUL,
+            "old2": WorkflowStatus.SUCCESSFUL,
+            "queued": WorkflowStatus.SUCCESSFUL,
+        }
+        clock.advance(31 * DAY)
+        runner.run_once()
+        assert runner.wait_prune(30)
+        assert len(calls) == 2 and calls[1]["now"] == clock.now  # ages on the worker's clock
+        assert client.list_all() == []
+        _finished_runs(client, log, ["young"])
+        clock.advance(299)  # within the period: no prune even on a later clock
+        runner.run_once()
+        assert runner.wait_prune(30) and len(calls) == 2
+        assert runner.shutdown(1.0) == []
+
+
+def test_a_failed_background_prune_is_logged_and_the_worker_goes_on(tmp_path: Path, caplog):
+    import logging
+
+    from wtools import FakeClock
+
+    from durableflow.errors import StorageError
+    from durableflow.worker import Worker
+
+    log = str(tmp_path / "log")
+    with Client(str(tmp_path / "store")) as client:
+        client.set_retention({"FAILED": "1d"})
+        failures = iter([StorageError("storage unreachable"), RuntimeError("bug")])
+
+        def prune(**kwargs: object) -> object:
+            raise next(failures)
+
+        client.prune = prune  # type: ignore[method-assign]
+        clock = FakeClock(time.time())
+        runner = Worker(client, schedules=False, clock=clock, prune_every=60)
+        with caplog.at_level(logging.WARNING, logger="durableflow"):
+            for i in range(2):
+                client.submit(wtasks.record.bind(log, f"w{i}", i), workflow_id=f"w{i}")
+                assert runner.run_once() == [f"w{i}"]  # the prune failing never stops a start
+                assert runner.wait_prune(30) and runner.wait_idle(30)
+                clock.advance(60)
+        warned = [r.getMessage() for r in caplog.records if "background prune failed" in r.message]
+        assert len(warned) == 2
+        assert "StorageError" in warned[0] and "storage unreachable" in warned[0]
+        assert "RuntimeError: bug" in warned[1]
+        assert [client.get_output(f"w{i}") for i in range(2)] == [0, 1]
+        assert runner.shutdown(1.0) == []
+
+
+def test_prune_every_zero_never_prunes(tmp_path: Path):
+    from wtools import FakeClock
+
+    from durableflow.worker import Worker
+
+    with Client(str(tmp_path / "store")) as client:
+        _finished_runs(client, str(tmp_path / "log"), ["done"])
+        client.set_retention({"SUCCESSFUL": "1d"})
+        clock = FakeClock(time.time() + 2 * DAY)
+        runner = Worker(client, schedules=False, clock=clock, prune_every=0)
+        runner.run_once()
+        assert runner.wait_prune(30)
+        assert client.get_status("done") is WorkflowStatus.SUCCESSFUL
+        assert runner.prune_once() is not None  # the same call, run by hand, deletes it
+        assert client.list_all() == []
+        with pytest.raises(ValueError):
+            Worker(client, prune_every=-1)
+
+
+def test_cli_worker_once_applies_the_policy(tmp_path: Path):
+    storage = str(tmp_path / "store")
+    with Client(storage) as client:
+        _finished_runs(client, str(tmp_path / "log"), ["done"])
+        client.set_retention({"SUCCESSFUL": "0s"})  # the subprocess ages on the real clock
+    off = subprocess.run(
+        [*durableflow_command(), "--storage", storage, "worker", "--once", "--prune-every", "0"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert off.returncode == 0, off.stderr
+    assert statuses(storage) == {"done": WorkflowStatus.SUCCESSFUL}
+    done = subprocess.run(
+        [*durableflow_command(), "--storage", storage, "worker", "--once"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "background prune: deleted 1 of 1 selected" in done.stderr
+    assert statuses(storage) == {}

@@ -17,11 +17,21 @@ from durableflow.cli._common import (
     parse_seconds,
     pass_state,
 )
+from durableflow.model.filters import parse_age
 from durableflow.worker import Worker
 
 __all__ = ["worker"]
 
 log = logging.getLogger("durableflow.worker")
+
+
+def _parse_period(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """Click callback: a duration in seconds, where ``0`` (or ``0s``) means off."""
+    try:
+        seconds = parse_age(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    return seconds or 0.0
 
 
 @click.command()
@@ -60,6 +70,15 @@ log = logging.getLogger("durableflow.worker")
     show_default=True,
     metavar="DURATION",
     help="Time between two scans of the storage.",
+)
+@click.option(
+    "--prune-every",
+    callback=_parse_period,
+    default="300s",
+    show_default=True,
+    metavar="DURATION",
+    help="How often to apply the stored retention policy (`durableflow retention set`) in the "
+    "background, at most 20 deletes a second; 0 turns it off.",
 )
 @click.option(
     "--grace",
@@ -106,6 +125,7 @@ def worker(
     resume: bool,
     schedules: bool,
     poll_interval: float,
+    prune_every: float,
     grace: float,
     executor: str | None,
     env_policy: str | None,
@@ -141,6 +161,7 @@ def worker(
         resume=resume,
         schedules=schedules,
         poll_interval=poll_interval or 1.0,
+        prune_every=prune_every,
     )
     hurry = threading.Event()
 
@@ -160,6 +181,7 @@ def worker(
         runner.start_heartbeat()
         runner.run_once()
         runner.wait_idle()
+        runner.wait_prune()
     else:
         runner.serve()
     stopped = runner.shutdown(0.0 if hurry.is_set() else (grace or 0.0))
