@@ -111,7 +111,7 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not _is_terminal():
-        raise fail("not a terminal: pass --yes to act without confirmation (or --dry-run)")
+        raise fail(f"{question} No terminal to ask on: pass --yes (or --dry-run to list them)")
     click.confirm(question, abort=True, err=True)
 
 
