@@ -277,3 +277,25 @@ def test_list_by_root_task_name(fresh: World):
     assert [r["workflow_id"] for r in fresh.cli("list", "--name", "answer", "--json").json()] == [
         "ans"
     ]
+
+
+def test_prune_exits_1_naming_a_delete_that_failed(fresh: World, monkeypatch: pytest.MonkeyPatch):
+    from durableflow.errors import StorageError
+
+    for workflow_id in ("d1", "d2"):
+        run_chain(fresh, workflow_id)
+    import durableflow.runtime.retention as retention
+
+    real_stopped = retention.delete_stopped
+
+    def delete_stopped(store: Any, leases: Any, workflow_id: str, *args: Any) -> bool:
+        if workflow_id == "d1":
+            raise StorageError("disk full")
+        return real_stopped(store, leases, workflow_id, *args)
+
+    monkeypatch.setattr(retention, "delete_stopped", delete_stopped)
+    done = fresh.cli("prune", "--prefix", "d", "--yes")
+    assert done.code == 1
+    assert "skipped d1: StorageError: disk full" in done.out
+    assert done.one_line_error() == "Error: 1 of 2 workflow(s) could not be deleted: d1"
+    assert statuses(fresh) == {"d1": "SUCCESSFUL"}

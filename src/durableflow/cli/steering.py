@@ -383,6 +383,20 @@ def prune(
         click.echo(result.summary())
         for workflow_id, why in list(result.skipped.items())[:SHOWN]:
             click.echo(f"  skipped {workflow_id}: {why}")
+    # A run that changed since the selection (resumed, restarted, claimed) is skipped on
+    # purpose; any other reason is a delete that failed (the next prune finishes it).
+    failed = [w for w, why in result.skipped.items() if not _skipped_on_purpose(why)]
+    if failed:
+        raise fail(
+            f"{len(failed)} of {len(result.selected)} workflow(s) could not be deleted: "
+            + ", ".join(failed[:5])
+            + (" ..." if len(failed) > 5 else "")
+        )
+
+
+def _skipped_on_purpose(why: str) -> bool:
+    """Whether a prune's skip reason says the run changed, rather than that a delete failed."""
+    return why == "changed since it was selected" or why.startswith("WorkflowStillActiveError")
 
 
 # --- retention --------------------------------------------------------------------------------
