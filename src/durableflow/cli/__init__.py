@@ -20,8 +20,9 @@ import click
 from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
 from durableflow.cli.actions import cancel, delete, resume
 from durableflow.cli.env import env
+from durableflow.cli.retention import prune, retention
 from durableflow.cli.schedules import schedule
-from durableflow.cli.steering import cancel_all, fork, prune, restart, resume_all, retention
+from durableflow.cli.steering import cancel_all, fork, restart, resume_all
 from durableflow.cli.worker import worker
 from durableflow.cli.workflows import list_workflows, metadata, output, show, status
 

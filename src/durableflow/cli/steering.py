@@ -1,6 +1,7 @@
-"""Steering commands (through the Client): restart, fork, resume-all, cancel-all, prune, retention.
+"""Steering commands (through the Client): restart, fork, resume-all, cancel-all.
 
-The bulk commands (``resume-all``, ``cancel-all``, ``prune``) share one filter: ``--status``
+The bulk commands (``resume-all``, ``cancel-all``, and ``prune`` in
+:mod:`durableflow.cli.retention`) share one filter: ``--status``
 (repeatable), ``--prefix``, ``--name`` (the root task's), ``--older-than 30d``; ``--dry-run``
 prints the count and the first ids and changes nothing. ``cancel-all`` and ``prune`` delete or
 stop runs, so they ask first: on a terminal with ``click.confirm``; with no terminal they refuse
@@ -33,7 +34,17 @@ from durableflow.errors import WorkflowError
 from durableflow.model.filters import parse_age
 from durableflow.model.status import WorkflowStatus
 
-__all__ = ["cancel_all", "fork", "prune", "restart", "resume_all", "retention"]
+__all__ = [
+    "cancel_all",
+    "confirm",
+    "filter_options",
+    "filters_of",
+    "fork",
+    "json_option",
+    "print_ids",
+    "restart",
+    "resume_all",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +52,7 @@ SHOWN = 20
 """How many ids a dry run (or a failure summary) prints."""
 
 _STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def _check_age(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -83,7 +94,7 @@ def filter_options(func: F) -> F:
     return func
 
 
-def _filters(
+def filters_of(
     statuses: Sequence[str], prefix: str | None, name: str | None, older_than: str | None
 ) -> dict[str, Any]:
     """The Client's filter keywords (only those given)."""
@@ -115,7 +126,7 @@ def confirm(question: str, yes: bool) -> None:
     click.confirm(question, abort=True, err=True)
 
 
-def _print_ids(what: str, ids: Sequence[str], as_json: bool) -> None:
+def print_ids(what: str, ids: Sequence[str], as_json: bool) -> None:
     """A dry run's answer: the count, then the first :data:`SHOWN` ids."""
     if as_json:
         echo_json({"dry_run": True, "count": len(ids), "workflow_ids": list(ids)})
@@ -151,7 +162,7 @@ def _report_failures(failed: dict[str, str], total: int, verb: str) -> None:
 )
 @click.option("--allow-canceled", is_flag=True, help="Restart a CANCELED workflow too.")
 @click.option("--run", "run_now", is_flag=True, help="Resume it here at once and print its output.")
-@_json_option
+@json_option
 @pass_state
 def restart(
     state: CliState,
@@ -206,7 +217,7 @@ def restart(
     metavar="TASK",
     help="Copy every checkpoint except TASK's and those downstream (default: all).",
 )
-@_json_option
+@json_option
 @pass_state
 def fork(
     state: CliState, workflow_id: str, new_workflow_id: str, from_task: str | None, as_json: bool
@@ -228,7 +239,7 @@ def fork(
 @click.option("--include-failed", is_flag=True, help="Resume FAILED workflows too.")
 @filter_options
 @click.option("--yes", "-y", is_flag=True, help="Accepted for symmetry; resume-all never asks.")
-@_json_option
+@json_option
 @pass_state
 def resume_all(
     state: CliState,
@@ -243,13 +254,13 @@ def resume_all(
 ) -> None:
     """Resume every RESUMABLE (and FAILED) workflow the filter matches; exit 1 if any fails."""
     client = state.client()
-    filters = _filters(statuses, prefix, name, older_than)
+    filters = filters_of(statuses, prefix, name, older_than)
     if dry_run:
         wanted = {WorkflowStatus.RESUMABLE} | ({WorkflowStatus.FAILED} if include_failed else set())
         if "status" in filters:
             wanted &= {WorkflowStatus(s) for s in filters.pop("status")}
         ids = [w for w, _ in client.list_all(wanted, **filters)] if wanted else []
-        _print_ids("would be resumed", ids, as_json)
+        print_ids("would be resumed", ids, as_json)
         return
     handles = client.resume_all(include_failed, **filters)
     by_future = {future: workflow_id for workflow_id, future in handles}
@@ -295,7 +306,7 @@ def resume_all(
 @click.command("cancel-all")
 @filter_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@_json_option
+@json_option
 @pass_state
 def cancel_all(
     state: CliState,
@@ -309,10 +320,10 @@ def cancel_all(
 ) -> None:
     """Cancel every workflow the filter matches (default: every one not finished)."""
     client = state.client()
-    filters = _filters(statuses, prefix, name, older_than)
+    filters = filters_of(statuses, prefix, name, older_than)
     preview = client.cancel_all(**filters, dry_run=True)
     if dry_run:
-        _print_ids("would be canceled", preview.selected, as_json)
+        print_ids("would be canceled", preview.selected, as_json)
         return
     if not preview.selected:
         if as_json:
@@ -327,134 +338,3 @@ def cancel_all(
     else:
         click.echo(f"canceled {len(result.acted)} of {len(result.selected)} workflow(s)")
     _report_failures(result.failed, len(result.selected), "canceled")
-
-
-@click.command()
-@filter_options
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--now", type=float, hidden=True, help="The Unix time ages are measured at (tests).")
-@_json_option
-@pass_state
-def prune(
-    state: CliState,
-    statuses: tuple[str, ...],
-    prefix: str | None,
-    name: str | None,
-    older_than: str | None,
-    dry_run: bool,
-    yes: bool,
-    now: float | None,
-    as_json: bool,
-) -> None:
-    """Delete finished workflows: those the filter matches, or with no filter the stored policy.
-
-    Never deletes a RUNNING or PENDING workflow, nor a RESUMABLE one by age. Deletes a killed
-    prune left half done first. See `durableflow retention set`.
-    """
-    client = state.client()
-    filters = _filters(statuses, prefix, name, older_than)
-    if not filters and client.get_retention().is_empty:
-        raise fail(
-            "no filter and no retention policy: nothing to prune "
-            "(see `durableflow retention set`, or give --status/--prefix/--name/--older-than)"
-        )
-    preview = client.prune(**filters, dry_run=True, now=now)
-    if dry_run:
-        _print_ids("would be deleted", preview.selected, as_json)
-        return
-    if not preview.selected and not preview.finished:
-        if as_json:
-            echo_json({"selected": [], "deleted": [], "finished": [], "skipped": {}})
-        else:
-            click.echo("nothing to prune")
-        return
-    confirm(f"Delete {len(preview.selected)} workflow(s) and all their checkpoints?", yes)
-    result = client.prune(**filters, now=now)
-    if as_json:
-        echo_json(
-            {
-                "selected": result.selected,
-                "deleted": result.deleted,
-                "finished": result.finished,
-                "skipped": result.skipped,
-            }
-        )
-    else:
-        click.echo(result.summary())
-        for workflow_id, why in list(result.skipped.items())[:SHOWN]:
-            click.echo(f"  skipped {workflow_id}: {why}")
-    # A run that changed since the selection (resumed, restarted, claimed) is skipped on
-    # purpose; any other reason is a delete that failed (the next prune finishes it).
-    failed = [w for w, why in result.skipped.items() if not _skipped_on_purpose(why)]
-    if failed:
-        raise fail(
-            f"{len(failed)} of {len(result.selected)} workflow(s) could not be deleted: "
-            + ", ".join(failed[:5])
-            + (" ..." if len(failed) > 5 else "")
-        )
-
-
-def _skipped_on_purpose(why: str) -> bool:
-    """Whether a prune's skip reason says the run changed, rather than that a delete failed."""
-    return why == "changed since it was selected" or why.startswith("WorkflowStillActiveError")
-
-
-# --- retention --------------------------------------------------------------------------------
-@click.group()
-def retention() -> None:
-    """The retention policy every process and worker of the storage applies."""
-
-
-def _parse_ages(values: Sequence[str]) -> dict[str, str]:
-    ages: dict[str, str] = {}
-    for value in values:
-        status, sep, age = value.partition("=")
-        if not sep or not status or not age:
-            raise click.BadParameter(f"expected STATUS=AGE (e.g. SUCCESSFUL=30d), got {value!r}")
-        ages[status.strip().upper()] = age.strip()
-    return ages
-
-
-def _show_policy(policy: Any, as_json: bool) -> None:
-    data = policy.to_json()
-    if as_json:
-        echo_json(data)
-        return
-    if policy.is_empty:
-        click.echo("no retention policy: nothing is pruned")
-        return
-    for status, text in data["ages_text"].items():
-        click.echo(f"{status}: kept {text} after the run ended")
-    if data["keep_last"] is not None:
-        click.echo(f"schedules: the last {data['keep_last']} finished run(s) of each kept")
-    for schedule, count in sorted(data["keep_last_by_schedule"].items()):
-        click.echo(f"schedule {schedule}: the last {count} finished run(s) kept")
-
-
-@retention.command("set")
-@click.argument("ages", nargs=-1, metavar="STATUS=AGE...")
-@click.option(
-    "--keep-last",
-    type=click.IntRange(min=0),
-    help="Keep at most N finished runs of each schedule.",
-)
-@_json_option
-@pass_state
-def retention_set(
-    state: CliState, ages: tuple[str, ...], keep_last: int | None, as_json: bool
-) -> None:
-    """Store the policy (replacing the old one): e.g. SUCCESSFUL=30d FAILED=90d CANCELED=7d.
-
-    RUNNING, PENDING and RESUMABLE workflows are never pruned by age. With no argument and no
-    --keep-last the policy is cleared.
-    """
-    policy = state.client().set_retention(_parse_ages(ages), keep_last)
-    _show_policy(policy, as_json)
-
-
-@retention.command("show")
-@_json_option
-@pass_state
-def retention_show(state: CliState, as_json: bool) -> None:
-    """Print the stored policy."""
-    _show_policy(state.client().get_retention(), as_json)
