@@ -72,6 +72,8 @@ def test_restart_from_a_task_then_resume_runs_only_it_and_what_reads_it(fresh: W
     assert resumed.out.strip() == "4"
     assert counts(log) == {"t1": 1, "t2": 1, "t3": 2, "t4": 2}
     assert fresh.status("wf") is WorkflowStatus.SUCCESSFUL
+    shown = fresh.cli("show", "wf")
+    assert "restart 1" in shown.out and "from t3 (2 task(s) set aside; was SUCCESSFUL)" in shown.out
     # --run resumes at once; several --from; --json names the tasks.
     again = fresh.cli("restart", "wf", "--from", "t2", "--from", "t4", "--json")
     assert again.code == 0, again.err
@@ -123,6 +125,7 @@ def test_fork_copies_the_checkpoints_upstream_runs_nothing_and_survives_the_sour
     assert resumed.out.strip() == "4"
     assert counts(log) == {"t1": 1, "t2": 1, "t3": 2, "t4": 2}
     assert fresh.runner.get_metadata("copy")["forked_from"]
+    assert "forked from  src (from task t3)" in fresh.cli("show", "copy").out
     taken = fresh.cli("fork", "copy", "copy")
     assert taken.code == 1
     taken.one_line_error()

@@ -163,6 +163,14 @@ def show(state: CliState, workflow_id: str, as_json: bool) -> None:
             f"{one_line(Exception(error['message']))}"
             + (f" (task {error['task_id']})" if error.get("task_id") else "")
         )
+    if meta.get("forked_from"):
+        source = meta["forked_from"]
+        lines.append(
+            f"forked from  {source['workflow_id']}"
+            + (f" (from task {source['from_task']})" if source.get("from_task") else "")
+        )
+    for n, restart in enumerate(meta.get("restarts") or (), start=1):
+        lines.append(f"restart {n:<4} {_restart_line(restart)}")
     click.echo("\n".join(lines))
     table = Table(
         "TASK ID",
@@ -309,3 +317,12 @@ def output(
 def metadata(state: CliState, workflow_id: str, task_id: str | None, as_json: bool) -> None:
     """Print a workflow's (or a task's) metadata as JSON: status, metadata, stats, environment."""
     echo_json(state.reader().get_metadata(workflow_id, task_id))
+
+
+def _restart_line(restart: dict[str, Any]) -> str:
+    """One line of an in-place restart: when, from which tasks, what ran again, its status."""
+    when = restart.get("at")
+    text = f"{fmt_time(when) if isinstance(when, (int, float)) else '-'} from "
+    text += ", ".join(map(str, restart.get("from") or []))
+    text += f" ({len(restart.get('rerun') or [])} task(s) set aside; was {restart.get('status')})"
+    return text
