@@ -176,7 +176,8 @@ def outcome(fn: Any) -> dict[str, Any]:
     try:
         return {"result": fn()}
     except Exception as err:
-        return {"error": type(err).__name__, "message": str(err)[:500]}
+        kinds = [cls.__name__ for cls in type(err).__mro__ if issubclass(cls, Exception)]
+        return {"error": type(err).__name__, "kinds": kinds, "message": str(err)[:500]}
 
 
 def sabotage(storage: Storage, action: str, wid: str) -> None:

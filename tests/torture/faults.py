@@ -225,6 +225,13 @@ def kill_delete(r: Round, rng: random.Random) -> None:
         check_answer(r, "deleter", answer, {"WorkflowNotFoundError"})
 
 
+def raised(answer: dict[str, Any] | None, names: set[str]) -> bool:
+    """Whether a child's answer is an error of one of ``names`` (or of a subclass)."""
+    if not answer or "error" not in answer:
+        return False
+    return bool(names & set(answer.get("kinds") or [answer["error"]]))
+
+
 def check_answer(
     r: Round, who: str, answer: dict[str, Any] | None, allowed: set[str], strict: bool = True
 ) -> None:
@@ -236,11 +243,8 @@ def check_answer(
     if r.spec["shape"] == "gate":
         allowed = allowed | {"WorkflowExecutionError"}  # the gate was closed when it ran
     if "error" in answer:
-        if answer["error"] == "ResumeNotFoundError":  # a WorkflowNotFoundError raised by resume
-            allowed = (
-                allowed | {"ResumeNotFoundError"} if "WorkflowNotFoundError" in allowed else allowed
-            )
-        if answer["error"] not in allowed and strict:
+        # An allowed error's subclass is allowed (e.g. resume's ResumeNotFoundError).
+        if not raised(answer, allowed) and strict:
             r.violate(f"{who} raised {answer['error']}: {answer.get('message', '')[:200]}")
         return
     result = answer.get("result")

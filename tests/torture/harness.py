@@ -232,7 +232,7 @@ class Harness:
             answer = r.wait(child, timeout=remaining)
             if answer is None:
                 return  # a hang was recorded
-            if answer.get("error") in faults.REFUSALS or answer.get("results") == {}:
+            if faults.raised(answer, faults.REFUSALS) or answer.get("results") == {}:
                 tries -= 1  # a lease not expired yet (another namespace): not a failed try
                 time.sleep(0.3)
             elif answer.get("error"):
@@ -268,7 +268,7 @@ class Harness:
     def _delete_and_reuse(self, r: Round, client: Client) -> None:
         """Delete the id from a clean process, check for orphans, run a new DAG under it."""
         answer = r.wait(r.spawn("delete", "delete"))
-        if answer and answer.get("error") not in (None, "WorkflowNotFoundError"):
+        if answer and "error" in answer and not faults.raised(answer, {"WorkflowNotFoundError"}):
             r.violate(f"delete raised {answer['error']}: {answer.get('message')}")
             return
         checks.check_deleted(r, client)
