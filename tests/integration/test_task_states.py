@@ -146,7 +146,9 @@ def test_a_failed_attempt_waiting_for_its_retry_reads_retrying(tmp_path):
     with Client(str(tmp_path / "store"), executor=ThreadExecutor(max_workers=1)) as client:
         future = client.run_async(dag, workflow_id="r")
         wait_until(lambda: client.list_tasks("r") and marker.exists())
-        assert status_of(client, "r", "flaky") == "RETRYING"
+        # The failure is recorded just after the attempt raised: poll for it (the retry cannot
+        # run while ``hold`` has the only thread, so RETRYING must show and stay).
+        wait_until(lambda: status_of(client, "r", "flaky") == "RETRYING")
         meta = task_meta(client, "r", "flaky")
         assert meta["attempts"] == 1
         assert meta["error"]["message"] == "first attempt fails"
