@@ -40,13 +40,33 @@ def test_read_commands_open_no_client(world: World, monkeypatch: pytest.MonkeyPa
         assert result.code == 0, (args, result.err)
 
 
-def test_list_limit_shows_the_most_recent_oldest_first(world: World):
+def test_list_shows_the_most_recent_newest_first(world: World):
     everything = world.cli("list", "--json").json()
     created = [r["created_at"] for r in everything]
-    assert created == sorted(created)
-    last_two = world.cli("list", "--limit", "2", "--json").json()
+    assert created == sorted(created, reverse=True)
+    first_two = world.cli("list", "--limit", "2", "--json").json()
     # (ids only: a RUNNING workflow's duration grows between the two calls)
-    assert [r["workflow_id"] for r in last_two] == [r["workflow_id"] for r in everything[-2:]]
+    assert [r["workflow_id"] for r in first_two] == [r["workflow_id"] for r in everything[:2]]
+    assert all(r["root_task_id"] for r in everything)
+
+
+def test_list_shows_fifty_by_default_and_all_on_request(tmp_path):
+    import ctasks
+    from clitools import run_cli
+
+    from durableflow import Client
+
+    store = str(tmp_path / "store")
+    with Client(store) as client:
+        for n in range(53):
+            client.run(ctasks.plus_one.bind(n), workflow_id=f"w{n:02d}")
+
+    shown = run_cli(store, "list", "--json").json()
+    assert len(shown) == 50 and shown[0]["workflow_id"] == "w52"
+    assert len(run_cli(store, "list", "--all", "--json").json()) == 53
+    table = run_cli(store, "list")
+    assert "--limit N or --all for more" in table.out
+    assert "ROOT TASK" in table.out
 
 
 def test_status_with_the_ray_executor_in_the_environment_does_not_import_ray(world: World):
@@ -85,6 +105,6 @@ def test_list_short_gives_ids_and_statuses_by_id_and_prefix_filters(world: World
     table = world.cli("list", "--short").out
     assert "START" not in table and "canceled" in table and "CANCELED" in table
     assert [r["workflow_id"] for r in world.cli("list", "--prefix", "r", "--json").json()] == [
-        "running",
         "resumable",
-    ]
+        "running",
+    ]  # newest first

@@ -75,6 +75,7 @@ def test_durations_of_finished_running_and_unstarted_workflows():
         "start_time": 2.0,
         "end_time": 5.0,
         "duration": 3.0,
+        "root_task_id": None,
     }
     assert WorkflowSummary("w", WorkflowStatus.SUCCESSFUL).duration is None
 

@@ -28,6 +28,10 @@ _STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+DEFAULT_LIMIT = 50
+"""Rows ``durableflow list`` shows without ``--limit`` or ``--all``."""
+
+
 @click.command("list")
 @click.option(
     "--status", "statuses", type=_STATUS, multiple=True, help="Only this status (repeatable)."
@@ -43,8 +47,11 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
     "--name", metavar="NAME", help="Only runs whose root task is NAME (or ends in .NAME)."
 )
 @click.option(
-    "--limit", type=click.IntRange(min=1), help="Only the N most recent (with --short: first N)."
+    "--limit",
+    type=click.IntRange(min=1),
+    help=f"The N most recent (default {DEFAULT_LIMIT}; with --short: the first N by id).",
 )
+@click.option("--all", "show_all", is_flag=True, help="Every workflow, not only the most recent.")
 @click.option(
     "--short",
     is_flag=True,
@@ -60,10 +67,13 @@ def list_workflows(
     prefix: str | None,
     name: str | None,
     limit: int | None,
+    show_all: bool,
     short: bool,
     as_json: bool,
 ) -> None:
-    """List workflows: id, status, start, end, duration (oldest first).
+    """List workflows, newest first: id, status, root task, start, end, duration.
+
+    The 50 most recent by default (``--limit N``, ``--all``).
 
     One pass over the status index, then one run record read per workflow (for its times:
     no index holds them); no metadata, environment or lease is read for a finished workflow.
@@ -71,18 +81,22 @@ def list_workflows(
     ``--name`` reads each candidate's run record and root task spec.
     """
     reader = state.reader()
-    found, _ = reader.list_workflows(
+    if limit is None and not show_all and not short:
+        limit = DEFAULT_LIMIT
+    found, more = reader.list_workflows(
         set(statuses) or None,
         prefix=prefix,
         since=None if since is None else time.time() - since,
         limit=None if name is not None else limit,
-        newest_first=not short,  # the N most recent, shown oldest first
+        newest_first=not short,
     )
     if name is not None:  # the root task's name: the bulk calls' filter, then --limit
         matched = reader.list_filtered(set(statuses) or None, prefix=prefix, name=name)
         named = {workflow_id for workflow_id, _ in matched}
         found = [summary for summary in found if summary.workflow_id in named][:limit]
     caption = f"{len(found)} workflow(s) in {reader.url}"
+    if more is not None and not short:
+        caption += f", the {len(found)} most recent (--limit N or --all for more)"
     if short:
         if as_json:
             echo_json([{"workflow_id": r.workflow_id, "status": r.status.value} for r in found])
@@ -92,15 +106,16 @@ def list_workflows(
             table.add(summary.workflow_id, summary.status.value)
         table.print()
         return
-    rows = [summary.to_json() for summary in reversed(found)]
+    rows = [summary.to_json() for summary in found]
     if as_json:
         echo_json(rows)
         return
-    table = Table("WORKFLOW ID", "STATUS", "START", "END", "DURATION", caption=caption)
+    table = Table("WORKFLOW ID", "STATUS", "ROOT TASK", "START", "END", "DURATION", caption=caption)
     for r in rows:
         table.add(
             r["workflow_id"],
             r["status"],
+            r["root_task_id"] or "-",
             fmt_time(r["start_time"]),
             fmt_time(r["end_time"]),
             fmt_duration(r["duration"]),

@@ -65,6 +65,9 @@ class WorkflowSummary:
     """When its current (or last) run started; None before that, or when not read."""
     end_time: float | None = None
     """When it completed (as :attr:`WorkflowInfo.end_time`); None otherwise or when not read."""
+    root_task_id: str | None = None
+    """The id of its root task (by default the module-qualified name of the root task's
+    function); None when the listing did not read the run record."""
 
     @property
     def duration(self) -> float | None:
@@ -80,6 +83,7 @@ class WorkflowSummary:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "duration": self.duration,
+            "root_task_id": self.root_task_id,
         }
 
 

@@ -73,6 +73,7 @@ def _summary(workflow_id: str, status: WorkflowStatus, record: RunRecord | None)
         created_at=record.created_at,
         start_time=record.start_time,
         end_time=visible_end_time(status, record.end_time),
+        root_task_id=record.root_task_id,
     )
 
 
