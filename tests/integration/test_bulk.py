@@ -1,4 +1,4 @@
-"""Filters (model/filters.py) and bulk actions by filter (runtime/bulk.py) on 50 workflows."""
+"""Filters (model/filters.py) and bulk actions by filter (runtime/bulk.py) on 200 workflows."""
 
 from __future__ import annotations
 
@@ -79,10 +79,14 @@ def test_filter_is_pure_and_measures_age_from_the_end_or_the_start():
     assert WorkflowFilter.of().is_empty
 
 
+N_KEEP, N_FAILED, N_OTHER = 80, 80, 40  # 200 workflows in all, on each backend
+TOTAL = N_KEEP + N_FAILED + N_OTHER
+
+
 def populate(client, tmp_path) -> Path:
-    """20 keep-* SUCCESSFUL, 20 job-* FAILED, 10 job-o* SUCCESSFUL with another root name."""
+    """80 keep-* SUCCESSFUL, 80 job-* FAILED, 40 job-o* SUCCESSFUL with another root name."""
     fail = tmp_path / "fail"
-    for i in range(20):
+    for i in range(N_KEEP):
         assert (
             client.run(
                 flaky.options(task_id="flaky").bind(i, str(fail)), workflow_id=f"keep-{i:02d}"
@@ -90,22 +94,22 @@ def populate(client, tmp_path) -> Path:
             == i
         )
     fail.touch()
-    for i in range(20):
+    for i in range(N_FAILED):
         with pytest.raises(WorkflowExecutionError):
             client.run(
                 flaky.options(task_id="flaky").bind(i, str(fail)), workflow_id=f"job-{i:02d}"
             )
-    for i in range(10):
-        assert client.run(other.bind(i), workflow_id=f"job-o{i}") == -i
+    for i in range(N_OTHER):
+        assert client.run(other.bind(i), workflow_id=f"job-o{i:02d}") == -i
     return fail
 
 
 def test_bulk_actions_act_on_exactly_the_matching_workflows(client, tmp_path):
     fail = populate(client, tmp_path)
     store = client.store
-    failed = [f"job-{i:02d}" for i in range(20)]
-    others = [f"job-o{i}" for i in range(10)]
-    keep = [f"keep-{i:02d}" for i in range(20)]
+    failed = [f"job-{i:02d}" for i in range(N_FAILED)]
+    others = [f"job-o{i:02d}" for i in range(N_OTHER)]
+    keep = [f"keep-{i:02d}" for i in range(N_KEEP)]
     assert select(store, WorkflowFilter.of(prefix="job-", status="FAILED")) == failed
     assert select(store, WorkflowFilter.of(prefix="job-", name="other")) == others
     assert select(store, WorkflowFilter.of(name="flaky", status="SUCCESSFUL")) == keep
@@ -116,12 +120,12 @@ def test_bulk_actions_act_on_exactly_the_matching_workflows(client, tmp_path):
     # older_than with an injected clock: nothing is an hour old now, everything is in 2 hours
     assert select(store, WorkflowFilter.of(older_than="1h")) == []
     later = time.time() + 7200
-    assert len(select(store, WorkflowFilter.of(older_than="1h"), now=later)) == 50
-    assert len(select(store, WorkflowFilter.of(older_than="0s"))) == 50
+    assert len(select(store, WorkflowFilter.of(older_than="1h"), now=later)) == TOTAL
+    assert len(select(store, WorkflowFilter.of(older_than="0s"))) == TOTAL
 
     dry = delete_all(client, prefix="job-", status="FAILED", dry_run=True)
     assert dry.selected == failed and dry.acted == [] and dry.dry_run
-    assert len(client.list_all()) == 50
+    assert len(client.list_all()) == TOTAL
 
     # resume the failed ones once the cause is fixed; the others are not touched
     fail.unlink()
@@ -153,5 +157,5 @@ def test_bulk_actions_act_on_exactly_the_matching_workflows(client, tmp_path):
     remaining = [w for w, _ in client.list_all()]
     assert remaining == sorted([*failed[5:], "job-busy", *others, *keep])
     result = delete_all(client, prefix="job-")
-    assert len(result.acted) == 26 and result.failed == {}
+    assert len(result.acted) == N_FAILED - 5 + 1 + N_OTHER and result.failed == {}
     assert [w for w, _ in client.list_all()] == keep
