@@ -169,6 +169,7 @@ def test_cancel_all_dry_run_then_refusal_without_a_terminal_then_yes(fresh: Worl
     done = fresh.cli("cancel-all", "--prefix", "job-", "--status", "pending", "--yes")
     assert done.code == 0, done.err
     assert "canceled 25 of 25 workflow(s)" in done.out
+    assert "[25/25]" in done.err  # a big set shows progress (as lines when no terminal)
     after = statuses(fresh)
     assert {after[f"job-{i:02d}"] for i in range(25)} == {"CANCELED"}
     assert after["other"] == "PENDING"

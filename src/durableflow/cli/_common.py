@@ -12,11 +12,13 @@ URL fails with "no durableflow storage at ..." and creates nothing. Only ``worke
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -336,3 +338,23 @@ class _RichProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
+
+
+BIG_SET = 20
+"""Bulk commands show progress from this many workflows on."""
+
+
+@contextlib.contextmanager
+def big_set_progress(total: int, text: str) -> Iterator[Callable[[str], None] | None]:
+    """A per-workflow progress callback for a bulk action on a big set (None for a small one)."""
+    if total < BIG_SET:
+        yield None
+        return
+    with progress(total, text) as bar:
+        lock = threading.Lock()
+
+        def done(workflow_id: str) -> None:
+            with lock:  # bulk actions end on several threads
+                bar.advance(workflow_id)
+
+        yield done

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from durableflow.cli._common import CliState, echo_json, fail, pass_state
+from durableflow.cli._common import CliState, big_set_progress, echo_json, fail, pass_state
 from durableflow.cli.steering import (
     SHOWN,
     confirm,
@@ -65,7 +65,8 @@ def prune(
             click.echo("nothing to prune")
         return
     confirm(f"Delete {len(preview.selected)} workflow(s) and all their checkpoints?", yes)
-    result = client.prune(**filters, now=now)
+    with big_set_progress(len(preview.selected), "deleting") as done:
+        result = client.prune(**filters, now=now, on_done=done)
     if as_json:
         echo_json(
             {

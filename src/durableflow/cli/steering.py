@@ -22,6 +22,7 @@ import click
 from durableflow.cli._common import (
     CliState,
     Table,
+    big_set_progress,
     echo_json,
     fail,
     one_line,
@@ -332,7 +333,8 @@ def cancel_all(
             click.echo("nothing to cancel")
         return
     confirm(f"Cancel {len(preview.selected)} workflow(s)?", yes)
-    result = client.cancel_all(**filters)
+    with big_set_progress(len(preview.selected), "canceling") as done:
+        result = client.cancel_all(**filters, on_done=done)
     if as_json:
         echo_json({"selected": result.selected, "canceled": result.acted, "failed": result.failed})
     else:

@@ -10,6 +10,7 @@ run's end, or its start while it has not ended).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from durableflow.model.dag import flatten
@@ -85,8 +86,12 @@ class SteeringMixin:
         name: str | None = None,
         older_than: AgeArg = None,
         dry_run: bool = False,
+        on_done: Callable[[str], object] | None = None,
     ) -> bulk.BulkResult:
-        """Cancel every matching workflow; ``.acted`` has the ids, ``.failed`` what failed."""
+        """Cancel every matching workflow; ``.acted`` has the ids, ``.failed`` what failed.
+
+        ``on_done(id)`` is called as each one ends (progress).
+        """
         return bulk.cancel_all(
             self,  # type: ignore[arg-type]
             status=status,
@@ -95,6 +100,7 @@ class SteeringMixin:
             older_than=older_than,
             dry_run=dry_run,
             workers=self._bulk_size(),
+            on_done=on_done,
         )
 
     def delete_all(
@@ -105,6 +111,7 @@ class SteeringMixin:
         name: str | None = None,
         older_than: AgeArg = None,
         dry_run: bool = False,
+        on_done: Callable[[str], object] | None = None,
     ) -> bulk.BulkResult:
         """Delete every matching workflow (never a RUNNING or PENDING one), crash-safely."""
         return bulk.delete_all(
@@ -115,6 +122,7 @@ class SteeringMixin:
             older_than=older_than,
             dry_run=dry_run,
             workers=self._bulk_size(),
+            on_done=on_done,
         )
 
     def set_retention(
@@ -141,6 +149,7 @@ class SteeringMixin:
         dry_run: bool = False,
         rate: float | None = None,
         now: float | None = None,
+        on_done: Callable[[str], object] | None = None,
     ) -> retention.PruneResult:
         """Delete what the filter matches, or with no filter what the stored policy says.
 
@@ -155,6 +164,7 @@ class SteeringMixin:
             filter=None if flt.is_empty else flt,
             dry_run=dry_run,
             rate=rate,
+            on_done=on_done,
         )
 
     def _bulk_size(self) -> int:

@@ -136,16 +136,29 @@ def _why(err: BaseException) -> str:
 
 
 def act_on(
-    ids: Iterable[str], action: Callable[[str], Any], *, workers: int = DEFAULT_WORKERS
+    ids: Iterable[str],
+    action: Callable[[str], Any],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    on_done: Callable[[str], object] | None = None,
 ) -> BulkResult:
     """Run ``action(id)`` for each id on at most ``workers`` threads and wait for all.
 
-    A failing action is recorded in :attr:`BulkResult.failed` and does not stop the others.
+    A failing action is recorded in :attr:`BulkResult.failed` and does not stop the others;
+    ``on_done(id)`` is called as each ends (progress).
     """
     handles: list[tuple[str, Future[Any]]] = [(w, Future()) for w in ids]
     result = BulkResult([w for w, _ in handles])
+
+    def act(workflow_id: str) -> Any:
+        try:
+            return action(workflow_id)
+        finally:
+            if on_done is not None:
+                on_done(workflow_id)
+
     if handles:
-        run_bounded(handles, action, max(1, workers))
+        run_bounded(handles, act, max(1, workers))
         wait([future for _, future in handles])
     for workflow_id, future in handles:
         err = future.exception()
@@ -178,6 +191,7 @@ def cancel_all(
     dry_run: bool = False,
     workers: int = DEFAULT_WORKERS,
     timeout: float = 30.0,
+    on_done: Callable[[str], object] | None = None,
 ) -> BulkResult:
     """Cancel the matching workflows (default status: every one not finished)."""
     default = frozenset(WorkflowStatus) - {WorkflowStatus.SUCCESSFUL, WorkflowStatus.CANCELED}
@@ -185,7 +199,7 @@ def cancel_all(
     ids = select(client.store, flt, now)
     if dry_run:
         return BulkResult(ids, dry_run=True)
-    return act_on(ids, lambda w: client.cancel(w, timeout), workers=workers)
+    return act_on(ids, lambda w: client.cancel(w, timeout), workers=workers, on_done=on_done)
 
 
 def delete_all(
@@ -198,6 +212,7 @@ def delete_all(
     now: float | None = None,
     dry_run: bool = False,
     workers: int = DEFAULT_WORKERS,
+    on_done: Callable[[str], object] | None = None,
 ) -> BulkResult:
     """Delete the matching workflows (default status: every one not RUNNING or PENDING).
 
@@ -207,7 +222,7 @@ def delete_all(
     ids = select(client.store, flt, now)
     if dry_run:
         return BulkResult(ids, dry_run=True)
-    return act_on(ids, client.delete, workers=workers)
+    return act_on(ids, client.delete, workers=workers, on_done=on_done)
 
 
 def resume_all(

@@ -250,6 +250,7 @@ def prune(
     rate: float | None = None,
     workers: int = 4,
     sleep: Callable[[float], None] = time.sleep,
+    on_done: Callable[[str], object] | None = None,
 ) -> PruneResult:
     """Apply the retention policy (or ``filter``) once; see the module docstring's protocol.
 
@@ -264,6 +265,7 @@ def prune(
         rate: at most this many deletes per second (None: as fast as the storage goes).
         workers: deletes in flight at once (threads; each workflow is one delete protocol).
         sleep: how to wait for ``rate`` (tests inject it).
+        on_done: called with each workflow id whose delete ended (progress).
     """
     started = time.monotonic()
     now = time.time() if now is None else now
@@ -326,5 +328,7 @@ def prune(
                 result.deleted.append(workflow_id)
             else:
                 result.skipped[workflow_id] = why
+            if on_done is not None:
+                on_done(workflow_id)
     result.seconds = time.monotonic() - started
     return result
