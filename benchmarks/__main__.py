@@ -54,12 +54,76 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="where storages live while measured (default: a new directory in $TMPDIR)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
-    return parser.parse_args(argv)
+    peers = parser.add_argument_group(
+        "peer comparison", "durableflow against DBOS and Ray Workflows (installs nothing)"
+    )
+    peers.add_argument(
+        "--compare-peers",
+        action="store_true",
+        help="run the chain and one-task-workflow scenarios on durableflow and on the peers "
+        "importable in the interpreters given, in this run, and print the ratios",
+    )
+    peers.add_argument("--dbos-python", help="an interpreter that can import dbos")
+    peers.add_argument("--raywf-python", help="an interpreter that can import ray.workflow (2.47)")
+    peers.add_argument(
+        "--peer-rounds", type=int, default=3, help="rounds, every engine once each (default 3)"
+    )
+    args = parser.parse_args(argv)
+    if args.peer_rounds < 1:
+        parser.error(f"--peer-rounds must be at least 1, got {args.peer_rounds}")
+    if (args.dbos_python or args.raywf_python) and not args.compare_peers:
+        parser.error("--dbos-python and --raywf-python go with --compare-peers")
+    return args
+
+
+# Sizes of the peer comparison per profile: chain length, one-task workflows per batch, repeats.
+PEER_SIZES = {
+    "full": {"chain": 200, "workflows": 100, "threads": 8, "repeats": 3},
+    "quick": {"chain": 50, "workflows": 30, "threads": 8, "repeats": 1},
+    "smoke": {"chain": 10, "workflows": 5, "threads": 2, "repeats": 1},
+}
+
+
+def compare_peers(args: argparse.Namespace, profile: str) -> int:
+    from benchmarks import compare_peers as peers
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="durableflow-peers-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = environment(REPO, workdir)
+    print(
+        f"peer comparison: {env['cpu']} x{env['cpus']}, load {env['load_average']}, durable "
+        f"write p50 {env['durable_write']['p50_ms']} ms ({env['filesystem']}), commit "
+        f"{env['commit']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    document = peers.compare(
+        dbos_python=args.dbos_python,
+        raywf_python=args.raywf_python,
+        workdir=workdir,
+        rounds=args.peer_rounds,
+        sizes=PEER_SIZES[profile],
+    )
+    env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    document["meta"] = env
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_path = args.out or REPO / "benchmarks" / "results" / f"peers-{profile}-{stamp}.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(document, indent=1, default=str))
+    print(peers.text(document))
+    print(f"\nJSON: {out_path}")
+    if args.markdown:
+        args.markdown.write_text("```\n" + peers.text(document) + "\n```\n")
+    if not args.keep and args.workdir is None:
+        remove_later(workdir)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     profile = args.profile or ("quick" if args.quick else "full")
+    if args.compare_peers:
+        return compare_peers(args, profile)
     configs = by_name(args.configs.split(",") if args.configs else None)
     quick_skipped = []
     if profile != "full" and not args.configs:
