@@ -1,0 +1,412 @@
+"""What the dashboard reads and does, on the public Reader and Client only.
+
+:class:`Source` is the one object the web app talks to. It reads through a
+:class:`~durableflow.client.Reader` (and, unless read-only, acts through a
+:class:`~durableflow.client.Client` built with the thread executor, which never runs a workflow
+here: a resume is handed to the workers, see :meth:`Source.resume`).
+
+Where the Reader has no call for what a view needs, the gap is filled here, in one marked
+place each, through the Reader's public ``store`` / ``storage`` attributes:
+
+- :meth:`Source.task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``);
+- :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``);
+- :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled;
+- :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import reprlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from durableflow.client import Client, Reader
+from durableflow.errors import (
+    WorkflowError,
+    WorkflowNotFoundError,
+    WorkflowStillActiveError,
+)
+from durableflow.model.attempts import ObservedTaskStatus
+from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo
+from durableflow.model.status import ACTIVE, WorkflowStatus
+
+__all__ = ["PREVIEW_MAX_BYTES", "ActionRefused", "Source"]
+
+PREVIEW_MAX_BYTES = 1 << 20
+"""Checkpoints larger than this (pickled) are described, never unpickled by the dashboard."""
+PREVIEW_CHARS = 2000
+"""The longest output repr shown."""
+
+_WORKERS_PREFIX = "v1/workers/"  # WORKERS FALLBACK: storage layout v1, until Reader.live_workers
+_OUTPUT_KEY = "v1/workflows/{wid}/outputs/{tid}"  # storage layout v1 (output_preview)
+
+
+class ActionRefused(WorkflowError):
+    """An action the dashboard will not do (read-only mode, or a status that forbids it)."""
+
+
+class Source:
+    """The storage as the dashboard sees it.
+
+    Args:
+        storage: a URL or path of an existing storage (None: ``$DURABLEFLOW_STORAGE``...).
+        read_only: open no Client; every action raises :class:`ActionRefused`.
+        signing_key: the key stored values are signed with (default
+            ``$DURABLEFLOW_SIGNING_KEY``): values that fail verification are never unpickled.
+        clock: Unix time, injected for tests.
+    """
+
+    def __init__(
+        self,
+        storage: str | None = None,
+        *,
+        read_only: bool = False,
+        signing_key: bytes | str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.read_only = read_only
+        self.clock = clock
+        self._client: Client | None = None
+        if read_only:
+            self.reader = Reader(storage, signing_key=signing_key)
+        else:
+            # The thread executor is built but never used: a resume is handed to the workers.
+            self._client = Client(
+                storage if storage is not None else None,
+                executor="thread",
+                signing_key=signing_key,
+            )
+            self.reader = self._client.reader
+        self._lock = threading.Lock()
+        self._info_cache: dict[tuple[str, WorkflowStatus], WorkflowInfo] = {}
+
+    @property
+    def url(self) -> str:
+        """The storage's URL."""
+        return self.reader.url
+
+    def close(self) -> None:
+        """Close the Client or Reader."""
+        if self._client is not None:
+            self._client.close(wait=False)
+        else:
+            self.reader.close()
+
+    # --- reads -------------------------------------------------------------------------------
+    def workflow(self, workflow_id: str) -> WorkflowInfo:
+        """The workflow's info with task counts (cached while it is at rest).
+
+        Raises:
+            WorkflowNotFoundError: unknown id (or an invalid one).
+        """
+        try:
+            info = self.reader.get_workflow(workflow_id)
+        except ValueError as err:  # an invalid id is as unknown as a missing one
+            raise WorkflowNotFoundError(str(err), workflow_id=workflow_id) from None
+        return info
+
+    def row_info(self, workflow_id: str, status: WorkflowStatus) -> WorkflowInfo | None:
+        """A list row's info; finished workflows are cached by (id, status). None: gone."""
+        key = (workflow_id, status)
+        with self._lock:
+            cached = self._info_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            info = self.reader.get_workflow(workflow_id)
+        except WorkflowNotFoundError:
+            return None
+        if info.status not in ACTIVE and info.status is status:
+            with self._lock:
+                if len(self._info_cache) > 20_000:
+                    self._info_cache.clear()
+                self._info_cache[key] = info
+        return info
+
+    def tasks(self, workflow_id: str) -> list[TaskInfo]:
+        """Every task, upstream first.
+
+        Raises:
+            WorkflowNotFoundError: unknown id.
+        """
+        return self.reader.list_tasks(workflow_id)
+
+    def task(self, workflow_id: str, task_id: str) -> TaskInfo:
+        """One task.
+
+        Raises:
+            WorkflowNotFoundError: unknown workflow or task.
+        """
+        try:
+            return self.reader.get_task(workflow_id, task_id)
+        except ValueError as err:
+            raise WorkflowNotFoundError(str(err), workflow_id=workflow_id) from None
+
+    def edges(self, workflow_id: str, tasks: list[TaskInfo]) -> dict[str, tuple[str, ...]]:
+        """Each task's upstream task ids (empty when the specs cannot be loaded here).
+
+        Prefers ``TaskInfo.upstream`` when the read model has it; else reads the spec
+        batches once through the Reader's store.
+        """
+        if tasks and hasattr(tasks[0], "upstream"):
+            return {t.task_id: tuple(getattr(t, "upstream", ())) for t in tasks}
+        try:
+            batches = self.reader.store.read_specs(workflow_id)
+        except Exception:
+            return {}
+        found: dict[str, tuple[str, ...]] = {}
+        for dag in batches.values():
+            for spec in dag.specs:
+                found[spec.task_id] = tuple(spec.upstream)
+        return found
+
+    def environment(self, workflow_id: str) -> dict[str, Any]:
+        """The recorded runtime environment and how it differs from this process's."""
+        try:
+            metadata = self.reader.get_metadata(workflow_id)
+        except ValueError as err:
+            raise WorkflowNotFoundError(str(err), workflow_id=workflow_id) from None
+        env = metadata.get("runtime_env") or {}
+        try:
+            diff = self.reader.environment_diff(workflow_id)
+        except Exception as err:
+            return {"recorded": env, "badge": "unknown", "lines": [str(err)]}
+        if not diff.recorded:
+            return {"recorded": env, "badge": "not recorded", "lines": []}
+        packages = len(diff.packages_changed) + len(diff.packages_added)
+        packages += len(diff.packages_removed)
+        sources = len(diff.functions_changed) + len(diff.functions_missing)
+        if diff.is_empty:
+            badge = "compatible"
+        else:
+            badge = f"differs ({packages} packages, {sources} task sources)"
+            if diff.changed:
+                badge += ", " + ", ".join(sorted(diff.changed))
+        return {"recorded": env, "badge": badge, "lines": diff.lines()}
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule."""
+        return self.reader.list_schedules()
+
+    def task_logs(self, workflow_id: str, task_id: str) -> list[dict[str, Any]] | None:
+        """LOGS HOOK: the captured logs of each attempt of a task, or None if none are kept.
+
+        Uses the read API of per-task log capture when this version has it
+        (``Reader.get_logs(workflow_id, task_id=...)``); each entry is shown as
+        ``{"attempt": n, "text": str, "truncated": bool}``.
+        """
+        get_logs = getattr(self.reader, "get_logs", None)
+        if get_logs is None:
+            return None
+        try:
+            found = get_logs(workflow_id, task_id=task_id)
+        except WorkflowNotFoundError:
+            return None
+        return _log_entries(found)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Live workers (``owner``, ``host``, ``pid``, ``expires_at``) and what they hold.
+
+        WORKERS FALLBACK: reads the heartbeat records (storage layout v1) until the Reader
+        has ``live_workers``; a heartbeat counts until its expiry. ``holds``: the RUNNING
+        workflows whose lease this worker's owner id holds.
+        """
+        live_workers = getattr(self.reader, "live_workers", None)
+        if live_workers is not None:
+            workers: list[dict[str, Any]] = [dict(w) for w in live_workers()]
+        else:
+            workers = []
+            storage = self.reader.storage
+            now = self.clock()
+            for key in storage.list(_WORKERS_PREFIX):
+                raw = storage.get(key)
+                if raw is None:
+                    continue
+                try:
+                    data = json.loads(raw)
+                    expires = float(data["expires_at"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if expires >= now:
+                    workers.append(
+                        {
+                            "owner": str(data.get("owner", "")),
+                            "host": str(data.get("host", "")),
+                            "pid": int(data.get("pid", 0)),
+                            "expires_at": expires,
+                        }
+                    )
+        for worker in workers:
+            worker.setdefault("holds", [])
+        by_owner = {w["owner"]: w for w in workers}
+        running, _ = self.reader.list_workflows(WorkflowStatus.RUNNING, limit=200)
+        for row in running:
+            try:
+                lease, _raw = self.reader.store.read_lease(row.workflow_id)
+            except Exception:
+                continue
+            if lease is not None and lease.owner in by_owner:
+                by_owner[lease.owner]["holds"].append(row.workflow_id)
+        return workers
+
+    def output_preview(self, workflow_id: str, task_id: str) -> dict[str, Any]:
+        """What a task's checkpoint holds: type, size and a truncated repr.
+
+        The checkpoint's bytes are read (the storage API has no size call) but a value whose
+        pickle is over :data:`PREVIEW_MAX_BYTES` is not unpickled, and a value that fails
+        signature verification is never unpickled: the preview says so.
+        """
+        store = self.reader.store
+        current = task_id
+        for _ in range(10_000):
+            key = _OUTPUT_KEY.format(wid=workflow_id, tid=current)
+            raw = store.storage.get(key)
+            if raw is None:
+                return {"available": False, "note": "no checkpoint"}
+            what = f"output of task {current!r}"
+            try:
+                header, payload = store.serializer.unwrap(raw, what=what, key=key)
+            except Exception as err:
+                return {
+                    "available": False,
+                    "size": len(raw),
+                    "note": f"not shown: {type(err).__name__}: {err}",
+                }
+            if "forward" in header:
+                current = str(header["forward"])
+                continue
+            size = len(payload)
+            if size > PREVIEW_MAX_BYTES:
+                return {
+                    "available": False,
+                    "size": size,
+                    "note": f"not unpickled: {size:,} bytes is over the preview limit",
+                }
+            try:
+                value = store.serializer.loads(raw, what=what, key=key)
+            except Exception as err:
+                return {
+                    "available": False,
+                    "size": size,
+                    "note": f"cannot be loaded here: {type(err).__name__}: {err}",
+                }
+            return {"available": True, "size": size, **preview(value)}
+        return {"available": False, "note": "continuation chain too long"}
+
+    # --- actions -----------------------------------------------------------------------------
+    def _actor(self) -> Client:
+        if self._client is None:
+            raise ActionRefused("the dashboard is read-only (--read-only)")
+        return self._client
+
+    def resume(self, workflow_id: str) -> dict[str, Any]:
+        """Hand a FAILED or RESUMABLE workflow to the workers; nothing runs in this process.
+
+        A FAILED workflow is restarted in place from its failed tasks (``Client.restart``:
+        nothing SUCCESSFUL is set aside, the workflow becomes RESUMABLE); a RESUMABLE one is
+        already waiting for a worker. Returns ``{"status", "workers"}``.
+
+        Raises:
+            ActionRefused: read-only, or a status that cannot be resumed.
+            WorkflowNotFoundError: unknown id.
+        """
+        client = self._actor()
+        status = self.reader.get_status(workflow_id)
+        if status is WorkflowStatus.FAILED:
+            tasks = self.tasks(workflow_id)
+            failed = [t.task_id for t in tasks if t.status is ObservedTaskStatus.FAILED]
+            if not failed:
+                failed = [
+                    t.task_id
+                    for t in tasks
+                    if t.depth == 0 and t.status is not ObservedTaskStatus.SUCCESSFUL
+                ]
+            try:
+                client.restart(workflow_id, failed)
+            except WorkflowStillActiveError as err:
+                raise ActionRefused(str(err)) from None
+        elif status is not WorkflowStatus.RESUMABLE:
+            raise ActionRefused(
+                f"workflow {workflow_id!r} is {status.value}: only FAILED and RESUMABLE "
+                "workflows can be resumed"
+            )
+        return {"status": self.reader.get_status(workflow_id).value, "workers": len(self.workers())}
+
+    def cancel(self, workflow_id: str) -> dict[str, Any]:
+        """Cancel a workflow (asks its runner through storage; waits up to 5 s).
+
+        Raises:
+            ActionRefused: read-only.
+            WorkflowNotFoundError: unknown id.
+        """
+        self._actor().cancel(workflow_id, timeout=5.0)
+        return {"status": self.reader.get_status(workflow_id).value}
+
+    def delete(self, workflow_id: str) -> dict[str, Any]:
+        """Delete a workflow that is not RUNNING or PENDING.
+
+        Raises:
+            ActionRefused: read-only, or the workflow is active.
+            WorkflowNotFoundError: unknown id.
+        """
+        try:
+            self._actor().delete(workflow_id)
+        except WorkflowStillActiveError as err:
+            raise ActionRefused(str(err)) from None
+        with self._lock:
+            for key in [k for k in self._info_cache if k[0] == workflow_id]:
+                del self._info_cache[key]
+        return {"deleted": workflow_id}
+
+
+def preview(value: Any) -> dict[str, Any]:
+    """``{"type", "repr", "truncated"}`` of a value, its repr capped at PREVIEW_CHARS."""
+    shorten = reprlib.Repr()
+    shorten.maxstring = PREVIEW_CHARS
+    shorten.maxother = PREVIEW_CHARS
+    shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 50
+    shorten.maxlevel = 4
+    try:
+        text = shorten.repr(value)
+    except Exception as err:
+        text = f"<repr failed: {type(err).__name__}: {err}>"
+    truncated = len(text) > PREVIEW_CHARS
+    kind = type(value)
+    return {
+        "type": f"{kind.__module__}.{kind.__qualname__}",
+        "repr": text[:PREVIEW_CHARS] + ("…" if truncated else ""),
+        "truncated": truncated,
+    }
+
+
+def _log_entries(found: Any) -> list[dict[str, Any]]:
+    """Normalise what the logs API returns into ``[{"attempt", "text", "truncated"}]``."""
+    if found is None:
+        return []
+    if isinstance(found, str):
+        return [{"attempt": None, "text": found, "truncated": False}]
+    if isinstance(found, dict):
+        found = [{"attempt": k, "text": v} if isinstance(v, str) else v for k, v in found.items()]
+    entries = []
+    for item in found:
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            item = dataclasses.asdict(item)
+        if isinstance(item, dict):
+            text = item.get("text")
+            if text is None:
+                lines = item.get("lines") or item.get("records") or []
+                text = "\n".join(str(line) for line in lines)
+            entries.append(
+                {
+                    "attempt": item.get("attempt"),
+                    "text": str(text),
+                    "truncated": bool(item.get("truncated", False)),
+                }
+            )
+        else:
+            entries.append({"attempt": None, "text": str(item), "truncated": False})
+    return entries

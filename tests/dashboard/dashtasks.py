@@ -1,0 +1,71 @@
+"""Task functions of the dashboard tests; worker subprocesses import them (``--path``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from durableflow import workflow
+
+
+@workflow.task
+def source(x: int) -> int:
+    return x
+
+
+@workflow.task
+def add(*xs: int) -> int:
+    return sum(xs)
+
+
+@workflow.task
+def fail_unless(flag: str, value: int) -> int:
+    """Fails (a ValueError with a traceback) until ``flag`` exists."""
+    if not os.path.exists(flag):
+        raise ValueError(f"boom: {os.path.basename(flag)} is missing")
+    return value
+
+
+@workflow.task
+def flaky(counter: str, failures: int) -> str:
+    """Fails its first ``failures`` attempts (counted in the file ``counter``), then succeeds."""
+    done = 0
+    if os.path.exists(counter):
+        with open(counter) as seen:
+            done = int(seen.read())
+    with open(counter, "w") as out:
+        out.write(str(done + 1))
+    time.sleep(0.08)  # long enough for the attempt record (RECORD_AFTER)
+    if done < failures:
+        raise RuntimeError(f"attempt {done + 1} fails")
+    return "finally"
+
+
+@workflow.task
+def wait_file(path: str, value: int) -> int:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return value
+
+
+@workflow.task
+def shout(text: str) -> str:
+    raise ValueError(text)
+
+
+@workflow.task
+def big(n: int) -> Any:
+    return b"x" * n
+
+
+@workflow.task
+def outer(x: int) -> Any:
+    return workflow.continuation(add.options(task_id="inner").bind(x, 1))
+
+
+def diamond(value: int = 1) -> Any:
+    a = source.options(task_id="a").bind(value)
+    b = add.options(task_id="b").bind(a, 1)
+    c = add.options(task_id="c").bind(a, 2)
+    return add.options(task_id="d").bind(b, c)
