@@ -116,6 +116,13 @@ def _first_line(text: str | None) -> str:
     return "" if not text else text.strip().splitlines()[0][:200] if text.strip() else ""
 
 
+def _show_json(value: Any, indent: int | None = None) -> str:
+    """A value as JSON text for people (the template escapes it); a str as itself."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=repr)
+
+
 def parse_time(value: str | None, now: float) -> float | None:
     """A time parameter: Unix seconds, an ISO date/time (UTC unless it says), or an age.
 
@@ -250,7 +257,10 @@ class Dashboard:
             undefined=jinja2.StrictUndefined,
         )
         self.templates.filters.update(
-            time=_fmt_time, duration=_fmt_duration, first_line=_first_line, tojson_attr=json.dumps
+            time=_fmt_time,
+            duration=_fmt_duration,
+            first_line=_first_line,
+            show_json=_show_json,
         )
         self.jobs: dict[str, BulkJob] = {}
         self._job_ids = itertools.count(1)

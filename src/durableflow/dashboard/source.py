@@ -196,8 +196,8 @@ class Source:
         """LOGS HOOK: the captured logs of each attempt of a task, or None if none are kept.
 
         Uses the read API of per-task log capture when this version has it
-        (``Reader.get_logs(workflow_id, task_id=...)``); each entry is shown as
-        ``{"attempt": n, "text": str, "truncated": bool}``.
+        (``Reader.get_logs(workflow_id, task_id=...)``, per-task log capture); each entry is
+        ``{"attempt": n, "text": str, "truncated": bool, "start", "end"}``.
         """
         get_logs = getattr(self.reader, "get_logs", None)
         if get_logs is None:
@@ -206,7 +206,7 @@ class Source:
             found = get_logs(workflow_id, task_id=task_id)
         except WorkflowNotFoundError:
             return None
-        return _log_entries(found)
+        return _log_entries(found, task_id)
 
     def workers(self) -> list[dict[str, Any]]:
         """Live workers (``owner``, ``host``, ``pid``, ``expires_at``) and what they hold.
@@ -294,7 +294,7 @@ class Source:
                     "size": size,
                     "note": f"cannot be loaded here: {type(err).__name__}: {err}",
                 }
-            return {"available": True, "size": size, **preview(value)}
+            return {"available": True, "size": size, **preview(value, size)}
         return {"available": False, "note": "continuation chain too long"}
 
     # --- actions -----------------------------------------------------------------------------
@@ -363,50 +363,63 @@ class Source:
         return {"deleted": workflow_id}
 
 
-def preview(value: Any) -> dict[str, Any]:
-    """``{"type", "repr", "truncated"}`` of a value, its repr capped at PREVIEW_CHARS."""
-    shorten = reprlib.Repr()
-    shorten.maxstring = PREVIEW_CHARS
-    shorten.maxother = PREVIEW_CHARS
-    shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 50
-    shorten.maxlevel = 4
+FULL_REPR_BYTES = 64 * 1024
+"""Values whose pickle is at most this big get a plain ``repr`` (then cut); bigger ones a
+``reprlib`` one that never builds the whole text."""
+
+
+def preview(value: Any, size: int) -> dict[str, Any]:
+    """``{"type", "repr", "truncated"}`` of a value, its repr cut at PREVIEW_CHARS.
+
+    Args:
+        value: the value.
+        size: the size of its pickle, in bytes.
+    """
     try:
-        text = shorten.repr(value)
+        if size <= FULL_REPR_BYTES:
+            text = repr(value)
+            truncated = len(text) > PREVIEW_CHARS
+            text = text[:PREVIEW_CHARS]
+        else:
+            shorten = reprlib.Repr()
+            shorten.maxstring = shorten.maxother = PREVIEW_CHARS
+            shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 50
+            shorten.maxlevel = 4
+            text = shorten.repr(value)[:PREVIEW_CHARS]
+            truncated = True  # the value is bigger than any preview of it
     except Exception as err:
-        text = f"<repr failed: {type(err).__name__}: {err}>"
-    truncated = len(text) > PREVIEW_CHARS
+        text, truncated = f"<repr failed: {type(err).__name__}: {err}>", False
     kind = type(value)
     return {
         "type": f"{kind.__module__}.{kind.__qualname__}",
-        "repr": text[:PREVIEW_CHARS] + ("…" if truncated else ""),
+        "repr": text + ("…" if truncated else ""),
         "truncated": truncated,
     }
 
 
-def _log_entries(found: Any) -> list[dict[str, Any]]:
-    """Normalise what the logs API returns into ``[{"attempt", "text", "truncated"}]``."""
-    if found is None:
-        return []
-    if isinstance(found, str):
-        return [{"attempt": None, "text": found, "truncated": False}]
+def _log_entries(found: Any, task_id: str) -> list[dict[str, Any]]:
+    """What the logs API returns, as ``[{"attempt", "text", "truncated", "start", "end"}]``.
+
+    ``Reader.get_logs`` answers ``{task_id: [AttemptLog, ...]}`` (oldest attempt first).
+    """
     if isinstance(found, dict):
-        found = [{"attempt": k, "text": v} if isinstance(v, str) else v for k, v in found.items()]
+        found = found.get(task_id, [])
     entries = []
-    for item in found:
-        if dataclasses.is_dataclass(item) and not isinstance(item, type):
-            item = dataclasses.asdict(item)
-        if isinstance(item, dict):
-            text = item.get("text")
-            if text is None:
-                lines = item.get("lines") or item.get("records") or []
-                text = "\n".join(str(line) for line in lines)
-            entries.append(
-                {
-                    "attempt": item.get("attempt"),
-                    "text": str(text),
-                    "truncated": bool(item.get("truncated", False)),
-                }
-            )
-        else:
-            entries.append({"attempt": None, "text": str(item), "truncated": False})
+    for item in found or ():
+        data = (
+            dataclasses.asdict(item)
+            if dataclasses.is_dataclass(item) and not isinstance(item, type)
+            else item
+        )
+        if not isinstance(data, dict):
+            data = {"text": str(data)}
+        entries.append(
+            {
+                "attempt": data.get("attempt"),
+                "text": str(data.get("text", "")),
+                "truncated": bool(data.get("dropped") or data.get("truncated")),
+                "start": data.get("start"),
+                "end": data.get("end"),
+            }
+        )
     return entries
