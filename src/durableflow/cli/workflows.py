@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -20,9 +21,17 @@ from durableflow.cli._common import (
     pass_state,
 )
 from durableflow.model.info import running_duration
-from durableflow.model.status import WorkflowStatus
+from durableflow.model.status import ACTIVE, WorkflowStatus
 
-__all__ = ["list_workflows", "metadata", "output", "print_value", "show", "status"]
+__all__ = [
+    "list_workflows",
+    "metadata",
+    "output",
+    "print_value",
+    "show",
+    "status",
+    "status_counts",
+]
 
 _STATUS = click.Choice([s.value for s in WorkflowStatus], case_sensitive=False)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -146,18 +155,80 @@ def _env_summary(env: dict[str, Any]) -> str:
     )
 
 
+FANOUT_ROWS = 40
+"""Tasks ``durableflow show`` lists one per row; a bigger workflow gets a summary line and
+only its tasks that are not SUCCESSFUL (``--all-tasks``: every row)."""
+MAX_INDENT = 6
+"""Continuation depth drawn as indentation; deeper tasks say their depth instead."""
+WATCH_RUNNING_ROWS = 20
+"""RUNNING tasks ``--watch`` lists (the others are counted)."""
+_DONE = frozenset({"SUCCESSFUL", "NOT_CHECKPOINTED"})
+# The order tasks that need a look are listed in: the trouble first.
+_URGENCY = {
+    "FAILED": 0,
+    "RETRYING": 1,
+    "RUNNING": 2,
+    "CANCELED": 3,
+    "CONTINUED": 4,
+    "PENDING": 5,
+    "SKIPPED": 6,
+}
+
+
 @click.command()
 @click.argument("workflow_id")
+@click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="Refresh every second while the workflow is RUNNING or PENDING: how many tasks are "
+    "done and which run, then the final view.",
+)
+@click.option(
+    "--all-tasks",
+    is_flag=True,
+    help=f"List every task, also in a workflow of more than {FANOUT_ROWS} tasks (by default "
+    "a summary line and the tasks that are not SUCCESSFUL).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: seconds between two refreshes.",
+)
 @_json_option
 @pass_state
-def show(state: CliState, workflow_id: str, as_json: bool) -> None:
-    """Show a workflow: status, times, metadata, environment, and its task table."""
+def show(
+    state: CliState,
+    workflow_id: str,
+    watch: bool,
+    all_tasks: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Show a workflow: status, times, metadata, environment, and its task table.
+
+    A workflow of more than 40 tasks shows a summary line (tasks per status) and lists only the
+    tasks that are not SUCCESSFUL; ``--all-tasks`` lists them all. ``--watch`` follows a
+    RUNNING or PENDING workflow live (``n of N done``, the RUNNING tasks) until it ends.
+    """
     reader = state.reader()
+    if watch and as_json:
+        raise click.UsageError("--watch and --json do not go together")
+    if watch:
+        _watch(reader, workflow_id, interval)
     meta = reader.get_metadata(workflow_id)
     tasks = [task.to_row() for task in reader.list_tasks(workflow_id)]
     if as_json:
         echo_json({**meta, "tasks": tasks})
         return
+    click.echo("\n".join(_header_lines(workflow_id, meta)))
+    _task_table(tasks, all_tasks)
+
+
+def _header_lines(workflow_id: str, meta: dict[str, Any]) -> list[str]:
     stats, status = meta["stats"], meta["status"]
     took = running_duration(stats.get("start_time"), stats.get("end_time"), status)
     lines = [
@@ -186,20 +257,55 @@ def show(state: CliState, workflow_id: str, as_json: bool) -> None:
         )
     for n, restart in enumerate(meta.get("restarts") or (), start=1):
         lines.append(f"restart {n:<4} {_restart_line(restart)}")
-    click.echo("\n".join(lines))
-    table = Table(
-        "TASK ID",
-        "STATUS",
-        "ATTEMPTS",
-        "START",
-        "DURATION",
-        "ERROR",
-        caption=f"{len(tasks)} task(s)",
-    )
+    return lines
+
+
+def status_counts(tasks: list[dict[str, Any]]) -> str:
+    """``3 of 200 done: 195 PENDING, 3 SUCCESSFUL, 2 RUNNING`` (by count, largest first)."""
+    counts: dict[str, int] = {}
     for t in tasks:
-        indent = "  " * t["depth"] + ("└ " if t["depth"] else "")
+        counts[t["status"]] = counts.get(t["status"], 0) + 1
+    done = sum(n for status, n in counts.items() if status in _DONE)
+    parts = ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    return f"{done} of {len(tasks)} done" + (f": {parts}" if parts else "")
+
+
+def _task_cell(t: dict[str, Any]) -> str:
+    depth: int = t["depth"]
+    task_id = str(t["task_id"])
+    if not depth:
+        return task_id
+    if depth > MAX_INDENT:
+        return "  " * MAX_INDENT + f"└[{depth}] " + task_id
+    return "  " * depth + "└ " + task_id
+
+
+def _task_table(tasks: list[dict[str, Any]], all_tasks: bool) -> None:
+    shown = tasks
+    caption = f"{len(tasks)} task(s)"
+    if len(tasks) > FANOUT_ROWS and not all_tasks:
+        unfinished = [t for t in tasks if t["status"] not in _DONE]
+        unfinished.sort(key=lambda t: _URGENCY.get(t["status"], 9))
+        shown = unfinished[:FANOUT_ROWS]
+        click.echo(f"tasks        {status_counts(tasks)}")
+        caption = (
+            f"{len(shown)} of {len(tasks)} task(s) listed: the ones not SUCCESSFUL"
+            + (
+                f", the first {FANOUT_ROWS} of {len(unfinished)}"
+                if len(unfinished) > len(shown)
+                else ""
+            )
+            + " (--all-tasks to list every task)"
+        )
+        if not shown:
+            click.echo(f"every task is done (--all-tasks to list all {len(tasks)})")
+            return
+    table = Table("TASK ID", "STATUS", "ATTEMPTS", "START", "DURATION", "ERROR", caption=caption)
+    for t in shown:
         table.add(
-            indent + t["task_id"],
+            _task_cell(t),
             t["status"],
             t["attempts"],
             fmt_time(t["start_time"]),
@@ -207,6 +313,51 @@ def show(state: CliState, workflow_id: str, as_json: bool) -> None:
             t["error"] or "",
         )
     table.print()
+
+
+def _watch_frame(workflow_id: str, status: str, tasks: list[dict[str, Any]]) -> list[str]:
+    """What one refresh of ``--watch`` shows: progress, then the RUNNING and failing tasks."""
+    now = time.time()
+    lines = [f"workflow {workflow_id}  {status}  {status_counts(tasks)}"]
+    running = [t for t in tasks if t["status"] == "RUNNING"]
+    for t in running[:WATCH_RUNNING_ROWS]:
+        since = t["start_time"]
+        took = "" if since is None else f"  running {fmt_duration(now - since)}"
+        attempt = f"  attempt {t['attempts']}" if t["attempts"] and t["attempts"] > 1 else ""
+        lines.append(f"  RUNNING   {t['task_id']}{attempt}{took}")
+    if len(running) > WATCH_RUNNING_ROWS:
+        lines.append(f"  ... and {len(running) - WATCH_RUNNING_ROWS} more RUNNING")
+    for t in tasks:
+        if t["status"] in ("RETRYING", "FAILED"):
+            lines.append(f"  {t['status']:<9} {t['task_id']}  {t['error'] or ''}".rstrip())
+    return lines
+
+
+def _watch(reader: Any, workflow_id: str, interval: float) -> None:
+    """Refresh until the workflow is no longer RUNNING or PENDING (the caller then shows it).
+
+    On a terminal the frame is redrawn in place; elsewhere a frame is printed when it changes.
+    """
+    tty = sys.stdout.isatty()
+    last: list[str] | None = None
+    while True:
+        status = reader.get_status(workflow_id)
+        if status not in ACTIVE:
+            if tty and last is not None:
+                click.echo(_CLEAR, nl=False)
+            return
+        tasks = [task.to_row() for task in reader.list_tasks(workflow_id)]
+        frame = _watch_frame(workflow_id, status.value, tasks)
+        if tty:
+            click.echo(_CLEAR + "\n".join(frame))
+        elif frame != last:
+            click.echo("\n".join(frame))
+        last = frame
+        time.sleep(interval)
+
+
+_CLEAR = "\x1b[H\x1b[2J"
+"""Cursor home, clear the screen: a terminal redraws the watch frame in place."""
 
 
 PREVIEW_CHARS = 10_000
