@@ -1,0 +1,473 @@
+"""The public face of virtual actors: ``@virtual_actor``, handles, and the management calls.
+
+Ray 1.x's shape (``Counter.get_or_create("id", 0)``, ``counter.incr.run(5)``,
+``counter.value.run_async()``, ``get_actor("id")``, ``@virtual_actor.readonly``) plus what Ray
+never finished: ``send`` (a durable mailbox drained by workers), ``create``, ``list_actors``,
+``delete_actor`` and ``upgrade_actor``. Every call takes the process's default Client (the one
+behind ``durableflow.workflow``) unless a class is bound to another with
+:meth:`ActorClass.using` or a ``client=`` is given.
+
+Create (:meth:`ActorClass.get_or_create`, :meth:`ActorClass.create`):
+
+1. read the actor record; found: ``create`` raises ActorExistsError, ``get_or_create`` checks
+   the environment (the Client's policy) and goes to 4;
+2. run ``__init__`` here, once, and pickle the state it made;
+3. store the record create-only: the class (by reference when importable by its name, by value
+   otherwise), the initial state, the environment. Another creator won: go to 1 (its
+   arguments are the actor's; ``get_or_create`` with other arguments returns it unchanged);
+4. list the actor in the index (idempotent: a creator killed between 3 and 4 is repaired by
+   the next opener).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib
+import sys
+import threading
+import time
+import types
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from durableflow.actors.environment import check_actor_environment, class_path, record_environment
+from durableflow.actors.errors import ActorDefinitionError, ActorExistsError, ActorNotFoundError
+from durableflow.actors.records import dump_state, state_of
+from durableflow.actors.runtime import ActorRuntime, forget_runtime, keeper_for, runtime_for
+from durableflow.actors.store import ActorStore
+from durableflow.errors import InvalidWorkflowIdError, WorkflowStillActiveError
+from durableflow.model.ids import validate_workflow_id
+
+if TYPE_CHECKING:
+    from durableflow.client import Client
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ActorMethod",
+    "delete_actor",
+    "get_actor",
+    "list_actors",
+    "readonly",
+    "upgrade_actor",
+    "validate_actor_id",
+    "virtual_actor",
+]
+
+_READONLY = "__durableflow_readonly__"
+MAX_ACTOR_ID_BYTES = 200
+"""Longest actor id in UTF-8 bytes: ``actor.<id>.call.<n>`` must stay a valid workflow id."""
+
+
+def validate_actor_id(actor_id: object) -> str:
+    """Return ``actor_id`` if it is a valid actor id, else raise InvalidWorkflowIdError."""
+    value = validate_workflow_id(actor_id)
+    if len(value.encode()) > MAX_ACTOR_ID_BYTES:
+        raise InvalidWorkflowIdError(
+            f"actor id must be at most {MAX_ACTOR_ID_BYTES} bytes in UTF-8 (its calls' "
+            f"sub-workflows are named actor.<id>.call.<n>): {value[:40]!r}...",
+            workflow_id=value,
+        )
+    return value
+
+
+def _default_client() -> Client:
+    from durableflow.facade.default import client
+
+    return client()
+
+
+def readonly(method: Any) -> Any:
+    """Mark a method readonly: it runs on the last committed state and writes nothing.
+
+    Raises:
+        ActorDefinitionError: ``method`` is not a plain function.
+    """
+    if not isinstance(method, types.FunctionType):
+        raise ActorDefinitionError(
+            f"@virtual_actor.readonly marks a method (a function), not {type(method).__name__}"
+        )
+    setattr(method, _READONLY, True)
+    return method
+
+
+class _VirtualActorDecorator:
+    """``@virtual_actor`` over a class; ``@virtual_actor.readonly`` over its methods."""
+
+    readonly = staticmethod(readonly)
+
+    def __call__(self, cls: type) -> ActorClass:
+        return ActorClass(cls)
+
+    def __repr__(self) -> str:
+        return "durableflow.actors.virtual_actor"
+
+
+virtual_actor = _VirtualActorDecorator()
+"""Decorate a class to make it a virtual actor's: durable state, one writer at a time."""
+
+
+class ActorClass:
+    """A class decorated with ``@virtual_actor``: makes and finds its actors.
+
+    Args:
+        cls: the decorated class.
+        client: the Client its actors live on; None: the default Client.
+
+    Raises:
+        ActorDefinitionError: ``cls`` is not a class.
+    """
+
+    def __init__(self, cls: type, client: Client | None = None) -> None:
+        if not isinstance(cls, type):
+            raise ActorDefinitionError(
+                f"@virtual_actor decorates a class, not {type(cls).__name__}"
+            )
+        self.cls = cls
+        self._client = client
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+        self.__doc__ = cls.__doc__
+        self.readonly_methods = frozenset(
+            name for name in dir(cls) if getattr(getattr(cls, name, None), _READONLY, False)
+        )
+        """Names of the methods marked ``@virtual_actor.readonly``."""
+
+    @property
+    def client(self) -> Client:
+        """The Client this class's actors live on."""
+        return self._client if self._client is not None else _default_client()
+
+    def using(self, client: Client) -> ActorClass:
+        """This class with its actors on ``client`` instead of the default Client."""
+        return ActorClass(self.cls, client)
+
+    def get_or_create(self, actor_id: str, *args: Any, **kwargs: Any) -> ActorHandle:
+        """The actor ``actor_id``, created with ``cls(*args, **kwargs)`` if it is not stored.
+
+        An existing actor is returned as stored: other constructor arguments are ignored.
+
+        Raises:
+            InvalidWorkflowIdError: a bad id.
+            EnvironmentMismatchError: the class or environment differs from the recorded one
+                and the Client's ``env_policy`` is ``error``.
+        """
+        return _open(self, actor_id, args, kwargs, create_only=False)
+
+    def create(self, actor_id: str, *args: Any, **kwargs: Any) -> ActorHandle:
+        """A new actor ``actor_id``, made with ``cls(*args, **kwargs)``.
+
+        Raises:
+            ActorExistsError: the id is stored already.
+        """
+        return _open(self, actor_id, args, kwargs, create_only=True)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Refuse: actors are made with ``get_or_create`` or ``create``."""
+        raise ActorDefinitionError(
+            f"a virtual actor class is not instantiated directly: use "
+            f"{self.__name__}.get_or_create(actor_id, ...) or .create(actor_id, ...)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # By reference when the decorated name imports to this class (the importing process
+        # runs its current code); by value otherwise (a class defined in __main__).
+        if _importable(self.cls):
+            return (_import_actor_class, (self.cls.__module__, self.cls.__qualname__))
+        return (ActorClass, (self.cls,))
+
+    def __repr__(self) -> str:
+        return f"<virtual actor class {class_path(self.cls)}>"
+
+
+def _lookup(module: str, qualname: str) -> Any:
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _importable(cls: type) -> bool:
+    """Whether ``module.qualname`` names the actor class of ``cls`` (so it pickles by name)."""
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return False
+    found = _lookup(cls.__module__, cls.__qualname__)
+    return isinstance(found, ActorClass) and found.cls is cls
+
+
+def _import_actor_class(module: str, qualname: str) -> ActorClass:
+    importlib.import_module(module)
+    found = _lookup(module, qualname)
+    if not isinstance(found, ActorClass):
+        raise ActorDefinitionError(f"{module}:{qualname} is not a @virtual_actor class")
+    return found
+
+
+def _open(
+    actor_class: ActorClass,
+    actor_id: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    create_only: bool,
+) -> ActorHandle:
+    """Create or find an actor (Create 1-4 in the module docstring)."""
+    actor_id = validate_actor_id(actor_id)
+    client = actor_class.client
+    store = ActorStore(client.storage, client.store.serializer)
+    record = store.read_record(actor_id)  # 1
+    if record is None:
+        instance = actor_class.cls(*args, **kwargs)  # 2
+        state0 = dump_state(state_of(instance))
+        header = {
+            "actor_id": actor_id,
+            "class_name": actor_class.cls.__qualname__,
+            "class_path": class_path(actor_class.cls),
+            "created": time.time(),
+            "version": 1,
+            "upgraded": None,
+            "environment": record_environment(client.store, actor_class.cls),
+        }
+        if store.create_record(actor_id, header, _pickle_class(actor_class), state0):  # 3
+            store.add_to_index(actor_id)  # 4
+            return ActorHandle(runtime_for(client, actor_id, actor_class))
+        record = store.read_record(actor_id)
+        if record is None:  # created and deleted at once by others: start over
+            return _open(actor_class, actor_id, args, kwargs, create_only=create_only)
+        if create_only:
+            raise ActorExistsError(
+                f"virtual actor {actor_id!r} was just created by another caller",
+                workflow_id=actor_id,
+            )
+    elif create_only:
+        raise ActorExistsError(f"virtual actor {actor_id!r} exists already", workflow_id=actor_id)
+    check_actor_environment(
+        client.store,
+        actor_id,
+        record.header.get("environment") or {},
+        actor_class.cls,
+        client.env_policy,
+    )
+    if not store.indexed(actor_id):  # 4: a creator was killed between 3 and 4
+        store.add_to_index(actor_id)
+    return ActorHandle(runtime_for(client, actor_id, actor_class))
+
+
+def _pickle_class(actor_class: ActorClass) -> bytes:
+    return bytes(cloudpickle.dumps(actor_class))
+
+
+class ActorHandle:
+    """A stored actor: its methods as attributes (``handle.incr.run(1)``)."""
+
+    def __init__(self, runtime: ActorRuntime) -> None:
+        self._runtime = runtime
+
+    @property
+    def actor_id(self) -> str:
+        """The actor's id."""
+        return self._runtime.actor_id
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        cls = self._runtime.actor_class.cls
+        if not callable(getattr(cls, name, None)):
+            raise AttributeError(f"virtual actor class {cls.__qualname__} has no method {name!r}")
+        return ActorMethod(self._runtime, name, name in self._runtime.actor_class.readonly_methods)
+
+    def ready(self) -> Future[bool]:
+        """A future already resolved to True (Ray 1.x's ``ray.get(actor.ready())``)."""
+        future: Future[bool] = Future()
+        future.set_result(True)
+        return future
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (get_actor, (self.actor_id,))
+
+    def __repr__(self) -> str:
+        return f"<virtual actor {self.actor_id!r} of {class_path(self._runtime.actor_class.cls)}>"
+
+
+_readers: concurrent.futures.ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _readers
+    with _readers_lock:
+        if _readers is None:
+            _readers = concurrent.futures.ThreadPoolExecutor(
+                max_workers=8, thread_name_prefix="durableflow-actor-read"
+            )
+        return _readers
+
+
+class ActorMethod:
+    """One method of an actor: ``run``, ``run_async`` and (mutating methods) ``send``."""
+
+    def __init__(self, runtime: ActorRuntime, name: str, is_readonly: bool) -> None:
+        self._runtime = runtime
+        self.name = name
+        self.readonly = is_readonly
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method and return its result (a mutating call commits its new state).
+
+        Raises:
+            ActorCallError: the method raised (its exception is the cause).
+        """
+        if self.readonly:
+            return self._runtime.read(self.name, args, kwargs)
+        return self._runtime.call_async(self.name, args, kwargs).result()
+
+    def run_async(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Submit the call now (after this thread's earlier calls); a future of its result."""
+        if self.readonly:
+            return _reader_pool().submit(self._runtime.read, self.name, args, kwargs)
+        return self._runtime.call_async(self.name, args, kwargs)
+
+    def send(self, *args: Any, **kwargs: Any) -> int:
+        """Store the call in the actor's mailbox and return its number, without waiting.
+
+        A caller of the actor or a ``durableflow worker`` applies it.
+
+        Raises:
+            ActorDefinitionError: the method is readonly (nothing to apply later).
+        """
+        if self.readonly:
+            raise ActorDefinitionError(
+                f"{self.name} is readonly: send() stores a call to apply later; use run()"
+            )
+        return self._runtime.submit(self.name, args, kwargs, "send")
+
+    def __repr__(self) -> str:
+        kind = "readonly method" if self.readonly else "method"
+        return f"<{kind} {self.name} of virtual actor {self._runtime.actor_id!r}>"
+
+
+# --- management -------------------------------------------------------------------------------
+def _store_of(client: Client) -> ActorStore:
+    return ActorStore(client.storage, client.store.serializer)
+
+
+def get_actor(
+    actor_id: str | None = None, *, workflow_id: str | None = None, client: Client | None = None
+) -> ActorHandle:
+    """The stored actor ``actor_id`` (``workflow_id=``: Ray 1.x's spelling), from any process.
+
+    Its class is loaded from the record: imported by its name when it was importable (this
+    process's code runs, checked against the recorded source by the environment policy), or as
+    recorded (a class defined in ``__main__``).
+
+    Raises:
+        ActorNotFoundError: no such actor (also a WorkflowNotFoundError).
+        SerializationError: its class does not load here.
+    """
+    aid = validate_actor_id(actor_id if actor_id is not None else workflow_id)
+    client = client if client is not None else _default_client()
+    store = _store_of(client)
+    record = store.read_record(aid)
+    if record is None:
+        raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
+    stored = store.load_class(aid, record)
+    check_actor_environment(
+        client.store,
+        aid,
+        record.header.get("environment") or {},
+        stored.cls if _importable(stored.cls) else None,
+        client.env_policy,
+    )
+    return ActorHandle(runtime_for(client, aid, stored.using(client)))
+
+
+def list_actors(*, client: Client | None = None) -> list[tuple[str, str]]:
+    """``[(actor_id, class_name), ...]`` of every stored actor, sorted by id."""
+    client = client if client is not None else _default_client()
+    store = _store_of(client)
+    out: list[tuple[str, str]] = []
+    for aid in store.actor_ids():
+        record = store.read_record(aid)
+        if record is not None:
+            out.append((aid, str(record.header.get("class_name", "?"))))
+    return out
+
+
+def delete_actor(actor_id: str, *, client: Client | None = None) -> None:
+    """Remove an actor: its record, state, calls (pending ones are dropped) and results.
+
+    Raises:
+        ActorNotFoundError: no such actor.
+        WorkflowStillActiveError: a writer is applying one of its calls now.
+    """
+    aid = validate_actor_id(actor_id)
+    client = client if client is not None else _default_client()
+    store = _store_of(client)
+    if store.read_record(aid) is None:
+        raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
+    keeper = keeper_for(client)
+    why = keeper.take(aid, lambda: None, wait=False)
+    if why is not None:
+        raise WorkflowStillActiveError(
+            f"virtual actor {aid!r} is applying a call now (lease {why}); delete it when idle",
+            workflow_id=aid,
+        )
+    try:
+        store.delete_actor(aid)
+        forget_runtime(client, aid)
+    finally:
+        keeper.release(aid)
+
+
+def upgrade_actor(
+    actor_id: str, actor_class: ActorClass | type | None = None, *, client: Client | None = None
+) -> int:
+    """Record ``actor_class`` (default: the stored class's current code) and this environment.
+
+    Later calls run that code on the stored state (its ``__setstate__`` may migrate the state
+    of an older version). Returns the actor's new version number.
+
+    Raises:
+        ActorNotFoundError: no such actor.
+        ActorDefinitionError: no class given and the stored one is not importable by its name
+            (defined in ``__main__``): pass the new class.
+    """
+    aid = validate_actor_id(actor_id)
+    client = client if client is not None else _default_client()
+    store = _store_of(client)
+    for _ in range(10):
+        record = store.read_record(aid)
+        if record is None:
+            raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
+        if actor_class is None:
+            stored = store.load_class(aid, record)
+            if not _importable(stored.cls):
+                raise ActorDefinitionError(
+                    f"the class of actor {aid!r} ({record.header.get('class_path')}) is stored "
+                    "by value (defined in __main__): pass the new class, "
+                    "upgrade_actor(actor_id, NewClass)"
+                )
+            new = stored.using(client)
+        elif isinstance(actor_class, ActorClass):
+            new = actor_class.using(client)
+        else:
+            new = ActorClass(actor_class, client)
+        _, state0 = store.record_parts(aid, record)
+        version = int(record.header.get("version", 1)) + 1
+        header = {
+            **record.header,
+            "class_name": new.cls.__qualname__,
+            "class_path": class_path(new.cls),
+            "version": version,
+            "upgraded": time.time(),
+            "environment": record_environment(client.store, new.cls),
+        }
+        if store.swap_record(aid, record, header, _pickle_class(new), state0):
+            runtime_for(client, aid, new)
+            return version
+    raise WorkflowStillActiveError(
+        f"virtual actor {aid!r}: its record kept changing during the upgrade", workflow_id=aid
+    )

@@ -1,0 +1,477 @@
+"""The call protocol of a virtual actor: one writer at a time, every call applied exactly once.
+
+Each process keeps one :class:`ActorRuntime` per (Client, actor). Storage keys: :mod:`._layout`.
+
+Submit (:meth:`ActorRuntime.submit`, in the caller's thread, so one thread's calls are numbered
+in the order it made them):
+
+1. store the call create-only at ``calls/<seq>``, ``seq`` one past the last number this process
+   stored or saw (the head hint for a fresh process); a taken number means another submitter
+   was first: try the next. Numbers have no gaps (a number is tried only once the one before
+   it exists), so the call log is a sequence;
+2. mark the actor's mailbox (``actor-mailbox/<aid>``), so that a worker finds the call even if
+   this process dies now. ``send`` stops here; ``run`` / ``run_async`` go on with Drain and
+   wait for the outcome ``done/<seq>``.
+
+Drain (:meth:`ActorRuntime.drain`, by a caller's driver thread or a worker):
+
+1. claim the actor's lease (:class:`~durableflow.runtime.ownership.OwnershipKeeper`, the
+   primitive of workflow leases and worker slots, without waiting): refused means a live
+   writer drains, and the caller polls ``done/<seq>`` (claiming again at each poll: the writer
+   may die or finish without seeing the call);
+2. find the last committed call ``n`` (the head hint, then ``done/<n+1>`` probed until absent)
+   and the state after it (in ``done/<n>``; the state ``__init__`` made for ``n = 0``);
+3. read call ``n+1``; none: go to 6;
+4. check the lease (no I/O before its deadline), restore the state into an instance, run the
+   method. A method that returns a DAG runs it as the workflow ``actor.<aid>.call.<n+1>``
+   (checkpointed; a rerun resumes it). A method that raises leaves the state as it was;
+5. check the lease, then **commit**: create ``done/<n+1>`` holding the result (or the
+   exception) *and* the new state, in one value, create-only. If it exists, an earlier writer
+   committed it: its value wins and its state is adopted. Then move the head hint, compact
+   (every :data:`COMPACT_EVERY` calls, the states of calls older than the last
+   :data:`COMPACT_EVERY` are dropped; their results stay), and go to 3 with ``n+1``;
+6. clear the mailbox marker, then look for call ``n+1`` once more (a submitter may have stored
+   it and marked the mailbox just before the clear): found, mark the mailbox again and go to 3;
+7. release the lease.
+
+Why a call applies once: the commit is one create-only value keyed by the call number, and
+state ``n+1`` is read only from ``done/<n+1>``; two writers (a paused one and its successor)
+can both run a method, but only one outcome and one state per number ever exist. The lease
+makes that race rare (only one writer runs at a time, fenced by ``check`` before each step),
+it is not what makes it safe. What runs more than once is a method's *body* when a writer is
+killed between steps 4 and 5 (as a task's body may): its effect on the actor's state and its
+result commit once.
+
+A killed caller (any step) leaves its call stored; the next caller of that actor, or a worker
+(mailbox marked at Submit 2), applies it. A killed writer (Drain 1-7) leaves its lease to a
+dead process, which the next claimer on the machine takes over at once (elsewhere after the
+lease's TTL, by the ownership rules).
+
+Readonly calls (:meth:`ActorRuntime.read`) take no lease and write nothing: they find the last
+committed state (Drain 2) and run the method on a copy, concurrently with a writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import threading
+import time
+import weakref
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from durableflow.actors.errors import ActorCallError, ActorNotFoundError
+from durableflow.actors.records import dump_state, load_state, restore, state_of
+from durableflow.actors.store import ActorLeases, ActorStore, Outcome
+from durableflow.errors import StorageError, WorkflowError, WorkflowStillActiveError
+from durableflow.model.dag import as_node
+from durableflow.model.ownership import LeaseRecord
+from durableflow.runtime.ownership import OwnershipKeeper
+
+if TYPE_CHECKING:
+    from durableflow.client import Client
+
+__all__ = ["COMPACT_EVERY", "ActorRuntime", "keeper_for", "runtime_for", "subworkflow_id"]
+
+log = logging.getLogger("durableflow.actors")
+
+COMPACT_EVERY = 100
+"""Committed states kept: every this many calls, the states of older calls are dropped."""
+_POLL_MIN = 0.001
+_POLL_MAX = 0.05
+_STORAGE_RETRIES = 5
+
+
+def subworkflow_id(actor_id: str, seq: int) -> str:
+    """The id of the workflow a method's returned DAG runs as (deterministic: reruns resume)."""
+    return f"actor.{actor_id}.call.{seq}"
+
+
+class _ClientActors:
+    """What one Client's actors share in this process: the lease keeper and the runtimes."""
+
+    def __init__(self, client: Client) -> None:
+        self.keeper: OwnershipKeeper[LeaseRecord] = OwnershipKeeper(
+            ActorLeases(client.storage), LeaseRecord, client.lease_ttl, what="actor lease"
+        )
+        self.runtimes: dict[str, ActorRuntime] = {}
+        self.lock = threading.Lock()
+
+
+_registry: weakref.WeakKeyDictionary[Any, _ClientActors] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
+def _shared(client: Client) -> _ClientActors:
+    with _registry_lock:
+        shared = _registry.get(client)
+        if shared is None:
+            shared = _registry[client] = _ClientActors(client)
+        return shared
+
+
+def keeper_for(client: Client) -> OwnershipKeeper[LeaseRecord]:
+    """The keeper of this process's actor leases on ``client``'s storage."""
+    return _shared(client).keeper
+
+
+def runtime_for(client: Client, actor_id: str, actor_class: Any) -> ActorRuntime:
+    """This process's runtime of ``actor_id`` on ``client`` (made on first use).
+
+    ``actor_class`` (an :class:`~durableflow.actors.api.ActorClass`) is the code calls run
+    with; a later call with another class (after an upgrade) replaces it.
+    """
+    shared = _shared(client)
+    with shared.lock:
+        runtime = shared.runtimes.get(actor_id)
+        if runtime is None:
+            runtime = shared.runtimes[actor_id] = ActorRuntime(
+                client, actor_id, actor_class, shared.keeper
+            )
+        elif actor_class is not None:
+            runtime.actor_class = actor_class
+        return runtime
+
+
+def forget_runtime(client: Client, actor_id: str) -> None:
+    """Drop this process's runtime of ``actor_id`` (after a delete)."""
+    shared = _shared(client)
+    with shared.lock:
+        shared.runtimes.pop(actor_id, None)
+
+
+_CALLER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ActorRuntime:
+    """Submits, applies and reads the calls of one actor in this process (module docstring).
+
+    Args:
+        client: the Client whose storage holds the actor (sub-workflows run on it).
+        actor_id: the actor.
+        actor_class: the :class:`~durableflow.actors.api.ActorClass` whose code runs calls.
+        keeper: the process's keeper of actor leases on that storage.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        actor_id: str,
+        actor_class: Any,
+        keeper: OwnershipKeeper[LeaseRecord],
+    ) -> None:
+        self.client = client
+        self.actor_id = actor_id
+        self.actor_class = actor_class
+        self.store = ActorStore(client.storage, client.store.serializer)
+        self._keeper = keeper
+        self._lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._next_seq: int | None = None
+        self._pending: dict[int, Future[Any]] = {}
+        self._driver: threading.Thread | None = None
+        self._committed_cache: tuple[int, bytes] | None = None
+        self._state0: bytes | None = None
+        self._lost = threading.Event()
+        self.applied = 0
+        """Calls this runtime committed (for tests and the worker's log)."""
+
+    # --- submit -------------------------------------------------------------------------------
+    def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str) -> int:
+        """Store a call (Submit 1-2) and return its number."""
+        header = {"method": method, "submitted": time.time(), "by": _CALLER, "mode": mode}
+        with self._submit_lock:
+            seq = (
+                self._next_seq
+                if self._next_seq is not None
+                else self.store.read_head(self.actor_id) + 1
+            )
+            while not self.store.create_call(self.actor_id, seq, header, args, kwargs):  # 1
+                seq += 1
+            self._next_seq = seq + 1
+        self.store.mark_mailbox(self.actor_id)  # 2
+        return seq
+
+    def call_async(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """Submit a mutating call and return a future of its result (the driver drains)."""
+        seq = self.submit(method, args, kwargs, "run")
+        future: Future[Any] = Future()
+        with self._lock:
+            self._pending[seq] = future
+            if self._driver is None or not self._driver.is_alive():
+                self._driver = threading.Thread(
+                    target=self._drive, name=f"durableflow-actor-{self.actor_id}", daemon=True
+                )
+                self._driver.start()
+        return future
+
+    # --- the driver: drain, or wait for another writer ----------------------------------------
+    def _drive(self) -> None:
+        delay = _POLL_MIN
+        failures = 0
+        idle = 0
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._driver = None
+                    return
+            try:
+                progressed = self.drain() > 0
+                progressed = self._resolve_committed() or progressed
+                failures = 0
+            except (StorageError, ActorNotFoundError) as err:
+                failures += 1
+                if isinstance(err, ActorNotFoundError) or failures >= _STORAGE_RETRIES:
+                    self._fail_pending(err)
+                    continue
+                log.warning("actor %s: storage error, retrying: %s", self.actor_id, err)
+                progressed = False
+            except Exception as err:  # a bug or an unloadable value: the callers must hear it
+                log.exception("actor %s: driver failed", self.actor_id)
+                self._fail_pending(err)
+                continue
+            if progressed:
+                delay, idle = _POLL_MIN, 0
+                continue
+            idle += 1
+            if idle % 50 == 0 and self.store.read_record(self.actor_id) is None:
+                self._fail_pending(self._not_found())
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX)
+
+    def _fail_pending(self, err: BaseException) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(err)
+
+    def _resolve_committed(self) -> bool:
+        """Resolve this process's pending calls that another writer committed, in order."""
+        with self._lock:
+            waiting = sorted(self._pending)
+        resolved = False
+        for seq in waiting:
+            outcome = self.store.read_outcome(self.actor_id, seq)
+            if outcome is None:
+                break
+            self._resolve(outcome)
+            resolved = True
+        return resolved
+
+    def _resolve(self, outcome: Outcome) -> None:
+        with self._lock:
+            future = self._pending.pop(outcome.seq, None)
+        if future is None or future.done():
+            return
+        try:
+            future.set_result(self.result_of(outcome))
+        except BaseException as err:  # the call's error, or its result does not unpickle
+            future.set_exception(err)
+
+    def result_of(self, outcome: Outcome) -> Any:
+        """The result of a committed call; raises ActorCallError for a call that raised."""
+        value = pickle.loads(outcome.value)
+        if outcome.header.get("ok"):
+            return value
+        method = outcome.header.get("method", "?")
+        raise ActorCallError(
+            f"actor {self.actor_id!r}: call {outcome.seq} ({method}) raised "
+            f"{type(value).__name__}: {value}",
+            workflow_id=self.actor_id,
+            task_id=f"call.{outcome.seq}",
+            seq=outcome.seq,
+            method=method,
+        ) from value
+
+    def _not_found(self) -> ActorNotFoundError:
+        return ActorNotFoundError(
+            f"virtual actor {self.actor_id!r} is not stored (deleted?)", workflow_id=self.actor_id
+        )
+
+    # --- drain --------------------------------------------------------------------------------
+    def drain(self) -> int:
+        """Apply every pending call if this process can be the writer (Drain 1-7).
+
+        Returns:
+            The number of calls this call committed (0: another writer holds the lease, or
+            nothing was pending).
+        """
+        if not self._drain_lock.acquire(blocking=False):
+            return 0  # this process drains already (its driver, or a worker thread)
+        try:
+            self._lost.clear()
+            if self._keeper.take(self.actor_id, self._lost.set, wait=False) is not None:  # 1
+                return 0
+            try:
+                return self._apply_pending()
+            except WorkflowStillActiveError as err:  # lost the lease: the new writer goes on
+                log.warning("actor %s: %s", self.actor_id, err)
+                return 0
+            finally:
+                self._keeper.release(self.actor_id)  # 7
+        finally:
+            self._drain_lock.release()
+
+    def _apply_pending(self) -> int:
+        seq, state = self.committed()  # 2
+        applied = 0
+        while True:
+            call = self.store.read_call(self.actor_id, seq + 1)  # 3
+            if call is None:
+                self.store.clear_mailbox(self.actor_id)  # 6
+                if not self.store.call_exists(self.actor_id, seq + 1):
+                    return applied
+                self.store.mark_mailbox(self.actor_id)
+                continue
+            self._keeper.check(self.actor_id)  # 4
+            header, value, new_state = self._run(seq + 1, call, state)
+            self._keeper.check(self.actor_id)  # 5
+            if self.store.create_outcome(self.actor_id, seq + 1, header, value, new_state):
+                outcome = Outcome(seq + 1, header, value, new_state)
+            else:  # committed by an earlier writer: its value and state win
+                stored = self.store.read_outcome(self.actor_id, seq + 1)
+                if stored is None or stored.state is None:
+                    raise WorkflowStillActiveError(
+                        f"actor {self.actor_id!r}: call {seq + 1} committed elsewhere and "
+                        "compacted; starting over",
+                        workflow_id=self.actor_id,
+                    )
+                outcome = stored
+            seq += 1
+            assert outcome.state is not None
+            state = outcome.state
+            with self._lock:
+                self._committed_cache = (seq, state)
+            self.store.write_head(self.actor_id, seq)
+            if seq % COMPACT_EVERY == 0 and seq >= 2 * COMPACT_EVERY:
+                self._compact(seq)
+            applied += 1
+            self.applied += 1
+            self._resolve(outcome)
+
+    def _compact(self, seq: int) -> None:
+        """Drop the states of calls ``seq - 2C + 1 .. seq - C`` (C = COMPACT_EVERY)."""
+        with self.store.storage.batch():
+            for old in range(seq - 2 * COMPACT_EVERY + 1, seq - COMPACT_EVERY + 1):
+                self.store.strip_outcome(self.actor_id, old)
+
+    def _run(
+        self,
+        seq: int,
+        call: tuple[dict[str, Any], tuple[tuple[Any, ...], dict[str, Any]]],
+        state: bytes,
+    ) -> tuple[dict[str, Any], bytes, bytes]:
+        """Run call ``seq`` on ``state``: its outcome header, pickled value and new state."""
+        call_header, (args, kwargs) = call
+        method = str(call_header.get("method"))
+        header: dict[str, Any] = {
+            "method": method,
+            "submitted": call_header.get("submitted"),
+            "mode": call_header.get("mode", "run"),
+            "started": time.time(),
+            "state": True,
+        }
+        try:
+            obj = restore(self.actor_class.cls, load_state(state))
+            result = getattr(obj, method)(*args, **kwargs)
+            node = as_node(result)
+            if node is not None:
+                header["workflow_id"] = subworkflow_id(self.actor_id, seq)
+                result = self.client.run(node, workflow_id=header["workflow_id"])
+            value = _dumps(result)
+            new_state = dump_state(state_of(obj))
+            header["ok"] = True
+        except WorkflowStillActiveError:
+            raise  # the sub-workflow runs elsewhere now: not this call's outcome
+        except Exception as err:
+            header["ok"] = False
+            header["error"] = f"{type(err).__name__}: {err}"
+            value = _dump_error(err)
+            new_state = state
+        header["finished"] = time.time()
+        return header, value, new_state
+
+    # --- reading the committed state ------------------------------------------------------------
+    def committed(self) -> tuple[int, bytes]:
+        """The last committed call number and the state after it (Drain 2)."""
+        with self._lock:
+            cached = self._committed_cache
+        seq, state = cached if cached is not None else (0, None)
+        outcome = self.store.read_outcome(self.actor_id, seq + 1)
+        if outcome is None and state is not None:
+            return seq, state  # nothing newer than what this process saw
+        if outcome is not None:
+            head = self.store.read_head(self.actor_id)
+            if head > seq + 1:  # jump ahead by the hint, then probe
+                ahead = self.store.read_outcome(self.actor_id, head)
+                if ahead is not None:
+                    outcome = ahead
+            last = outcome
+            while outcome is not None:
+                seq, last = outcome.seq, outcome
+                outcome = self.store.read_outcome(self.actor_id, seq + 1)
+            if last.state is None:  # compacted: only when a hint was far off; list instead
+                seq, state = self._latest_by_listing()
+            else:
+                state = last.state
+        else:
+            head = self.store.read_head(self.actor_id)
+            if head > 0:
+                seq, state = self._latest_by_listing()
+            else:
+                seq, state = 0, self.initial_state()
+        with self._lock:
+            if self._committed_cache is None or self._committed_cache[0] <= seq:
+                self._committed_cache = (seq, state)
+        return seq, state
+
+    def _latest_by_listing(self) -> tuple[int, bytes]:
+        numbers = self.store.done_numbers(self.actor_id)
+        for seq in reversed(numbers):
+            outcome = self.store.read_outcome(self.actor_id, seq)
+            if outcome is not None and outcome.state is not None:
+                return seq, outcome.state
+        return 0, self.initial_state()
+
+    def initial_state(self) -> bytes:
+        """The state ``__init__`` made (from the actor record)."""
+        if self._state0 is None:
+            record = self.store.read_record(self.actor_id)
+            if record is None:
+                raise self._not_found()
+            _, self._state0 = self.store.record_parts(self.actor_id, record)
+        return self._state0
+
+    def read(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a readonly method on the last committed state; nothing is written."""
+        _, state = self.committed()
+        obj = restore(self.actor_class.cls, load_state(state))
+        return getattr(obj, method)(*args, **kwargs)
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as err:
+        raise _Unpicklable(f"the result cannot be pickled: {type(err).__name__}: {err}") from err
+
+
+class _Unpicklable(WorkflowError):
+    """A method's result that cannot be stored (the call fails with this error)."""
+
+
+def _dump_error(err: BaseException) -> bytes:
+    try:
+        data = bytes(cloudpickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL))
+        pickle.loads(data)  # an exception that pickles but does not unpickle is replaced too
+        return data
+    except Exception:
+        stand_in = WorkflowError(f"{type(err).__name__}: {err}")
+        return bytes(cloudpickle.dumps(stand_in, protocol=pickle.HIGHEST_PROTOCOL))
