@@ -192,6 +192,24 @@ def test_write_attempt_creates_replaces_and_never_hides_a_newer_attempt(store):
     assert stored(store) == record(1)
 
 
+def test_a_later_attempt_keeps_the_earlier_ones_in_its_history(store):
+    """Every attempt's times stay readable (a timeline draws one bar per attempt)."""
+    assert attempts.write_attempt(store, "w", record(1))
+    assert attempts.write_attempt(store, "w", record(1, AttemptState.FAILED, error=BOOM))
+    assert attempts.write_attempt(store, "w", record(2))
+    second = stored(store)
+    assert [p["attempt"] for p in second.previous] == [1]
+    assert second.previous[0]["state"] == "FAILED"
+    assert second.previous[0]["error"].startswith("ValueError")
+    assert attempts.write_attempt(store, "w", record(2, AttemptState.FAILED, error=BOOM))
+    assert [p["attempt"] for p in stored(store).previous] == [1]  # the same attempt: kept once
+    for n in range(3, 30):
+        assert attempts.write_attempt(store, "w", record(n, AttemptState.FAILED, error=BOOM))
+    history = stored(store).previous
+    assert [p["attempt"] for p in history] == list(range(9, 29))  # the 20 latest, oldest first
+    assert AttemptRecord.from_bytes(stored(store).to_bytes()) == stored(store)
+
+
 def call(store: WorkflowStore, func: Any, *args: Any, **kw: Any) -> TaskCall:
     fields: dict[str, Any] = {"checkpoint": True, "catch": False, "store": store, "epoch": 5}
     fields.update(kw)

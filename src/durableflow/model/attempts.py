@@ -83,6 +83,10 @@ class ObservedTaskStatus(str, enum.Enum):
         return self.value
 
 
+PREVIOUS_KEPT = 20
+"""How many earlier attempts an attempt record keeps in its history."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AttemptRecord:
     """The latest attempt of one task (key ``attempts/<task_id>``), written by its worker."""
@@ -106,6 +110,10 @@ class AttemptRecord:
     attempt of an older runner is no longer awaited by anyone."""
     error: ErrorInfo | None = None
     """What the function or the worker raised (FAILED, ERROR)."""
+    previous: tuple[dict[str, Any], ...] = ()
+    """The task's earlier attempts, oldest first, at most :data:`PREVIOUS_KEPT`: JSON objects
+    with ``attempt, start, end, state, host, pid`` and ``error`` (a one-line summary or None).
+    Kept so a timeline can show every attempt, not only the latest."""
 
     def ended(
         self, state: AttemptState, end: float, error: ErrorInfo | None = None
@@ -129,7 +137,39 @@ class AttemptRecord:
             data["epoch"] = self.epoch
         if self.error is not None:
             data["error"] = self.error.to_json()
+        if self.previous:
+            data["previous"] = list(self.previous)
         return data
+
+    def summary(self) -> dict[str, Any]:
+        """This attempt as an entry of a later attempt's :attr:`previous`."""
+        error = None
+        if self.error is not None:
+            error = (self.error.summary().splitlines() or [""])[0][:500]
+        return {
+            "attempt": self.attempt,
+            "start": self.start,
+            "end": self.end,
+            "state": self.state.value,
+            "host": self.host,
+            "pid": self.pid,
+            "error": error,
+        }
+
+    def after(self, stored: AttemptRecord | None) -> AttemptRecord:
+        """This record as it replaces ``stored``.
+
+        The history is carried over, with ``stored`` added when it was an earlier attempt (at
+        most :data:`PREVIOUS_KEPT` kept).
+        """
+        if stored is None:
+            return self
+        history = stored.previous
+        if stored.attempt < self.attempt:
+            history = (*history, stored.summary())[-PREVIOUS_KEPT:]
+        if history == self.previous:
+            return self
+        return dataclasses.replace(self, previous=history)
 
     def to_bytes(self) -> bytes:
         """JSON bytes."""
@@ -151,6 +191,9 @@ class AttemptRecord:
             end=None if end is None else float(end),
             epoch=None if epoch is None else int(epoch),
             error=ErrorInfo.from_json(error) if isinstance(error, dict) else None,
+            previous=tuple(
+                dict(entry) for entry in data.get("previous") or () if isinstance(entry, dict)
+            ),
         )
 
     @classmethod

@@ -25,12 +25,14 @@ from durableflow.model.environment import EnvironmentDiff
 from durableflow.model.filters import WorkflowFilter
 from durableflow.model.ids import validate_workflow_id
 from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo, WorkflowSummary
+from durableflow.model.ownership import LeaseRecord
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus, parse_status_filter
 from durableflow.runtime.bulk import select_statuses
 from durableflow.runtime.environment import environment_diff
 from durableflow.runtime.inspection import task_infos
 from durableflow.runtime.listing import list_workflows
+from durableflow.runtime.logs import AttemptLog, get_logs
 from durableflow.runtime.outputs import output_waiter
 from durableflow.runtime.run_queue import RunQueue
 from durableflow.runtime.scheduler import Scheduler
@@ -42,6 +44,7 @@ from durableflow.runtime.status import (
     workflow_info,
     workflow_metadata,
 )
+from durableflow.runtime.workers import live_workers
 from durableflow.storage.base import Storage
 from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.serializer import Serializer
@@ -254,6 +257,30 @@ class Reader:
     def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
         """What differs between a workflow's recorded environment and this process's."""
         return environment_diff(self.store, workflow_id, self._record(workflow_id).runtime_env)
+
+    def get_logs(self, workflow_id: str, task_id: str | None = None) -> dict[str, list[AttemptLog]]:
+        """What each task attempt printed and logged: task id -> its attempts' logs, oldest first.
+
+        Raises:
+            WorkflowNotFoundError: no such workflow, or no such task in it.
+        """
+        return get_logs(self.store, workflow_id, task_id)
+
+    # --- who works ---------------------------------------------------------------------------
+    def live_workers(self) -> list[dict[str, Any]]:
+        """The ``durableflow worker`` processes serving this storage now, by their heartbeats.
+
+        One dict each, with ``owner``, ``host``, ``pid`` and ``expires_at``.
+        """
+        return live_workers(self.store.storage)
+
+    def lease_owner(self, workflow_id: str) -> LeaseRecord | None:
+        """The lease on a workflow as stored: its runner's owner id, host, pid and expiry.
+
+        None when no runner holds it; a garbled lease reads None.
+        """
+        validate_workflow_id(workflow_id)
+        return self.store.read_lease(workflow_id)[0]
 
     # --- schedules --------------------------------------------------------------------------
     def _scheduler(self) -> Scheduler:

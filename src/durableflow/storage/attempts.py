@@ -83,6 +83,9 @@ def _tagged(err: StorageError, workflow_id: str, task_id: str | None, key: str) 
 def write_attempt(store: WorkflowStore, workflow_id: str, record: AttemptRecord) -> bool:
     """Store ``record`` unless a newer attempt's record is there; True if stored.
 
+    The record replacing an earlier attempt's carries that attempt in its ``previous``
+    history (see :meth:`AttemptRecord.after`), so every attempt's times stay readable.
+
     Read, then create (no record yet) or compare-and-swap on the bytes read, without sync;
     a race lost to another writer reads again.
 
@@ -90,20 +93,19 @@ def write_attempt(store: WorkflowStore, workflow_id: str, record: AttemptRecord)
         StorageError: the storage failed.
     """
     key = layout.attempt_key(workflow_id, record.task_id)
-    data = record.to_bytes()
     storage = store.storage
     try:
         with storage.volatile():
             for _ in range(5):
                 raw = storage.get(key)
                 if raw is None:
-                    if storage.create(key, data):
+                    if storage.create(key, record.to_bytes()):
                         return True
                     continue
                 stored = _parse(raw)
                 if stored is not None and stored.attempt > record.attempt:
                     return False
-                if storage.swap(key, raw, data):
+                if storage.swap(key, raw, record.after(stored).to_bytes()):
                     return True
     except StorageError as err:
         raise _tagged(err, workflow_id, record.task_id, key) from None
