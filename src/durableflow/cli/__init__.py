@@ -20,9 +20,11 @@ import click
 from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
 from durableflow.cli.actions import cancel, delete, resume
 from durableflow.cli.env import env
+from durableflow.cli.logs import logs
 from durableflow.cli.retention import prune, retention
 from durableflow.cli.schedules import schedule
 from durableflow.cli.steering import cancel_all, fork, restart, resume_all
+from durableflow.cli.ui import ui
 from durableflow.cli.worker import worker
 from durableflow.cli.workflows import list_workflows, metadata, output, show, status
 
@@ -79,6 +81,7 @@ for command in (
     show,
     output,
     metadata,
+    logs,
     resume,
     resume_all,
     cancel,
@@ -91,6 +94,7 @@ for command in (
     worker,
     schedule,
     env,
+    ui,
 ):
     cli.add_command(command)
 
