@@ -67,6 +67,11 @@ class Seeded:
         release = self.file()
         self.runner.run_async(dashtasks.wait_file.bind(release, 5), workflow_id=workflow_id)
         wait_until(lambda: self.status(workflow_id) is WorkflowStatus.RUNNING)
+        wait_until(  # its attempt record is written once it has run RECORD_AFTER seconds
+            lambda: (
+                self.runner.get_metadata(workflow_id, "dashtasks.wait_file")["status"] == "RUNNING"
+            )
+        )
         return release
 
     def pending(self, workflow_id: str) -> None:

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -23,6 +24,25 @@ from durableflow.worker import Worker
 __all__ = ["worker"]
 
 log = logging.getLogger("durableflow.worker")
+
+
+def _start_ui(storage: str, host: str, port: int, token: str | None) -> Any:
+    """Serve the dashboard from a thread of this process (``--ui``)."""
+    try:
+        from durableflow.dashboard.security import UnsafeBindError
+        from durableflow.dashboard.server import BackgroundServer, settings_from
+    except ImportError as err:
+        raise click.ClickException(
+            f"--ui needs the 'dashboard' extra ({err.name} is not installed): "
+            "pip install 'durableflow[dashboard]'"
+        ) from None
+    try:
+        settings = settings_from(storage, host, port, token)
+    except UnsafeBindError as err:
+        raise click.UsageError(str(err)) from None
+    server = BackgroundServer(settings).start()
+    log.info("dashboard on %s", server.url)
+    return server
 
 
 def _parse_period(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -112,6 +132,22 @@ def _parse_period(ctx: click.Context, param: click.Parameter, value: str) -> flo
 )
 @click.option("--once", is_flag=True, help="Scan once, wait for the workflows started, and exit.")
 @click.option(
+    "--ui",
+    "ui",
+    is_flag=True,
+    help="Also serve the web dashboard (as `durableflow ui`) from this worker's process.",
+)
+@click.option("--ui-host", default="127.0.0.1", show_default=True, help="The dashboard's address.")
+@click.option(
+    "--ui-port", default=8233, show_default=True, type=click.IntRange(0, 65535), help="Its port."
+)
+@click.option(
+    "--ui-token",
+    default=None,
+    envvar="DURABLEFLOW_UI_TOKEN",
+    help="The dashboard's token; needed with a --ui-host other than 127.0.0.1.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
@@ -131,6 +167,10 @@ def worker(
     env_policy: str | None,
     paths: tuple[str, ...],
     once: bool,
+    ui: bool,
+    ui_host: str,
+    ui_port: int,
+    ui_token: str | None,
     log_level: str,
 ) -> None:
     """Run PENDING workflows, resume RESUMABLE ones, and fire schedules, until SIGTERM.
@@ -177,6 +217,9 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if ui:
+        dashboard = _start_ui(client.storage.url, ui_host, ui_port, ui_token)
+        click.get_current_context().call_on_close(dashboard.stop)
     if once:
         runner.start_heartbeat()
         runner.run_once()

@@ -74,9 +74,10 @@ class Source:
         if read_only:
             self.reader = Reader(storage, signing_key=signing_key)
         else:
+            Reader(storage, signing_key=signing_key).close()  # must exist: create nothing
             # The thread executor is built but never used: a resume is handed to the workers.
             self._client = Client(
-                storage if storage is not None else None,
+                storage,
                 executor="thread",
                 signing_key=signing_key,
             )
