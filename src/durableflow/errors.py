@@ -8,6 +8,8 @@ The tree::
     │   └── ResumeNotFoundError           resume of an unknown id (also WorkflowNotResumableError)
     ├── WorkflowExecutionError            a task failed; ``__cause__`` is the task's exception
     ├── WorkflowCancellationError         the workflow was canceled
+    ├── WorkflowTimeoutError              (also a TimeoutError) a task attempt or a workflow
+    │                                     ran past its ``timeout_s``
     ├── WorkflowNotResumableError         e.g. resume of a CANCELED workflow
     │   ├── EnvironmentMismatchError      env_policy="error" and the environment changed
     │   └── ResumeNotFoundError           (see above)
@@ -54,6 +56,7 @@ __all__ = [
     "WorkflowNotResumableError",
     "WorkflowQueueFullError",
     "WorkflowStillActiveError",
+    "WorkflowTimeoutError",
 ]
 
 
@@ -101,6 +104,32 @@ class WorkflowExecutionError(WorkflowError):
 
 class WorkflowCancellationError(WorkflowError):
     """The workflow was canceled, so it has no output."""
+
+
+class WorkflowTimeoutError(WorkflowError, TimeoutError):
+    """A task attempt, or a whole workflow run, ran longer than its ``timeout_s``.
+
+    A task's timeout is retried like a system error (up to ``max_retries``); when no retry is
+    left it is the ``__cause__`` of the :class:`WorkflowExecutionError` that ``run`` raises. A
+    workflow's timeout fails the workflow (FAILED) and is that error's cause.
+
+    Attributes:
+        limit_s: the ``timeout_s`` that was exceeded.
+        elapsed_s: how long the attempt (or the run) had been running when it was stopped.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str | None = None,
+        task_id: str | None = None,
+        limit_s: float | None = None,
+        elapsed_s: float | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, task_id=task_id)
+        self.limit_s = limit_s
+        self.elapsed_s = elapsed_s
 
 
 class WorkflowNotResumableError(WorkflowError):

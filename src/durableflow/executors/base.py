@@ -6,7 +6,8 @@ Executors never retry: the engine's retry policy decides. They know nothing of s
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+import concurrent.futures
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -32,8 +33,16 @@ class Executor(abc.ABC):
         """Start ``fn(call)``; ``options`` are the task's executor options."""
 
     def cancel(self, future: Future[Any]) -> None:
-        """Stop the call if the executor can (a thread cannot be stopped once started)."""
+        """Stop the call if the executor can (a thread cannot be stopped once started).
+
+        A call that cannot be stopped at once ends later: its future completes (with any result
+        or error, which nobody reads) when nothing of it runs any more.
+        """
         future.cancel()
+
+    def wait_stopped(self, futures: Iterable[Future[Any]], timeout: float) -> None:
+        """Wait up to ``timeout`` s until nothing of the calls of ``futures`` (canceled) runs."""
+        concurrent.futures.wait(list(futures), timeout)
 
     def close(self, wait: bool = True) -> None:  # noqa: B027 - optional hook
         """Release workers; ``wait`` for running calls first."""

@@ -67,10 +67,22 @@ class TaskCall:
     epoch: int | None = None
     """The fencing token of the runner that submits the attempt (the run record's ``epoch``),
     kept in the attempt record so that readers tell its attempts from a crashed runner's."""
+    timeout_s: float | None = None
+    """The task's ``timeout_s``: past it (from the attempt's own start) the attempt writes no
+    checkpoint and ends with a ``WorkflowTimeoutError``."""
+    replaces: tuple[int, ...] = ()
+    """Earlier attempts of this task that the engine abandoned past their deadline: a
+    checkpoint one of them wrote late is replaced by this attempt's (fencing by attempt
+    number, :mod:`durableflow.runtime.attempt` step 5)."""
+    gate: Any = None
+    """The attempt's :class:`~durableflow.runtime.gates.AttemptGate` when the worker shares the
+    engine's memory (threads, the wait service): closed by a cancel or a timeout, after which
+    the attempt can write no checkpoint. Never travels to another process."""
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["store"] = None  # a store never travels: the worker reopens it from the URL
+        state["gate"] = None  # nor a gate: another process is stopped by its executor
         return state
 
 

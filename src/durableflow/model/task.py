@@ -33,6 +33,7 @@ _WORKFLOW_FIELDS = (
     "catch_exceptions",
     "checkpoint",
     "metadata",
+    "timeout_s",
 )
 
 RetryExceptions = bool | tuple[type[BaseException], ...]
@@ -102,6 +103,9 @@ class TaskOptions:
         checkpoint: False keeps the output in memory only; it is recomputed on resume.
         metadata: JSON-serializable user metadata, shown by ``get_metadata``.
         executor_options: passed to the executor (``num_cpus``, ``resources``, ...).
+        timeout_s: seconds one attempt may run (None: no limit). An attempt past it is stopped
+            where its executor can stop it, recorded as failed with a ``WorkflowTimeoutError``
+            and retried like a system error (see docs/tasks.md).
     """
 
     task_id: str | None = None
@@ -111,10 +115,19 @@ class TaskOptions:
     checkpoint: bool = True
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     executor_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.task_id is not None:
             validate_task_id(self.task_id)
+        limit = self.timeout_s
+        if limit is not None and (
+            isinstance(limit, bool)
+            or not isinstance(limit, (int, float))
+            or not limit > 0
+            or limit == float("inf")
+        ):
+            raise ValueError(f"timeout_s must be a number of seconds > 0 or None, got {limit!r}")
         if not isinstance(self.max_retries, int) or self.max_retries < -1:
             raise ValueError(f"max_retries must be an int >= -1, got {self.max_retries!r}")
         retry = self.retry_exceptions
@@ -169,6 +182,7 @@ class TaskOptions:
             else [f"{t.__module__}.{t.__qualname__}" for t in retry],
             "catch_exceptions": self.catch_exceptions,
             "checkpoint": self.checkpoint,
+            "timeout_s": self.timeout_s,
             "metadata": dict(self.metadata),
             "executor_options": {
                 k: repr(v) for k, v in redact_executor_options(self.executor_options).items()
@@ -184,6 +198,7 @@ def workflow_options(
     checkpoint: bool | None = None,
     max_retries: int | None = None,
     retry_exceptions: RetryExceptions | None = None,
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Ray's ``workflow.options``: a dict to pass as ``f.options(**workflow.options(...))``."""
     given = {
@@ -193,6 +208,7 @@ def workflow_options(
         "checkpoint": checkpoint,
         "max_retries": max_retries,
         "retry_exceptions": retry_exceptions,
+        "timeout_s": timeout_s,
     }
     return {"_metadata": {WORKFLOW_OPTIONS_KEY: {k: v for k, v in given.items() if v is not None}}}
 

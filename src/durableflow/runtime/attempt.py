@@ -14,10 +14,15 @@ protocol is in :mod:`durableflow.storage.attempts`):
 4. a returned DAG or ``Continuation`` is handed back to the engine, which stores it; the attempt
    record says CONTINUED;
 5. otherwise the output (``(value, None)`` under ``catch_exceptions``) is checkpointed with a
-   create-only write whose header holds the attempt's number and times; if another runner's
-   checkpoint won the race, its value is used, so both continue with the same value; the
-   checkpoint ends the attempt, nothing more is recorded. A task without a checkpoint
-   (``checkpoint=False``) records SUCCESSFUL, if step 1 recorded it RUNNING;
+   create-only write whose header holds the attempt's number and times, inside the attempt's
+   gate (:mod:`durableflow.runtime.gates`): an attempt that was canceled, or is past its
+   ``timeout_s``, writes nothing and fails with that error (a timeout is a system error). If
+   another checkpoint is there already: one written late by an attempt the engine abandoned
+   past its deadline (its number is in ``call.replaces``) is replaced by this attempt's, a
+   compare-and-swap on the bytes read (fencing by attempt number: the late write loses);
+   any other (another runner's) won the race and its value is used, so both continue with the
+   same value. The checkpoint ends the attempt, nothing more is recorded. A task without a
+   checkpoint (``checkpoint=False``) records SUCCESSFUL, if step 1 recorded it RUNNING;
 6. a failure records FAILED (the function raised) or ERROR (the worker failed around it) in the
    attempt record and is returned, never raised.
 
@@ -34,12 +39,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from durableflow.errors import SerializationError, StorageError
+from durableflow.errors import SerializationError, StorageError, WorkflowError
 from durableflow.model.attempts import AttemptState
 from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
 from durableflow.model.records import ErrorInfo
 from durableflow.runtime.context import task_context
+from durableflow.runtime.gates import AttemptGate, gate_context
+from durableflow.storage import layout
 from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -107,6 +114,11 @@ class TaskAttempt:
         self.start = time.time()
         self.store: WorkflowStore | None = None
         self.running: RunningAttempt | None = None
+        gate = call.gate
+        if not isinstance(gate, AttemptGate):  # another process: a gate of its own
+            gate = AttemptGate(call.workflow_id, call.task_id, call.attempt, call.timeout_s)
+        self.gate: AttemptGate = gate
+        gate.begin()
 
     def begin(
         self, open_store: Callable[[TaskCall], WorkflowStore]
@@ -151,6 +163,13 @@ class TaskAttempt:
         self.ended(AttemptState.ERROR if system else AttemptState.FAILED, info)  # 6
         return self.outcome(OutcomeKind.ERROR, error=err, system=system, error_info=info)
 
+    def stopped_or_failed(self, err: BaseException) -> TaskOutcome:
+        """Step 6 for what the function raised: the gate's error if it stopped the attempt."""
+        stopped = self.gate.error
+        if stopped is not None and (err is stopped or isinstance(err, WorkflowError)):
+            return self.failed(stopped, system=True)  # check_cancelled() / a timeout
+        return self.failed(err, system=False)
+
     def finish(self, result: Any) -> TaskOutcome:
         """Steps 4-5 for what step 3 returned: a continuation, or the output checkpointed."""
         call, store = self.call, self.store
@@ -164,19 +183,44 @@ class TaskAttempt:
         value = (result, None) if call.catch else result
         if call.checkpoint and store is not None:  # 5
             header = {"start": self.start, "end": time.time(), "attempt": call.attempt}
-            try:
-                if not store.write_output(call.workflow_id, call.task_id, value, header):
-                    value = store.read_output(call.workflow_id, call.task_id)
-            except SerializationError as err:
-                return self.failed(err, system=False)
-            except StorageError as err:
-                return self.failed(err, system=True)
+            with self.gate.writing() as stopped:
+                if stopped is not None:
+                    return self.failed(stopped, system=True)
+                try:
+                    if not store.write_output(call.workflow_id, call.task_id, value, header):
+                        value = self._after_lost_race(store, value, header)
+                except SerializationError as err:
+                    return self.failed(err, system=False)
+                except StorageError as err:
+                    return self.failed(err, system=True)
             self.ended(None)
         else:
+            stopped = self.gate.error
+            if stopped is not None:
+                return self.failed(stopped, system=True)
             self.ended(AttemptState.SUCCESSFUL)
         if call.return_value:
             return self.outcome(OutcomeKind.OK, value=value, has_value=True)
         return self.outcome(OutcomeKind.OK)
+
+    def _after_lost_race(self, store: WorkflowStore, value: Any, header: dict[str, Any]) -> Any:
+        """Step 5 when a checkpoint is there already: replace a late one, or adopt it."""
+        call = self.call
+        key = layout.output_key(call.workflow_id, call.task_id)
+        if call.replaces:
+            for _ in range(5):
+                raw = store.storage.get(key)
+                if raw is None:  # deleted meanwhile: write ours
+                    if store.write_output(call.workflow_id, call.task_id, value, header):
+                        return value
+                    continue
+                stored = store.serializer.unwrap(raw, what="checkpoint", key=key)[0]
+                if stored.get("attempt") not in call.replaces:
+                    break  # another runner's, or a newer attempt's: it won
+                data = store.serializer.dumps(value, header, key=key)
+                if store.storage.swap(key, raw, data):
+                    return value
+        return store.read_output(call.workflow_id, call.task_id)
 
 
 def execute_task(call: TaskCall) -> TaskOutcome:
@@ -202,12 +246,12 @@ def execute_task(call: TaskCall) -> TaskOutcome:
 
     sigints = _sigints()
     try:
-        with task_context(call.workflow_id, call.task_id):
+        with task_context(call.workflow_id, call.task_id), gate_context(attempt.gate):
             result = call.func(*args, **kwargs)  # 3
     except KeyboardInterrupt as err:
         if sigints is not None and _SIGINTS[0] != sigints:
             raise  # Ctrl-C or an executor's interrupt, not the task's code
-        return attempt.failed(err, system=False)  # 6
+        return attempt.stopped_or_failed(err)  # 6
     except BaseException as err:  # the task's own errors, whatever their type (see above)
-        return attempt.failed(err, system=False)  # 6
+        return attempt.stopped_or_failed(err)  # 6
     return attempt.finish(result)  # 4, 5

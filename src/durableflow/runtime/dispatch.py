@@ -7,22 +7,51 @@ The engine decides *what* runs (``core.decide``); the dispatcher decides *where 
 - any other attempt goes to the executor while fewer than ``executor.max_in_flight`` of its
   attempts are out, else it waits in order in a backlog;
 - each attempt's future reports ``(task_id, attempt, future)`` on the run's outcome queue when
-  it ends; :meth:`Dispatcher.take` accepts only the outcome of the attempt still expected.
+  it ends; :meth:`Dispatcher.take` accepts only the outcome of the attempt still expected;
+- an attempt whose task has a ``timeout_s`` is timed from the moment its executor starts it
+  (``future.running()``; queued time does not count): past it, :meth:`Dispatcher.expired`
+  abandons it (closes its gate, asks the executor to stop it) and reports it to the engine;
+- an attempt that runs in this process (thread executor, wait service) gets an
+  :class:`~durableflow.runtime.gates.AttemptGate`, closed when it is abandoned or dropped;
+- abandoned and dropped attempts that have not ended yet are kept (``stopping``) so that a
+  cancel can wait until nothing of the workflow runs (:meth:`Dispatcher.wait_stopped`).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import queue
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from durableflow.core.machine import SubmitTask
+from durableflow.errors import WorkflowError, WorkflowTimeoutError
 from durableflow.executors.base import Executor
 from durableflow.model.calls import TaskCall, TaskOutcome
 from durableflow.runtime.attempt import execute_task
+from durableflow.runtime.gates import AttemptGate
 from durableflow.runtime.waits import cancel_wait, submit_wait
+
+_UNSTARTED_POLL = 0.05
+"""Seconds between looks at whether a timed attempt has started (its clock starts then)."""
+
+
+@dataclasses.dataclass
+class Timed:
+    """An attempt with a ``timeout_s``, as the dispatcher times it."""
+
+    workflow_id: str
+    task_id: str
+    attempt: int
+    limit: float
+    future: Future[TaskOutcome]
+    gate: AttemptGate | None
+    started: float | None = None
+    """When its executor started it (monotonic), once seen."""
+
 
 __all__ = ["Dispatcher"]
 
@@ -53,6 +82,11 @@ class Dispatcher:
         """Futures of durable waits (on the wait service, not the executor)."""
         self._backlog: collections.deque[SubmitTask] = collections.deque()
         """Attempts decided but not handed to the executor yet (its max_in_flight is reached)."""
+        self._gates: dict[str, AttemptGate] = {}
+        self._timed: dict[str, Timed] = {}
+        self.stopping: dict[Future[TaskOutcome], tuple[str, bool]] = {}
+        """Attempts abandoned or dropped that may still run: future -> (task id, whether its
+        gate fences its checkpoint, so that its running on writes nothing)."""
 
     @property
     def busy(self) -> bool:
@@ -74,31 +108,101 @@ class Dispatcher:
         """Accept the outcome of ``task_id``'s attempt if it is the one expected; refill."""
         if self._futures.get(task_id) is not future:
             return False
-        del self._futures[task_id]
+        self._forget(task_id)
+        self._refill()
+        return True
+
+    def _forget(self, task_id: str) -> Future[TaskOutcome]:
+        future = self._futures.pop(task_id)
         self._waits.discard(future)
+        self._gates.pop(task_id, None)
+        self._timed.pop(task_id, None)
+        return future
+
+    def _refill(self) -> None:
         limit = self.executor.max_in_flight
         while self._backlog and (limit is None or self._in_executor() < limit):
             self._ship(self._backlog.popleft())
-        return True
 
-    def drop_all(self) -> None:
-        """Cancel every attempt that is out and forget the held-back ones."""
+    def _stop(self, task_id: str, error: WorkflowError) -> None:
+        """Close the attempt's gate and ask its executor to stop it; keep it while it runs."""
+        gate = self._gates.get(task_id)
+        is_wait = self._futures[task_id] in self._waits
+        future = self._forget(task_id)
+        if gate is not None:
+            gate.close(error)
+        if is_wait:
+            cancel_wait(future)
+        else:
+            self.executor.cancel(future)
+        if not future.done():
+            self.stopping[future] = (task_id, gate is not None)
+            future.add_done_callback(lambda f: self.stopping.pop(f, None))
+
+    def drop_all(self, error: WorkflowError | None = None) -> None:
+        """Stop every attempt that is out (``error`` closes their gates) and forget the rest."""
         self._backlog.clear()
-        for future in self._futures.values():
-            if future in self._waits:
-                cancel_wait(future)
-            else:
-                self.executor.cancel(future)
-        self._futures.clear()
-        self._waits.clear()
+        reason = error or WorkflowError("the run stopped")
+        for task_id in list(self._futures):
+            self._stop(task_id, reason)
+
+    def next_timer(self) -> float | None:
+        """Seconds until :meth:`expired` has something to do (None: no timed attempt)."""
+        now = time.monotonic()
+        soonest: float | None = None
+        for timed in self._timed.values():
+            due = _UNSTARTED_POLL if timed.started is None else timed.started + timed.limit - now
+            soonest = due if soonest is None else min(soonest, due)
+        return None if soonest is None else max(0.0, soonest)
+
+    def expired(self) -> list[tuple[Timed, WorkflowTimeoutError]]:
+        """Abandon the attempts past their ``timeout_s``: ``(attempt, its timeout error)`` each.
+
+        The caller (the engine) turns each into a failed attempt with a timeout error.
+        """
+        now = time.monotonic()
+        late: list[tuple[Timed, WorkflowTimeoutError]] = []
+        for timed in list(self._timed.values()):
+            if timed.started is None:
+                if timed.future.running() or timed.future.done():
+                    timed.started = now
+                continue
+            if timed.future.done() or now < timed.started + timed.limit:
+                continue  # an outcome on its way is taken as it is
+            gate = timed.gate or AttemptGate(
+                timed.workflow_id, timed.task_id, timed.attempt, timed.limit
+            )
+            late.append((timed, gate.timeout_error(now - timed.started)))
+        for timed, error in late:
+            self._stop(timed.task_id, error)
+        if late:
+            self._refill()
+        return late
+
+    def wait_stopped(self, timeout: float, *, fenced: bool = True) -> list[str]:
+        """Wait up to ``timeout`` s for stopped attempts to end; the task ids still running.
+
+        ``fenced`` False waits only for attempts without a gate (killed by their executor),
+        which could still write until they are gone.
+        """
+        futures = [f for f, (_, gated) in list(self.stopping.items()) if fenced or not gated]
+        if futures:
+            self.executor.wait_stopped(futures, timeout)
+        return sorted({task for f, (task, _) in list(self.stopping.items()) if not f.done()})
 
     def _in_executor(self) -> int:
         return len(self._futures) - len(self._waits)
 
     def _ship(self, command: SubmitTask) -> None:
         call, options = self._build(command)
+        wait = self._is_wait(command.task_id)
+        gate = None
+        if wait or self.executor.shares_memory:
+            gate = AttemptGate(call.workflow_id, call.task_id, call.attempt, call.timeout_s)
+            call.gate = gate
+            self._gates[command.task_id] = gate
         try:
-            if self._is_wait(command.task_id):
+            if wait:
                 future = submit_wait(call)
                 self._waits.add(future)
             else:
@@ -107,6 +211,10 @@ class Dispatcher:
             future = Future()
             future.set_exception(err)
         self._futures[command.task_id] = future
+        if call.timeout_s is not None and not wait:
+            self._timed[command.task_id] = Timed(
+                call.workflow_id, command.task_id, command.attempt, call.timeout_s, future, gate
+            )
         outcomes = self._outcomes
         task_id, attempt = command.task_id, command.attempt
         future.add_done_callback(lambda f: outcomes.put((task_id, attempt, f)))

@@ -56,20 +56,19 @@ from durableflow.core.state import RunState
 from durableflow.errors import (
     SerializationError,
     StorageError,
-    WorkflowCancellationError,
-    WorkflowError,
-    WorkflowExecutionError,
     WorkflowIncompleteError,
     WorkflowStillActiveError,
 )
 from durableflow.executors.base import Executor
 from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
-from durableflow.model.records import ErrorInfo, RunRecord, TaskErrorRecord
+from durableflow.model.records import ErrorInfo, RunRecord
 from durableflow.model.status import WorkflowStatus
+from durableflow.runtime.cancellation import WAKE, RunStops
 from durableflow.runtime.dispatch import Dispatcher
 from durableflow.runtime.fenced import FencedRecord
 from durableflow.runtime.lease import LeaseKeeper
+from durableflow.runtime.run_writes import RunWrites
 from durableflow.runtime.waits import is_wait
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
@@ -79,10 +78,8 @@ __all__ = ["WorkflowRun"]
 log = logging.getLogger("durableflow.engine")
 task_log = logging.getLogger("durableflow.task")
 
-_WAKE = object()
 
-
-class WorkflowRun:
+class WorkflowRun(RunStops, RunWrites):
     """One run of one workflow, from its current stored state to a final status.
 
     Args:
@@ -92,6 +89,10 @@ class WorkflowRun:
         record: the run record as stored now.
         signing_key: passed to workers that reopen the storage.
         cancel_poll: seconds between checks for a cancel request in storage.
+        timeout_s: the workflow's time limit for this run (None: the one stored with the
+            workflow at its start, if any); a resume gets a fresh deadline.
+        stop_grace: seconds a cancel or a workflow timeout waits for running attempts to stop
+            before it writes the final status (:mod:`durableflow.runtime.cancellation`).
     """
 
     def __init__(
@@ -105,6 +106,8 @@ class WorkflowRun:
         cancel_poll: float = 0.5,
         dag: FlatDAG | None = None,
         record_raw: bytes | None = None,
+        timeout_s: float | None = None,
+        stop_grace: float = 30.0,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -128,22 +131,12 @@ class WorkflowRun:
         self._ids = IdAllocator()
         self._result: Any = None
         self._error_infos: dict[str, ErrorInfo] = {}
-
-    # --- signals from other threads -------------------------------------------------------
-    def request_cancel(self) -> None:
-        """Cancel as soon as the loop sees it."""
-        self._cancel.set()
-        self._outcomes.put(_WAKE)
-
-    def request_stop(self) -> None:
-        """Stop and leave the workflow RESUMABLE (shutdown without waiting)."""
-        self._stop.set()
-        self._outcomes.put(_WAKE)
-
-    def lease_lost(self) -> None:
-        """Another runner took the workflow over: stop without writing anything."""
-        self._lost.set()
-        self._outcomes.put(_WAKE)
+        stored_limit = record.extra.get("timeout_s")
+        self.timeout_s = timeout_s if timeout_s is not None else stored_limit
+        self.stop_grace = stop_grace
+        self._deadline: float | None = None
+        self._timed_out: dict[str, list[int]] = {}
+        """Attempts abandoned past their timeout_s, per task (their late checkpoints lose)."""
 
     # --- the run ------------------------------------------------------------------------------
     def execute(self) -> Any:
@@ -159,6 +152,7 @@ class WorkflowRun:
             if self.fenced.stored is not WorkflowStatus.RUNNING or not self.fenced.claimed:
                 self.fenced.mark(WorkflowStatus.RUNNING)
             log.info("workflow %s running (epoch %d)", self.workflow_id, self.record.epoch)
+            self._start_clock()
             self._loop(state)
             return self._result
         except StorageError as err:
@@ -220,44 +214,23 @@ class WorkflowRun:
                     self._release_inputs(event.task_id, state)
             if state.finished:
                 break
-            self._check_signals(state)
+            self._check_signals()
             if not state.running and not self._dispatch.busy and not pending:
                 self._stalled(state)
-            timeout = max(0.0, next_poll - time.monotonic())
             try:
-                item = self._outcomes.get(timeout=timeout)
+                item = self._outcomes.get(timeout=self._next_wake(next_poll))
             except queue.Empty:
-                item = _WAKE
+                item = WAKE
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.cancel_poll
                 if self.store.cancel_requested(self.workflow_id):
                     self._cancel.set()
-            if item is _WAKE:
+            pending.extend(self._timeouts())
+            if item is WAKE:
                 continue
             next_event = self._to_event(state, *item)
             if next_event is not None:
                 pending.append(next_event)
-
-    def _check_signals(self, state: RunState) -> None:
-        if self._lost.is_set():
-            self._drop_running()
-            raise WorkflowStillActiveError(
-                f"workflow {self.workflow_id!r} was taken over by another runner",
-                workflow_id=self.workflow_id,
-            )
-        if self._cancel.is_set():
-            self._drop_running()
-            self._set_status(WorkflowStatus.CANCELED, end_time=time.time())
-            raise WorkflowCancellationError(
-                f"workflow {self.workflow_id!r} was canceled", workflow_id=self.workflow_id
-            )
-        if self._stop.is_set():
-            self._drop_running()
-            self._set_status(WorkflowStatus.RESUMABLE)
-            raise WorkflowIncompleteError(
-                f"workflow {self.workflow_id!r} was stopped by shutdown; resume it to finish",
-                workflow_id=self.workflow_id,
-            )
 
     def _stalled(self, state: RunState) -> None:
         """Nothing runs and nothing can start: a bug. Stop RESUMABLE instead of waiting forever."""
@@ -271,9 +244,6 @@ class WorkflowRun:
         log.error("%s", error)
         self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(error))
         raise error
-
-    def _drop_running(self) -> None:
-        self._dispatch.drop_all()
 
     def _to_event(
         self, state: RunState, task_id: str, attempt: int, future: Future[TaskOutcome]
@@ -387,101 +357,12 @@ class WorkflowRun:
             return_value=shares or not spec.options.checkpoint,
             input_refs=refs,
             epoch=self.record.epoch,
+            timeout_s=spec.options.timeout_s,
+            replaces=tuple(self._timed_out.get(spec.task_id, ())),
         )
         return call, spec.options.executor_options
 
-    def _record_error(self, command: RecordTaskError) -> None:
-        # The worker's description keeps the traceback, which does not cross processes.
-        info = self._error_infos.pop(command.task_id, None) or ErrorInfo.from_exception(
-            command.error, command.task_id
-        )
-        task_log.info(
-            "workflow %s task %s attempt %d failed: %s",
-            self.workflow_id,
-            command.task_id,
-            command.attempts,
-            info.summary(),
-        )
-        self._fence()
-        self.store.write_task_error(
-            self.workflow_id,
-            TaskErrorRecord(command.task_id, command.attempts, info, time.time(), command.final),
-        )
-
-    def _write_output(self, task_id: str, value: Any) -> None:
-        self._fence()
-        try:
-            self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
-        except SerializationError:
-            # An exception that cannot be pickled is stored as its description.
-            error = value[1]
-            value = (
-                value[0],
-                WorkflowError(f"{type(error).__name__}: {error}", workflow_id=self.workflow_id),
-            )
-            self.store.write_output(self.workflow_id, task_id, value, {"end": time.time()})
-        self._values[task_id] = value
-
-    def _complete_parent(self, command: CompleteParent) -> None:
-        if command.catch:
-            self._write_output(command.task_id, (self._value_of(command.child), None))
-            return
-        self._fence()
-        self.store.write_forward(
-            self.workflow_id, command.task_id, command.child, {"end": time.time()}
-        )
-        if command.child in self._values:
-            self._values[command.task_id] = self._values[command.child]
-        if command.child in self._refs:
-            self._refs[command.task_id] = self._refs[command.child]
-
-    def _value_of(self, task_id: str) -> Any:
-        if task_id in self._values:
-            return self._values[task_id]
-        return self.store.read_output(self.workflow_id, task_id)
-
-    def _fail(self, command: FailWorkflow) -> None:
-        info = ErrorInfo.from_exception(command.error, command.task_id)
-        status = WorkflowStatus.RESUMABLE if command.system else WorkflowStatus.FAILED
-        log.warning(
-            "workflow %s %s: task %s: %s",
-            self.workflow_id,
-            status.value,
-            command.task_id,
-            info.summary(),
-        )
-        self._set_status(status, end_time=time.time(), error=info)
-        self._drop_running()
-        err = WorkflowExecutionError(
-            f"workflow {self.workflow_id!r} {status.value}: task {command.task_id!r} raised "
-            f"{info.summary()}",
-            workflow_id=self.workflow_id,
-            task_id=command.task_id,
-        )
-        raise err from command.error
-
     @property
-    def record(self) -> RunRecord:
-        """The run record as this runner last read or wrote it."""
-        return self.fenced.record
-
-    def leave_resumable(self) -> None:
-        """A queued run that will not start here (shutdown): store it RESUMABLE, fenced."""
-        self._set_status(WorkflowStatus.RESUMABLE)
-
-    def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
-        self.fenced.set(status, **changes)
-        if status is WorkflowStatus.SUCCESSFUL:
-            log.info("workflow %s SUCCESSFUL", self.workflow_id)
-
-    def _abandon(self, err: StorageError) -> None:
-        """After a storage failure: leave the workflow RESUMABLE if the storage still answers."""
-        self._drop_running()
-        try:
-            self._set_status(WorkflowStatus.RESUMABLE, error=ErrorInfo.from_exception(err))
-        except (StorageError, WorkflowStillActiveError):
-            log.warning(
-                "workflow %s: storage failed (%s); its lease expires and it reads RESUMABLE",
-                self.workflow_id,
-                err,
-            )
+    def epoch(self) -> int:
+        """The fencing token of this runner (its run record's epoch)."""
+        return self.record.epoch

@@ -33,7 +33,7 @@ from durableflow.runtime.run_queue import RunQueue
 from durableflow.runtime.status import effective_status
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["Launcher", "dag_digest", "new_record", "require_record"]
+__all__ = ["Launcher", "check_timeout", "dag_digest", "new_record", "require_record"]
 
 log = logging.getLogger("durableflow")
 
@@ -60,10 +60,25 @@ def require_record(
 
 
 def new_record(
-    store: WorkflowStore, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]
+    store: WorkflowStore,
+    workflow_id: str,
+    flat: FlatDAG,
+    metadata: dict[str, Any],
+    *,
+    timeout_s: float | None = None,
 ) -> RunRecord:
-    """The run record of a workflow about to be stored, with its runtime environment."""
+    """The run record of a workflow about to be stored, with its runtime environment.
+
+    ``timeout_s`` (the workflow's time limit, each run from its start) is kept in its
+    ``extra``, so that a resume, here or by a worker, gives it a fresh deadline.
+
+    Raises:
+        ValueError: ``timeout_s`` is not a number of seconds > 0.
+    """
     now = time.time()
+    extra: dict[str, Any] = {"dag_digest": dag_digest(flat)}
+    if timeout_s is not None:
+        extra["timeout_s"] = check_timeout(timeout_s, f"workflow {workflow_id!r}")
     return RunRecord(
         workflow_id,
         WorkflowStatus.PENDING,
@@ -72,8 +87,23 @@ def new_record(
         now,
         user_metadata=metadata,
         runtime_env=capture_environment(flat, store),
-        extra={"dag_digest": dag_digest(flat)},
+        extra=extra,
     )
+
+
+def check_timeout(timeout_s: Any, what: str) -> float:
+    """``timeout_s`` as a float, if it is a number of seconds > 0.
+
+    Raises:
+        ValueError: it is not (naming ``what`` it was given for).
+    """
+    if (
+        isinstance(timeout_s, bool)
+        or not isinstance(timeout_s, (int, float))
+        or not 0 < timeout_s < float("inf")
+    ):
+        raise ValueError(f"{what}: timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+    return float(timeout_s)
 
 
 def dag_digest(flat: FlatDAG) -> str:
@@ -149,9 +179,19 @@ class Launcher:
         )
 
     def start(
-        self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any], *, inline: bool
+        self,
+        workflow_id: str,
+        flat: FlatDAG,
+        metadata: dict[str, Any],
+        *,
+        inline: bool,
+        timeout_s: float | None = None,
     ) -> Future[Any]:
         """Start a new workflow, or resume the stored one of that id.
+
+        ``timeout_s``: the workflow's time limit (stored with it; each run, a resume too, gets
+        it afresh from its own start). Past it the workflow is FAILED with a
+        ``WorkflowTimeoutError`` (:mod:`durableflow.runtime.cancellation`).
 
         Protocol (a crash after any step leaves a state the next run of the id handles):
 
@@ -178,7 +218,8 @@ class Launcher:
                 f"task(s) {', '.join(map(repr, flat.outside))} through WorkflowRef"
             )
         data = store.encode_specs(workflow_id, flat)  # 2
-        run = self.new_run(new_record(store, workflow_id, flat, metadata), flat)
+        record = new_record(store, workflow_id, flat, metadata, timeout_s=timeout_s)
+        run = self.new_run(record, flat)
         run.fenced.adopt(None, None)
         queued = self.runs.admit(workflow_id)
         claimed = False
