@@ -163,6 +163,11 @@ class CountingStorage(Storage):
             self.lists += 1
         return self.inner.list(prefix)
 
+    def list_children(self, folder: str) -> list[str]:
+        with self._lock:
+            self.lists += 1
+        return self.inner.list_children(folder)
+
     def delete_prefix(self, prefix: str) -> None:
         self.inner.delete_prefix(prefix)
 

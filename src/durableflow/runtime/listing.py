@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import heapq
+import itertools
 import json
+import operator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from durableflow.model.info import WorkflowSummary, visible_end_time
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
-from durableflow.runtime.status import effective_status, scan_index
+from durableflow.runtime.status import collector_paused, effective_status, index_pass, scan_index
 from durableflow.storage.store import WorkflowStore
 
 __all__ = ["list_workflows", "waiting_for_runner"]
@@ -108,8 +113,28 @@ def list_workflows(
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     order = _NEWEST if newest_first else _BY_ID
     after = _decode(cursor, order)
-    found = scan_index(store, wanted, prefix)
-    records: dict[str, RunRecord | None] = {w: r for w, (_, r) in found.items() if r is not None}
+    with collector_paused():  # many rows built at once: see status.collector_paused
+        return _page(store, wanted, prefix, since, limit, after, times, newest_first)
+
+
+def _page(
+    store: WorkflowStore,
+    wanted: frozenset[WorkflowStatus] | None,
+    prefix: str | None,
+    since: float | None,
+    limit: int | None,
+    after: Any,
+    times: bool,
+    newest_first: bool,
+) -> tuple[list[WorkflowSummary], str | None]:
+    order = _NEWEST if newest_first else _BY_ID
+    records: dict[str, RunRecord | None]
+    candidates: Iterable[tuple[str, WorkflowStatus]]
+    if newest_first:
+        found = scan_index(store, wanted, prefix)
+        records = {w: r for w, (_, r) in found.items() if r is not None}
+    else:
+        candidates, records = _by_id(store, wanted, prefix, after, lazy=limit is not None)
 
     def record_of(workflow_id: str) -> RunRecord | None:
         if workflow_id not in records:
@@ -123,16 +148,14 @@ def list_workflows(
             if read is not None:
                 keyed.append(((read.created_at, workflow_id), workflow_id))
         keyed.sort(reverse=True)
-        candidates = [w for key, w in keyed if after is None or key < after]
-    else:
-        candidates = sorted(w for w in found if after is None or w > after)
+        candidates = [(w, found[w][0]) for key, w in keyed if after is None or key < after]
     rows: list[WorkflowSummary] = []
     more = False
-    for workflow_id in candidates:
+    for workflow_id, listed in candidates:
         if limit is not None and len(rows) >= limit:
             more = True
             break
-        status = found[workflow_id][0]
+        status = listed
         record: RunRecord | None = None
         if times or newest_first or since is not None:
             record = record_of(workflow_id)
@@ -153,6 +176,42 @@ def list_workflows(
     if newest_first:
         key = [last.created_at, last.workflow_id]
     return rows, _encode(order, key)
+
+
+def _by_id(
+    store: WorkflowStore,
+    wanted: frozenset[WorkflowStatus] | None,
+    prefix: str | None,
+    after: str | None,
+    *,
+    lazy: bool,
+) -> tuple[Iterable[tuple[str, WorkflowStatus]], dict[str, RunRecord | None]]:
+    """``(id, status)`` in id order after ``after``, and the run records the pass read.
+
+    Each status's ids come sorted from the index: the rows after the cursor start at a
+    bisection of each, and the statuses are merged lazily when a page is asked for (``lazy``:
+    a page of 50 costs the listing, not a sort of every id), sorted at once otherwise.
+    """
+    at_rest, checked = index_pass(store, wanted, prefix)
+    runs: list[Iterator[tuple[str, WorkflowStatus]]] = []
+    for status, ids in at_rest.items():
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        runs.append(zip(itertools.islice(ids, start, None), itertools.repeat(status)))
+    runs.append(
+        iter(
+            sorted(
+                (w, status)
+                for w, (status, _) in checked.items()
+                if (wanted is None or status in wanted) and (after is None or w > after)
+            )
+        )
+    )
+    records: dict[str, RunRecord | None] = {w: record for w, (_, record) in checked.items()}
+    if lazy:
+        return heapq.merge(*runs, key=operator.itemgetter(0)), records
+    rows = list(itertools.chain.from_iterable(runs))
+    rows.sort(key=operator.itemgetter(0))
+    return rows, records
 
 
 def waiting_for_runner(

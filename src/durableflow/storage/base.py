@@ -22,11 +22,12 @@ block need not survive a power cut). Both default to doing nothing special.
 from __future__ import annotations
 
 import abc
+import builtins
 import contextlib
 import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_KEY_LENGTH", "Storage", "check_key", "matches_no_key"]
+__all__ = ["MAX_KEY_LENGTH", "Storage", "check_key", "folder_start", "matches_no_key"]
 
 MAX_KEY_LENGTH = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -68,6 +69,13 @@ def matches_no_key(prefix: str) -> bool:
     return False
 
 
+def folder_start(folder: str) -> int:
+    """``len(folder)`` for ``list_children``; ValueError unless it ends in ``/``."""
+    if not folder.endswith("/"):
+        raise ValueError(f"list_children takes a folder ending in '/', got {folder!r}")
+    return len(folder)
+
+
 class Storage(abc.ABC):
     """A key-value store of bytes; subclass it to plug in a new backend.
 
@@ -103,6 +111,21 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Every key that starts with ``prefix``, sorted."""
+
+    def list_children(self, folder: str) -> builtins.list[str]:
+        """The names of the values directly in ``folder``, sorted: one level of :meth:`list`.
+
+        ``folder`` is a prefix ending in ``/``; a key ``folder + name`` is listed (as ``name``)
+        when ``name`` has no ``/``, deeper keys are not. What the status index's listings use:
+        backends override it when they can list one level without building every full key
+        (a directory's names, a range scan returning suffixes).
+
+        Raises:
+            ValueError: ``folder`` does not end with ``/``.
+        """
+        start = folder_start(folder)
+        names = [key[start:] for key in self.list(folder)]
+        return [name for name in names if "/" not in name]
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove every key that starts with ``prefix``."""

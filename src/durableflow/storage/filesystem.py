@@ -53,7 +53,7 @@ from durableflow.storage._backend import (
     url_options,
 )
 from durableflow.storage._filelocks import DIRECTORY_SYNCS, key_lock
-from durableflow.storage.base import Storage, check_key, matches_no_key
+from durableflow.storage.base import Storage, check_key, folder_start, matches_no_key
 
 __all__ = ["FileStorage"]
 
@@ -363,6 +363,34 @@ class FileStorage(ReopenFromURL, Storage):
                 keys.append(f"{key_head}{entry.name}")
         keys.sort()
         return keys
+
+    def list_children(self, folder: str) -> builtins.list[str]:
+        """The file names of the folder's directory (hidden ones and subdirectories left out).
+
+        ``os.listdir`` when the directory has no subdirectory, which its link count says on
+        the file systems that count them (2: itself and its entry; ext4, XFS...), read after
+        the listing: no DirEntry objects, no type checks. Otherwise ``os.scandir`` skipping
+        the directories.
+        """
+        folder_start(folder)
+        if matches_no_key(folder):
+            return []
+        directory = os.path.join(self._root, *folder[:-1].split("/"))
+        try:
+            names = os.listdir(directory)
+            if os.stat(directory).st_nlink != 2:
+                names = [
+                    entry.name
+                    for entry in os.scandir(directory)
+                    if not entry.is_dir(follow_symlinks=False)
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as err:
+            raise _os_error(err, folder, "list") from err
+        names = [name for name in names if name[0] != "."]
+        names.sort()
+        return names
 
     def _walk(self, directory: Path, key_prefix: str) -> builtins.list[str]:
         keys: builtins.list[str] = []

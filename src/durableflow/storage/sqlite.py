@@ -29,6 +29,7 @@ Durability scopes work on the calling thread's own connection:
 
 from __future__ import annotations
 
+import builtins
 import os
 import sqlite3
 import threading
@@ -46,7 +47,7 @@ from durableflow.storage._backend import (
     translate_errors,
     url_options,
 )
-from durableflow.storage.base import Storage, check_key
+from durableflow.storage.base import Storage, check_key, folder_start
 
 __all__ = ["SQLiteStorage", "prefix_upper_bound"]
 
@@ -130,17 +131,34 @@ class SQLiteStorage(ReopenFromURL, Storage):
         self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
         self._closed = False
         try:
-            if create:
+            if not create:
+                self._check_schema()
+            elif not self._has_schema():
                 with self._write() as connection:
                     for statement in _SCHEMA:
                         connection.execute(statement)
-            else:
-                self._check_schema()
         except StorageError as err:
             self.close()
             if isinstance(err, StorageURLError):
                 raise
             raise StorageURLError(f"cannot use {str(file)!r} as a sqlite storage: {err}") from err
+
+    def _has_schema(self) -> bool:
+        """Whether the tables exist already, read without the write lock.
+
+        Opening a storage that another process is writing to then never waits for its
+        transaction (``CREATE TABLE IF NOT EXISTS`` would take the write lock even when it
+        changes nothing).
+        """
+        with self._errors("open", None):
+            found = {
+                row[0]
+                for row in self._connection().execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name IN ('kv', 'sync_marker')"
+                )
+            }
+        return found == {"kv", "sync_marker"}
 
     def _check_schema(self) -> None:
         """Refuse a database without durableflow's table, reading it without changing it.
@@ -260,6 +278,17 @@ class SQLiteStorage(ReopenFromURL, Storage):
         with self._errors("list", prefix):
             rows = self._connection().execute(f"SELECT key FROM kv{where} ORDER BY key", args)
             return [row[0] for row in rows]
+
+    def list_children(self, folder: str) -> builtins.list[str]:
+        """A range scan of the key index; the names after ``folder`` (one level).
+
+        The suffixes are cut and filtered here: ``substr``/``instr`` in SQL cost more per row.
+        """
+        start = folder_start(folder)
+        where, args = self._range(folder)
+        with self._errors("list", folder):
+            rows = self._connection().execute(f"SELECT key FROM kv{where} ORDER BY key", args)
+            return [name for (key,) in rows if "/" not in (name := key[start:])]
 
     def delete_prefix(self, prefix: str) -> None:
         """One DELETE over the key range."""

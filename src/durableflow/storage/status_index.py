@@ -230,14 +230,12 @@ class StatusIndex(KeyAccess):
             )
 
     def list_index(self, status: WorkflowStatus) -> list[str]:
-        """Ids of workflows whose index entry says ``status``."""
-        start = len(layout.index_prefix(status.value))
-        return [key[start:] for key in self.storage.list(layout.index_prefix(status.value))]
+        """Ids of workflows whose index entry says ``status``, sorted (one folder listing)."""
+        return self.storage.list_children(layout.index_prefix(status.value))
 
     def list_dirty(self) -> list[str]:
-        """Ids of workflows with a status change in flight (or interrupted)."""
-        prefix = layout.dirty_prefix()
-        return [key[len(prefix) :] for key in self.storage.list(prefix)]
+        """Ids of workflows with a status change in flight (or interrupted), sorted."""
+        return self.storage.list_children(layout.dirty_prefix())
 
     # --- whole workflows ----------------------------------------------------------------------
     def delete_workflow(
