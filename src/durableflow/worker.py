@@ -9,7 +9,12 @@ A worker serves one storage. On every poll (and whenever one of its runs ends) i
 3. for each, while it has room (``concurrency``) and, with ``max_running_workflows``, a slot
    (:mod:`durableflow.runtime.slots`, shared by every worker on the storage), claims the
    workflow's lease and runs it on its Client. Several workers never run one workflow twice:
-   the lease has one owner.
+   the lease has one owner;
+4. drains the mailboxes of virtual actors with pending calls (``send``, or a caller that died):
+   each marked actor not drained here already is drained on a small pool of threads
+   (``actor_threads``) by the actors' call protocol (:mod:`durableflow.actors.runtime`: one
+   writer per actor across every process, by its lease; a worker whose class or environment
+   differs from the actor's, under ``env_policy="error"``, leaves it and retries it later).
 
 A workflow that stops RESUMABLE again under this worker is retried with a growing delay
 (2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
@@ -44,6 +49,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from durableflow.actors.manage import drain_actor, marked_actors
 from durableflow.client import Client
 from durableflow.errors import (
     WorkflowCancellationError,
@@ -88,6 +94,8 @@ class Worker:
         prune_every: seconds of ``clock`` between two background prunes by the stored
             retention policy (0: never).
         prune_rate: deletes per second at most in a background prune.
+        actors: drain the mailboxes of virtual actors (step 4).
+        actor_threads: actors drained at once.
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class Worker:
         heartbeat_ttl: float = HEARTBEAT_TTL,
         prune_every: float = PRUNE_EVERY,
         prune_rate: float = PRUNE_RATE,
+        actors: bool = True,
+        actor_threads: int = 4,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -135,6 +145,14 @@ class Worker:
         self.prune_rate = prune_rate
         self._next_prune: float | None = None
         self._pruner: threading.Thread | None = None
+        self.actors = actors
+        self._actor_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, actor_threads), thread_name_prefix="durableflow-actor-drain"
+        )
+        self._draining: set[str] = set()
+        self._actor_backoff: dict[str, float] = {}
+        self.actor_calls_applied = 0
+        """Virtual actor calls this worker committed (for tests and logs)."""
 
     @property
     def stopping(self) -> bool:
@@ -158,6 +176,7 @@ class Worker:
             except WorkflowError as err:
                 log.warning("firing schedules failed, retrying at the next poll: %s", err)
         self._maybe_prune()
+        self.drain_actors()
         started: list[str] = []
         if self._room() <= 0 or self._stop.is_set():
             return started
@@ -266,6 +285,61 @@ class Worker:
             )
             if status is not WorkflowStatus.FAILED:
                 self._delay(workflow_id)
+
+    # --- virtual actors -----------------------------------------------------------------------
+    def drain_actors(self) -> list[str]:
+        """Start draining every marked actor not drained here now (step 4); their ids."""
+        if not self.actors or self._stop.is_set():
+            return []
+        try:
+            marked = marked_actors(self.client)
+        except WorkflowError as err:
+            log.warning("listing actor mailboxes failed, retrying at the next poll: %s", err)
+            return []
+        now = time.monotonic()
+        with self._lock:
+            todo = [
+                actor_id
+                for actor_id in marked
+                if actor_id not in self._draining and self._actor_backoff.get(actor_id, 0) <= now
+            ]
+            self._draining.update(todo)
+        for actor_id in todo:
+            self._actor_pool.submit(self._drain_actor, actor_id)
+        return todo
+
+    def _drain_actor(self, actor_id: str) -> None:
+        try:
+            applied = drain_actor(self.client, actor_id, should_stop=self._stop.is_set)
+            if applied:
+                log.info("actor %s: applied %d call(s)", actor_id, applied)
+                with self._lock:
+                    self.actor_calls_applied += applied
+                    self._actor_backoff.pop(actor_id, None)
+        except Exception as err:  # the class does not load here, the environment differs...
+            log.error(
+                "actor %s: cannot apply its calls here, retrying in %gs: %s: %s",
+                actor_id,
+                _MAX_BACKOFF,
+                type(err).__name__,
+                err,
+            )
+            with self._lock:
+                self._actor_backoff[actor_id] = time.monotonic() + _MAX_BACKOFF
+        finally:
+            with self._lock:
+                self._draining.discard(actor_id)
+
+    def wait_actors(self, timeout: float | None = None) -> bool:
+        """Wait until no actor is being drained here; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._draining:
+                    return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
 
     # --- retention ------------------------------------------------------------------------------
     def _maybe_prune(self) -> None:
@@ -383,6 +457,8 @@ class Worker:
             log.info("stopping workflow %s: left RESUMABLE", workflow_id)
             self.client.stop(workflow_id)
         self.wait_idle(30.0)
+        self.wait_actors(grace)
+        self._actor_pool.shutdown(wait=False, cancel_futures=True)
         if self.slots is not None:
             self.slots.close()
         self.heartbeat.stop()

@@ -8,6 +8,7 @@ from its record (a worker has no handle), after the environment check of the Cli
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from durableflow.actors.api import _importable, _store_of, validate_actor_id
@@ -129,7 +130,9 @@ def marked_actors(client: Client) -> list[str]:
     return _store_of(client).marked()
 
 
-def drain_actor(client: Client, actor_id: str) -> int:
+def drain_actor(
+    client: Client, actor_id: str, *, should_stop: Callable[[], bool] | None = None
+) -> int:
     """Apply the pending calls of ``actor_id`` here, if no other writer holds it.
 
     Returns:
@@ -152,7 +155,7 @@ def drain_actor(client: Client, actor_id: str) -> int:
         stored.cls if _importable(stored.cls) else None,
         client.env_policy,
     )
-    return runtime_for(client, actor_id, stored.using(client)).drain()
+    return runtime_for(client, actor_id, stored.using(client)).drain(should_stop)
 
 
 def drain_mailboxes(client: Client | None = None) -> dict[str, Any]:

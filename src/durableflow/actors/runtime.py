@@ -60,6 +60,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,8 @@ COMPACT_EVERY = 100
 _POLL_MIN = 0.001
 _POLL_MAX = 0.05
 _STORAGE_RETRIES = 5
+_FLUSH_EVERY = 0.05
+"""Seconds a drain keeps committed outcomes before resolving their futures mid-drain."""
 
 
 def subworkflow_id(actor_id: str, seq: int) -> str:
@@ -179,6 +182,8 @@ class ActorRuntime:
         self._committed_cache: tuple[int, bytes] | None = None
         self._state0: bytes | None = None
         self._lost = threading.Event()
+        self._ready: list[Outcome] = []
+        self._ready_since = 0.0
         self.applied = 0
         """Calls this runtime committed (for tests and the worker's log)."""
 
@@ -296,8 +301,11 @@ class ActorRuntime:
         )
 
     # --- drain --------------------------------------------------------------------------------
-    def drain(self) -> int:
+    def drain(self, should_stop: Callable[[], bool] | None = None) -> int:
         """Apply every pending call if this process can be the writer (Drain 1-7).
+
+        ``should_stop``: asked before each call (a worker shutting down); True ends the drain
+        after the call in progress, leaving the rest pending (the mailbox stays marked).
 
         Returns:
             The number of calls this call committed (0: another writer holds the lease, or
@@ -310,7 +318,7 @@ class ActorRuntime:
             if self._keeper.take(self.actor_id, self._lost.set, wait=False) is not None:  # 1
                 return 0
             try:
-                return self._apply_pending()
+                return self._apply_pending(should_stop)
             except WorkflowStillActiveError as err:  # lost the lease: the new writer goes on
                 log.warning("actor %s: %s", self.actor_id, err)
                 return 0
@@ -318,11 +326,26 @@ class ActorRuntime:
                 self._keeper.release(self.actor_id)  # 7
         finally:
             self._drain_lock.release()
+            self._flush()
 
-    def _apply_pending(self) -> int:
+    def _flush(self) -> None:
+        """Resolve the futures of the outcomes committed so far.
+
+        After the storage work, so that a caller who closes its Client on return does not
+        close it under the writer.
+        """
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for outcome in ready:
+            self._resolve(outcome)
+
+    def _apply_pending(self, should_stop: Callable[[], bool] | None) -> int:
         seq, state = self.committed()  # 2
         applied = 0
+        self._ready_since = time.monotonic()
         while True:
+            if should_stop is not None and should_stop():
+                return applied
             call = self.store.read_call(self.actor_id, seq + 1)  # 3
             if call is None:
                 self.store.clear_mailbox(self.actor_id)  # 6
@@ -354,7 +377,12 @@ class ActorRuntime:
                 self._compact(seq)
             applied += 1
             self.applied += 1
-            self._resolve(outcome)
+            with self._lock:
+                self._ready.append(outcome)
+                flush = time.monotonic() - self._ready_since > _FLUSH_EVERY
+            if flush:  # a long drain: callers hear of their calls as it goes
+                self._ready_since = time.monotonic()
+                self._flush()
 
     def _compact(self, seq: int) -> None:
         """Drop the states of calls ``seq - 2C + 1 .. seq - C`` (C = COMPACT_EVERY)."""
