@@ -42,26 +42,22 @@ log = logging.getLogger("durableflow")
 
 
 def _refuse_unsupported(func: Callable[..., Any]) -> None:
-    """Raise TypeError for coroutine and generator functions: their results cannot checkpoint.
+    """Raise TypeError for generator and async generator functions: they cannot checkpoint.
 
-    Calling one returns a coroutine or a generator object, not a value: the task would "finish"
-    at once and then fail to pickle that object (with a "never awaited" warning for a
-    coroutine). Refused at decoration, where the mistake is, until async tasks are supported.
+    Calling one returns a generator object, not a value: the task would "finish" at once and
+    then fail to pickle that object. Refused at decoration, where the mistake is. ``async def``
+    functions are tasks (run on an event loop: docs/tasks.md).
     """
     name = getattr(func, "__qualname__", None) or repr(func)
     candidates: list[Any] = [func]
     if not inspect.isroutine(func) and not isinstance(func, (type, functools.partial)):
-        candidates.append(type(func).__call__)  # an object whose __call__ is async or a generator
+        candidates.append(type(func).__call__)  # an object whose __call__ is a generator
     for candidate in candidates:
-        if inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate):
-            kind = (
-                "an async generator function"
-                if inspect.isasyncgenfunction(candidate)
-                else "an async def function"
-            )
+        if inspect.isasyncgenfunction(candidate):
             raise TypeError(
-                f"{name} is {kind}: async tasks are not supported yet; make it a plain "
-                "`def` (run the coroutine inside it with asyncio.run(...))"
+                f"{name} is an async generator function: a task must return its value, not "
+                "yield it (a generator cannot be checkpointed); make it an `async def` that "
+                "returns a list"
             )
         if inspect.isgeneratorfunction(candidate):
             raise TypeError(
@@ -222,8 +218,7 @@ class TaskFunction(Generic[P, R]):
     (logger ``durableflow``) the first time each function is called so.
 
     Raises:
-        TypeError: ``func`` is not callable, or is an ``async def``, generator or async
-            generator function (not supported as tasks yet).
+        TypeError: ``func`` is not callable, or is a generator or async generator function.
     """
 
     def __init__(self, func: Callable[P, R], options: TaskOptions | None = None) -> None:

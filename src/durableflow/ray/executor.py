@@ -157,6 +157,7 @@ class RayExecutor(Executor):
             raise ValueError(f"task {task.task_id!r}: Ray refuses its options: {err}") from err
         outcome_ref, value_ref = configured.remote(fn, shipped, tuple(refs), *refs.values())
         future: Future[R] = Future()
+        future.set_running_or_notify_cancel()  # a timeout_s counts from here on Ray
         with self._lock:
             self._running[future] = outcome_ref
 
@@ -182,15 +183,16 @@ class RayExecutor(Executor):
         return future
 
     def cancel(self, future: Future[Any]) -> None:
-        """Cancel the future and its Ray task.
+        """Cancel the Ray task of ``future``; the future completes once the task ended.
 
         A running task first gets KeyboardInterrupt; one still running ``cancel_grace`` seconds
-        later (blocked in a sleep or in C code, which that cannot interrupt) is killed.
+        later (blocked in a sleep or in C code, which that cannot interrupt) is killed. So
+        ``wait_stopped`` returns when nothing of it runs any more.
         """
         with self._lock:
-            ref = self._running.pop(future, None)
-        future.cancel()
+            ref = self._running.get(future)
         if ref is None:
+            future.cancel()
             return
         with contextlib.suppress(Exception):  # it may have finished meanwhile
             ray.cancel(ref)

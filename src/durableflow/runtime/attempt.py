@@ -32,11 +32,13 @@ Steps 1-2 and 4-6 are :class:`TaskAttempt`'s, which the wait service
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from durableflow.errors import SerializationError, StorageError, WorkflowError
@@ -52,14 +54,15 @@ from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 from durableflow.storage.urls import open_storage
 
-__all__ = ["TaskAttempt", "execute_task"]
+__all__ = ["TaskAttempt", "execute_task", "store_for"]
 
 
 _STORES: dict[tuple[str, bytes | None], WorkflowStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
-def _store_for(call: TaskCall) -> WorkflowStore:
+def store_for(call: TaskCall) -> WorkflowStore:
+    """The store an attempt writes to: the engine's, or this process's reopened one."""
     if call.store is not None:
         store: WorkflowStore = call.store
         return store
@@ -223,6 +226,24 @@ class TaskAttempt:
         return store.read_output(call.workflow_id, call.task_id)
 
 
+def _run_coroutine(coroutine: Coroutine[Any, Any, Any], gate: AttemptGate) -> Any:
+    """Step 3 of an async task where no loop serves it (a worker process, Ray).
+
+    A new loop of this thread runs it, with its ``timeout_s``.
+    """
+
+    async def main() -> Any:
+        return await asyncio.wait_for(coroutine, gate.timeout_s)
+
+    try:
+        return asyncio.run(main())
+    except TimeoutError as err:
+        stopped = gate.error
+        if stopped is not None:
+            raise stopped from err
+        raise
+
+
 def execute_task(call: TaskCall) -> TaskOutcome:
     """Run one attempt of a task (steps in the module docstring); never raises for its errors.
 
@@ -240,7 +261,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     """
     attempt = TaskAttempt(call)
     try:
-        args, kwargs = attempt.begin(_store_for)  # 1, 2
+        args, kwargs = attempt.begin(store_for)  # 1, 2
     except (StorageError, SerializationError, KeyError) as err:
         return attempt.failed(err, system=True)  # 6
 
@@ -248,6 +269,8 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     try:
         with task_context(call.workflow_id, call.task_id), gate_context(attempt.gate):
             result = call.func(*args, **kwargs)  # 3
+            if inspect.iscoroutine(result):  # an async task where no loop serves it
+                result = _run_coroutine(result, attempt.gate)
     except KeyboardInterrupt as err:
         if sigints is not None and _SIGINTS[0] != sigints:
             raise  # Ctrl-C or an executor's interrupt, not the task's code

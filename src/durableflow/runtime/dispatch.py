@@ -4,6 +4,7 @@ The engine decides *what* runs (``core.decide``); the dispatcher decides *where 
 
 - a durable wait (``workflow.sleep``, ``wait_for_event``) on an executor that shares memory goes
   to the wait service at once and takes no executor slot (:mod:`durableflow.runtime.waits`);
+  so does an async task, to the same event loop (:mod:`durableflow.runtime.async_tasks`);
 - any other attempt goes to the executor while fewer than ``executor.max_in_flight`` of its
   attempts are out, else it waits in order in a backlog;
 - each attempt's future reports ``(task_id, attempt, future)`` on the run's outcome queue when
@@ -31,6 +32,7 @@ from durableflow.core.machine import SubmitTask
 from durableflow.errors import WorkflowError, WorkflowTimeoutError
 from durableflow.executors.base import Executor
 from durableflow.model.calls import TaskCall, TaskOutcome
+from durableflow.runtime.async_tasks import submit_async
 from durableflow.runtime.attempt import execute_task
 from durableflow.runtime.gates import AttemptGate
 from durableflow.runtime.waits import cancel_wait, submit_wait
@@ -72,11 +74,13 @@ class Dispatcher:
         outcomes: queue.SimpleQueue[Any],
         build: Callable[[SubmitTask], tuple[TaskCall, Mapping[str, Any]]],
         is_wait: Callable[[str], bool],
+        is_async: Callable[[str], bool] = lambda task_id: False,
     ) -> None:
         self.executor = executor
         self._outcomes = outcomes
         self._build = build
         self._is_wait = is_wait
+        self._is_async = is_async
         self._futures: dict[str, Future[TaskOutcome]] = {}
         self._waits: set[Future[TaskOutcome]] = set()
         """Futures of durable waits (on the wait service, not the executor)."""
@@ -95,8 +99,8 @@ class Dispatcher:
 
     def submit(self, command: SubmitTask) -> None:
         """Hand an attempt over now, or keep it in order while the executor's window is full."""
-        if self._is_wait(command.task_id):
-            self._ship(command)  # a durable wait takes no executor slot: never held back
+        if self._is_wait(command.task_id) or self._is_async(command.task_id):
+            self._ship(command)  # on the event loop: takes no executor slot, never held back
             return
         limit = self.executor.max_in_flight
         if limit is not None and (self._backlog or self._in_executor() >= limit):
@@ -196,14 +200,18 @@ class Dispatcher:
     def _ship(self, command: SubmitTask) -> None:
         call, options = self._build(command)
         wait = self._is_wait(command.task_id)
+        on_loop = not wait and self._is_async(command.task_id)
         gate = None
-        if wait or self.executor.shares_memory:
+        if wait or on_loop or self.executor.shares_memory:
             gate = AttemptGate(call.workflow_id, call.task_id, call.attempt, call.timeout_s)
             call.gate = gate
             self._gates[command.task_id] = gate
         try:
             if wait:
                 future = submit_wait(call)
+                self._waits.add(future)
+            elif on_loop:
+                future = submit_async(call)
                 self._waits.add(future)
             else:
                 future = self.executor.submit(execute_task, call, options)

@@ -64,6 +64,7 @@ from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import FlatDAG, IdAllocator, TaskSpec, flatten
 from durableflow.model.records import ErrorInfo, RunRecord
 from durableflow.model.status import WorkflowStatus
+from durableflow.runtime.async_tasks import is_async
 from durableflow.runtime.cancellation import WAKE, RunStops
 from durableflow.runtime.dispatch import Dispatcher
 from durableflow.runtime.fenced import FencedRecord
@@ -123,7 +124,9 @@ class WorkflowRun(RunStops, RunWrites):
         self._cancel = threading.Event()
         self._stop = threading.Event()
         self._lost = threading.Event()
-        self._dispatch = Dispatcher(executor, self._outcomes, self._build_call, self._is_wait)
+        self._dispatch = Dispatcher(
+            executor, self._outcomes, self._build_call, self._is_wait, self._is_async
+        )
         self._specs: dict[str, TaskSpec] = {}
         self._values: dict[str, Any] = {}
         self._refs: dict[str, Any] = {}  # executor handles to outputs (Ray ObjectRefs)
@@ -327,6 +330,10 @@ class WorkflowRun(RunStops, RunWrites):
     def _is_wait(self, task_id: str) -> bool:
         """A durable wait the wait service runs (on executors that share memory only)."""
         return self.executor.shares_memory and is_wait(self._specs[task_id].func)
+
+    def _is_async(self, task_id: str) -> bool:
+        """An async task the event loop runs (on executors that share memory only)."""
+        return self.executor.shares_memory and is_async(self._specs[task_id].func)
 
     def _build_call(self, command: SubmitTask) -> tuple[TaskCall, Mapping[str, Any]]:
         """The call of one attempt (checked against this runner's ownership first)."""

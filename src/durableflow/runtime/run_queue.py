@@ -9,23 +9,34 @@ without waiting leaves its queued runs RESUMABLE.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import Any
 
 from durableflow.errors import WorkflowError, WorkflowExecutionError, WorkflowQueueFullError
 from durableflow.runtime.engine import WorkflowRun
 
-__all__ = ["RunQueue"]
+__all__ = ["RunFuture", "RunQueue"]
 
 log = logging.getLogger("durableflow")
 
 Entry = tuple[WorkflowRun, "Future[Any]"]
+
+
+class RunFuture(Future[Any]):
+    """The future of a workflow run, also awaitable.
+
+    Inside a running event loop ``await workflow.run_async(...)`` waits without blocking it.
+    """
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self).__await__()
 
 
 class RunQueue:
@@ -71,7 +82,7 @@ class RunQueue:
 
     def launch(self, run: WorkflowRun, queued: bool, inline: bool) -> Future[Any]:
         """Run ``run`` now (here when ``inline``, else in a thread), or queue it."""
-        future: Future[Any] = Future()
+        future: Future[Any] = RunFuture()
         with self._lock:
             self._active[run.workflow_id] = (run, future)
             if queued:

@@ -29,7 +29,7 @@ from durableflow.runtime.engine import WorkflowRun
 from durableflow.runtime.environment import capture_environment, check_environment
 from durableflow.runtime.lease import LeaseKeeper
 from durableflow.runtime.restart import finish_restart
-from durableflow.runtime.run_queue import RunQueue
+from durableflow.runtime.run_queue import RunFuture, RunQueue
 from durableflow.runtime.status import effective_status
 from durableflow.storage.store import WorkflowStore
 
@@ -165,6 +165,8 @@ class Launcher:
         self.signing_key = signing_key
         self.cancel_poll = cancel_poll
         self.env_policy = env_policy
+        self.stop_grace = 30.0
+        """Seconds a cancel (or a workflow timeout) waits for running attempts to stop."""
 
     def new_run(self, record: RunRecord, dag: FlatDAG | None) -> WorkflowRun:
         """A run of ``record`` on this Launcher's store, executor and leases."""
@@ -176,6 +178,7 @@ class Launcher:
             signing_key=self.signing_key,
             cancel_poll=self.cancel_poll,
             dag=dag,
+            stop_grace=self.stop_grace,
         )
 
     def start(
@@ -273,7 +276,7 @@ class Launcher:
         record = record or require_record(store, workflow_id, ResumeNotFoundError)  # 1
         status = effective_status(store, record)
         if status is WorkflowStatus.SUCCESSFUL:
-            done: Future[Any] = Future()
+            done: Future[Any] = RunFuture()
             done.set_result(store.read_output(workflow_id, record.root_task_id))
             return done
         if status is WorkflowStatus.CANCELED:

@@ -178,6 +178,21 @@ class WaitService:
         loop = 1 if self._thread is not None else 0
         return loop + self._listeners.threads + self._storage.threads
 
+    @property
+    def storage_pool(self) -> Executor:
+        """The pool that does the blocking storage work of the attempts on the loop."""
+        return self._storage
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The service's event loop (started on first use)."""
+        return self._running_loop()
+
+    def track(self, running: Future[Any]) -> None:
+        """Count ``running`` (a coroutine on the loop) as active until it ends."""
+        with self._lock:
+            self._active += 1
+        running.add_done_callback(self._finished)
+
     def submit(self, call: TaskCall) -> Future[TaskOutcome]:
         """Start one wait (steps 1-7 of the module docstring); its future never raises early.
 
