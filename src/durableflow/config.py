@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ENV_ENV_POLICY",
@@ -12,8 +14,12 @@ __all__ = [
     "ENV_RAY_STORAGE",
     "ENV_SIGNING_KEY",
     "ENV_STORAGE",
+    "ClientSettings",
     "default_storage_dir",
     "env_policy_from_env",
+    "executor_from_env",
+    "executor_named_in_env",
+    "signing_key_from_env",
     "storage_from_env",
 ]
 
@@ -69,6 +75,37 @@ def executor_from_env() -> str:
     return os.environ.get(ENV_EXECUTOR, "thread") or "thread"
 
 
+def executor_named_in_env() -> bool:
+    """Whether ``$DURABLEFLOW_EXECUTOR`` names an executor (then the auto runner keeps it)."""
+    return bool(os.environ.get(ENV_EXECUTOR))
+
+
 def env_policy_from_env() -> str:
     """``$DURABLEFLOW_ENV_POLICY`` (ignore, warn, error), default warn."""
     return os.environ.get(ENV_ENV_POLICY, "warn") or "warn"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientSettings:
+    """What opens a Client like another one, as plain data (picklable, no handles).
+
+    ``Client.settings`` has the Client's own; the Ray runner sends them to the cluster's
+    coordinator, which opens a Client like the driver's with them.
+    """
+
+    storage_url: str
+    """The storage's URL (credentials are never in it)."""
+    signing_key: bytes | None = dataclasses.field(repr=False)
+    """The HMAC key stored values are signed with, or None (kept out of ``repr``)."""
+    max_running_workflows: int | None
+    max_pending_workflows: int | None
+    lease_ttl: float
+    """Seconds before a silent runner's workflow reads RESUMABLE on other hosts."""
+    cancel_poll: float
+    env_policy: str
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``Client(self.storage_url, **options)``."""
+        options = dataclasses.asdict(self)
+        del options["storage_url"]
+        return options

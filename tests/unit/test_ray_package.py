@@ -12,8 +12,8 @@ def test_the_ray_free_parts_of_the_package_import_without_ray():
     code = (
         "import sys; sys.modules['ray'] = None  # any import of ray fails\n"
         "import durableflow.ray, durableflow.ray.values, durableflow.ray.packing\n"
-        "import durableflow.ray.coordinator\n"
-        "from durableflow.ray.coordinator import Settings, shutdown_coordinator\n"
+        "import durableflow.ray.coordinator, durableflow.ray.runner\n"
+        "from durableflow.ray.coordinator import shutdown_coordinator\n"
         "print('imported')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

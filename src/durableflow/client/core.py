@@ -6,36 +6,37 @@ it runs the ones it starts on its executor, at most ``max_running_workflows`` at
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
-import threading
 from concurrent.futures import Future
 from typing import Any
 
 from durableflow import config
+from durableflow.client._forward import forward
 from durableflow.client.executors import make_executor
-from durableflow.client.scheduling import SchedulingMixin
-from durableflow.client.steering import SteeringMixin
-from durableflow.client.stopping import StoppingMixin
+from durableflow.client.routing import choose_runner, load_dag_plugins
+from durableflow.client.runners import EmbeddedRunner, Handle
+from durableflow.client.scheduling import Scheduling
+from durableflow.client.steering import Steering
+from durableflow.client.stopping import Stopping
 from durableflow.errors import (
     WorkflowError,
-    WorkflowIncompleteError,
 )
 from durableflow.executors.base import Executor
 from durableflow.model.dag import FlatDAG, flatten
-from durableflow.model.environment import EnvironmentDiff, validate_env_policy
+from durableflow.model.environment import validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
-from durableflow.model.records import RunRecord, check_metadata
+from durableflow.model.records import check_metadata
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper
 from durableflow.runtime.listing import waiting_for_runner
 from durableflow.runtime.reader import Reader, StatusFilter
-from durableflow.runtime.run_queue import RunQueue, run_bounded
-from durableflow.runtime.starting import Launcher, new_record, require_record
-from durableflow.runtime.status import effective_status
+from durableflow.runtime.run_queue import RunQueue
+from durableflow.runtime.scheduler import Scheduler
+from durableflow.runtime.starting import Launcher, new_record
 from durableflow.runtime.submission import submit_detached
 from durableflow.runtime.workers import warn_if_no_worker
+from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
@@ -46,7 +47,7 @@ __all__ = ["Client", "Reader"]  # Reader: re-exported for the faces, which impor
 log = logging.getLogger("durableflow")
 
 
-class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
+class Client:
     """Runs and manages the workflows of one storage.
 
     Args:
@@ -64,6 +65,10 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
             at submission: "ignore", "warn" (default; ``$DURABLEFLOW_ENV_POLICY``) or "error".
         bulk_workers: workflows ``resume_all`` runs at once (default: max_running_workflows,
             else 8).
+        runner: where the workflows it starts and resumes run (:mod:`.runners`): "embedded"
+            (default: here, on ``executor``), "ray" (on the cluster's coordinator), "auto"
+            (the facade's: Ray DAGs on the cluster while Ray is initialized and no executor was
+            chosen), or a registered runner's name.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         cancel_poll: float = 0.5,
         env_policy: str | None = None,
         bulk_workers: int | None = None,
+        runner: str | None = None,
     ) -> None:
         for name, value in (
             ("max_running_workflows", max_running_workflows),
@@ -117,13 +123,69 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
             cancel_poll=cancel_poll,
             env_policy=self.env_policy,
         )
+        self.settings = config.ClientSettings(
+            self.storage.url,
+            self._signing_key,
+            max_running_workflows,
+            max_pending_workflows,
+            lease_ttl,
+            cancel_poll,
+            self.env_policy,
+        )
+        """What opens a Client like this one (the Ray runner's coordinator does)."""
+        self._embedded = EmbeddedRunner(self._launcher, self.reader, self._bulk_size())
+        self.runner = choose_runner(
+            self,
+            runner or "embedded",
+            self._embedded,
+            executor_chosen=executor is not None or config.executor_named_in_env(),
+        )
+        """Where the workflows this Client starts and resumes run (:mod:`.runners`)."""
+        self._stopping = Stopping(self.store, self.leases, self._runs)
+        self._steering = Steering(self.store, self.leases, self, self._bulk_size())
+        self._scheduling = Scheduling(self.storage, self.store, self._submit_flat)
         self._closed = False
         log.info("durableflow storage: %s", self.storage.url)
+
+    # The calls its parts answer (each part's module documents its protocols); reads: Reader.
+    cancel = forward("_stopping", Stopping.cancel)
+    delete = forward("_stopping", Stopping.delete)
+    restart = forward("_steering", Steering.restart)
+    fork = forward("_steering", Steering.fork)
+    cancel_all = forward("_steering", Steering.cancel_all)
+    delete_all = forward("_steering", Steering.delete_all)
+    prune = forward("_steering", Steering.prune)
+    set_retention = forward("_steering", Steering.set_retention)
+    get_retention = forward("_steering", Steering.get_retention)
+    schedule = forward("_scheduling", Scheduling.schedule)
+    get_schedule = forward("_scheduling", Scheduling.get_schedule)
+    list_schedules = forward("_scheduling", Scheduling.list_schedules)
+    pause_schedule = forward("_scheduling", Scheduling.pause_schedule)
+    resume_schedule = forward("_scheduling", Scheduling.resume_schedule)
+    remove_schedule = forward("_scheduling", Scheduling.remove_schedule)
+    fire_schedules = forward("_scheduling", Scheduling.fire_schedules)
+    get_status = forward("reader", Reader.get_status)
+    get_output = forward("reader", Reader.get_output)
+    get_metadata = forward("reader", Reader.get_metadata)
+    environment_diff = forward("reader", Reader.environment_diff)
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The schedules stored on this Client's storage."""
+        return self._scheduling.scheduler
+
+    def _bulk_size(self) -> int:
+        return self.bulk_workers or self.max_running_workflows or 8
 
     @property
     def signing_key(self) -> bytes | None:
         """The key stored values are signed with, or None."""
         return self._signing_key
+
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds before a silent runner's workflow reads RESUMABLE on other hosts."""
+        return self.settings.lease_ttl
 
     # --- running ----------------------------------------------------------------------------
     def run(
@@ -140,7 +202,10 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
             WorkflowExecutionError: a task failed; its exception is the cause.
             WorkflowStillActiveError: the id is running elsewhere now.
         """
-        return self._start(dag, args, kwargs, workflow_id, metadata, inline=True).result()
+        self._check_open()
+        return self.runner.run(
+            self._new_id(workflow_id), load_dag_plugins(dag), args, kwargs, metadata
+        )
 
     def run_async(
         self,
@@ -150,8 +215,8 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         metadata: dict[str, Any] | None = None,
         detached: bool = False,
         **kwargs: Any,
-    ) -> Future[Any]:
-        """Start a DAG and return a future of its output.
+    ) -> Handle:
+        """Start a DAG and return a future of its output (a ``ray.ObjectRef`` on Ray's runner).
 
         With ``detached=True`` nothing runs here: the workflow is stored PENDING for a worker
         (see :meth:`submit`) and the future is already resolved to the workflow id.
@@ -162,7 +227,9 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
                 self.submit(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
             )
             return submitted
-        return self._start(dag, args, kwargs, workflow_id, metadata, inline=False)
+        self._check_open()
+        wid = self._new_id(workflow_id)
+        return self.runner.start(wid, load_dag_plugins(dag), args, kwargs, metadata)
 
     def resume(
         self,
@@ -183,20 +250,20 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         """
         if from_task is not None:
             self.restart(workflow_id, from_task, allow_canceled=allow_canceled)
-        return self._resume(workflow_id, inline=True).result()
+        self._check_open()
+        return self.runner.resume(validate_workflow_id(workflow_id))
 
-    def resume_async(self, workflow_id: str, *, wait: bool = True) -> Future[Any]:
+    def resume_async(self, workflow_id: str, *, wait: bool = True) -> Handle:
         """Like :meth:`resume`, returning a future.
 
         ``wait=False`` (workers polling in a loop): a lease of another machine that looks
         expired is not waited on for the observation a takeover needs (a lease TTL seen on this
         machine's clock); WorkflowStillActiveError now, and a later call takes it over.
         """
-        return self._resume(workflow_id, inline=False, wait=wait)
+        self._check_open()
+        return self.runner.resume_async(validate_workflow_id(workflow_id), wait=wait)
 
-    def resume_all(
-        self, include_failed: bool = False, **filters: Any
-    ) -> list[tuple[str, Future[Any]]]:
+    def resume_all(self, include_failed: bool = False, **filters: Any) -> list[tuple[str, Handle]]:
         """Resume every RESUMABLE (and FAILED if asked) workflow that matches ``filters``.
 
         ``filters``: ``status``, ``prefix``, ``name``, ``older_than`` (see
@@ -210,84 +277,36 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
             ids = self.reader.select(wanted, **filters)
         else:
             ids = [workflow_id for workflow_id, _ in self.list_all(wanted)]
-        handles: list[tuple[str, Future[Any]]] = [(workflow_id, Future()) for workflow_id in ids]
-        if handles:
-            size = self.bulk_workers or self.max_running_workflows or 8
-            run_bounded(handles, self.resume, size)
-        return handles
-
-    def _start(
-        self,
-        dag: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        workflow_id: str | None,
-        metadata: dict[str, Any] | None,
-        *,
-        inline: bool,
-    ) -> Future[Any]:
         self._check_open()
-        workflow_id = (
-            validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
-        )
-        metadata = check_metadata(metadata, workflow_id)
-        flat = flatten(dag, inputs=(args, kwargs))
-        return self._launcher.start(workflow_id, flat, metadata, inline=inline)
+        return self.runner.resume_many(ids)
 
-    def _resume(self, workflow_id: str, *, inline: bool, wait: bool = True) -> Future[Any]:
-        self._check_open()
-        return self._launcher.resume(validate_workflow_id(workflow_id), inline=inline, wait=wait)
+    @staticmethod
+    def _new_id(workflow_id: str | None) -> str:
+        return validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
 
     # --- inspecting -------------------------------------------------------------------------
-    def _record(self, workflow_id: str) -> RunRecord:
-        return require_record(self.store, validate_workflow_id(workflow_id))
-
-    def _unowned(self, workflow_id: str) -> bool:
-        return self.store.read_lease(workflow_id)[1] is None
-
-    def _effective_status(self, record: RunRecord) -> WorkflowStatus:
-        return effective_status(self.store, record)
-
-    def get_status(self, workflow_id: str) -> WorkflowStatus:
-        """The workflow's status; a workflow whose runner is gone reads RESUMABLE."""
-        return self.reader.get_status(workflow_id)
-
     def waiting_workflows(
         self, include_resumable: bool = True, skip: frozenset[str] = frozenset()
     ) -> list[str]:
         """Workflows a worker may run, oldest first: PENDING with no owner (and RESUMABLE)."""
         return waiting_for_runner(self.store, include_resumable, skip)
 
-    def get_output(
-        self, workflow_id: str, *, task_id: str | None = None, timeout: float | None = None
-    ) -> Any:
-        """The workflow's output (or one task's), waiting while it runs.
+    def get_output_async(self, workflow_id: str, *, task_id: str | None = None) -> Handle:
+        """Like :meth:`get_output`, returning a future (a ``ray.ObjectRef`` on Ray's runner)."""
+        return self.runner.output(validate_workflow_id(workflow_id), task_id)
 
-        Raises:
-            WorkflowNotFoundError: unknown workflow (or task).
-            WorkflowExecutionError: it FAILED.
-            WorkflowCancellationError: it was CANCELED.
-            WorkflowIncompleteError: it stopped unfinished and nobody runs it.
+    def root_functions(self, workflow_id: str) -> list[Any]:
+        """The task functions of a stored workflow's root DAG; empty if it cannot be read here.
+
+        Runners tell workflows apart by them (the auto runner sends Ray's to the cluster).
         """
-        return self.reader.get_output(workflow_id, task_id=task_id, timeout=timeout)
-
-    def get_output_async(self, workflow_id: str, *, task_id: str | None = None) -> Future[Any]:
-        """Like :meth:`get_output`, returning a future."""
-        wait = self.reader.output_waiter(workflow_id, task_id)
-        future: Future[Any] = Future()
-
-        def fill() -> None:
-            try:
-                future.set_result(wait())
-            except BaseException as err:
-                future.set_exception(err)
-
-        threading.Thread(target=fill, daemon=True).start()
-        return future
-
-    def get_metadata(self, workflow_id: str, task_id: str | None = None) -> dict[str, Any]:
-        """Status, user metadata and stats of a workflow, or of one of its tasks."""
-        return self.reader.get_metadata(workflow_id, task_id)
+        try:
+            key = layout.spec_key(validate_workflow_id(workflow_id), layout.ROOT_BATCH)
+            raw = self.storage.get(key)
+            flat = self.store.serializer.loads(raw, key=key) if raw is not None else None
+        except WorkflowError:
+            return []
+        return [] if flat is None else [spec.func for spec in flat.specs]
 
     def list_all(
         self,
@@ -311,23 +330,9 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
     def close(self, wait: bool = True) -> None:
         """Stop this Client: ``wait`` for its workflows, or leave them RESUMABLE."""
         self._closed = True
-        if wait:
-            self._runs.wait_all()
-        queued, running = self._runs.drain()
-        for run, future in queued:
-            try:
-                run.leave_resumable()
-            finally:
-                self.leases.release(run.workflow_id)
-            future.set_exception(
-                WorkflowIncompleteError(
-                    f"workflow {run.workflow_id!r} was still queued at shutdown; resume it",
-                    workflow_id=run.workflow_id,
-                )
-            )
-        for run, future in running:
-            run.request_stop()
-            concurrent.futures.wait([future])  # its outcome is its caller's business
+        self._embedded.close(wait)
+        if self.runner is not self._embedded:
+            self.runner.close(wait)
         self.leases.close()
         self.executor.close(wait=wait)
         if self._owns_storage:
@@ -356,7 +361,8 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
             validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
         )
         metadata = check_metadata(metadata, workflow_id)
-        self._submit_flat(workflow_id, flatten(dag, inputs=(args, kwargs)), metadata)
+        flat = flatten(load_dag_plugins(dag), inputs=(args, kwargs))
+        self._submit_flat(workflow_id, flat, metadata)
         warn_if_no_worker(self.storage)
         return workflow_id
 
@@ -380,10 +386,6 @@ class Client(SchedulingMixin, StoppingMixin, SteeringMixin):
         (:meth:`TaskInfo.to_row` of :meth:`Reader.list_tasks`).
         """
         return [info.to_row() for info in self.reader.list_tasks(workflow_id)]
-
-    def environment_diff(self, workflow_id: str) -> EnvironmentDiff:
-        """What differs between a workflow's recorded environment and this process's."""
-        return self.reader.environment_diff(workflow_id)
 
     def _check_open(self) -> None:
         if self._closed:

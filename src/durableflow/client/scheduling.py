@@ -1,4 +1,8 @@
-"""Recurring workflows on a Client: add, inspect, pause and fire schedules."""
+"""Recurring workflows: the Client's schedule calls (add, inspect, pause, fire).
+
+:class:`Scheduling` holds the schedules of one storage and how a tick's workflow is submitted;
+:class:`~durableflow.client.Client` wires it and forwards its schedule calls here.
+"""
 
 from __future__ import annotations
 
@@ -17,23 +21,36 @@ from durableflow.storage.base import Storage
 from durableflow.storage.schedules import ScheduleStore
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["SchedulingMixin"]
+__all__ = ["Scheduling"]
 
 _DEFAULT = ScheduleOptions()
 
 
-class SchedulingMixin:
-    """The schedule calls of :class:`~durableflow.client.Client`, over its storage."""
+class Scheduling:
+    """The schedules stored on one storage, fired as detached workflows.
 
-    storage: Storage
-    store: WorkflowStore
-    _submit_flat: Callable[[str, FlatDAG, dict[str, Any]], bool]
+    Args:
+        storage: the storage the schedules are kept in.
+        store: the workflow store (its serializer; the status of a tick's workflow).
+        submit: stores a tick's workflow PENDING for a worker (the Client's detached submit);
+            False if that id was stored already.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        store: WorkflowStore,
+        submit: Callable[[str, FlatDAG, dict[str, Any]], bool],
+    ) -> None:
+        self.storage = storage
+        self.store = store
+        self._submit = submit
 
     @functools.cached_property
     def scheduler(self) -> Scheduler:
         """The schedules stored on this Client's storage."""
         schedules = ScheduleStore(self.storage, self.store.serializer)
-        return Scheduler(schedules, self._submit_flat, self._status_of)
+        return Scheduler(schedules, self._submit, self._status_of)
 
     def _status_of(self, workflow_id: str) -> WorkflowStatus | None:
         record: RunRecord | None = self.store.read_run(workflow_id)

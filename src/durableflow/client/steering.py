@@ -5,7 +5,8 @@ The protocols are in :mod:`durableflow.runtime.restart`, :mod:`~durableflow.runt
 a kill test each); these are the Client's calls over them. One filter shape everywhere, as
 keyword arguments: ``status`` (a status, a name, or a set of either), ``prefix`` (id prefix),
 ``name`` (the root task's name), ``older_than`` (``"30d"``, ``"12h"``, a timedelta: from the
-run's end, or its start while it has not ended).
+run's end, or its start while it has not ended). :class:`Steering` holds what they need;
+:class:`~durableflow.client.Client` wires it and forwards these calls here.
 """
 
 from __future__ import annotations
@@ -20,16 +21,30 @@ from durableflow.runtime import bulk, fork, restart, retention
 from durableflow.runtime.lease import LeaseKeeper
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["SteeringMixin"]
+__all__ = ["Steering"]
 
 
-class SteeringMixin:
-    """The steering calls of :class:`~durableflow.client.Client`."""
+class Steering:
+    """Restart, fork, bulk actions and retention over a Client's store and leases.
 
-    store: WorkflowStore
-    leases: LeaseKeeper
-    bulk_workers: int | None
-    max_running_workflows: int | None
+    Args:
+        store: the workflow store.
+        leases: the Client's lease keeper (each protocol claims the workflow's lease).
+        workflows: the Client, whose ``cancel`` / ``delete`` the bulk actions call per workflow.
+        bulk_size: workflows a bulk action works on at once.
+    """
+
+    def __init__(
+        self,
+        store: WorkflowStore,
+        leases: LeaseKeeper,
+        workflows: bulk.Workflows,
+        bulk_size: int,
+    ) -> None:
+        self.store = store
+        self.leases = leases
+        self._workflows = workflows
+        self._bulk_size = bulk_size
 
     def restart(
         self, workflow_id: str, from_tasks: str | list[str], *, allow_canceled: bool = False
@@ -93,13 +108,13 @@ class SteeringMixin:
         ``on_done(id)`` is called as each one ends (progress).
         """
         return bulk.cancel_all(
-            self,  # type: ignore[arg-type]
+            self._workflows,
             status=status,
             prefix=prefix,
             name=name,
             older_than=older_than,
             dry_run=dry_run,
-            workers=self._bulk_size(),
+            workers=self._bulk_size,
             on_done=on_done,
         )
 
@@ -115,13 +130,13 @@ class SteeringMixin:
     ) -> bulk.BulkResult:
         """Delete every matching workflow (never a RUNNING or PENDING one), crash-safely."""
         return bulk.delete_all(
-            self,  # type: ignore[arg-type]
+            self._workflows,
             status=status,
             prefix=prefix,
             name=name,
             older_than=older_than,
             dry_run=dry_run,
-            workers=self._bulk_size(),
+            workers=self._bulk_size,
             on_done=on_done,
         )
 
@@ -166,6 +181,3 @@ class SteeringMixin:
             rate=rate,
             on_done=on_done,
         )
-
-    def _bulk_size(self) -> int:
-        return self.bulk_workers or self.max_running_workflows or 8

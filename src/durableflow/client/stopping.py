@@ -1,10 +1,13 @@
-"""Stopping and removing workflows on a Client: cancel and delete."""
+"""Stopping and removing workflows: the Client's cancel and delete, with their protocols.
+
+:class:`Stopping` holds what they need (the store, the leases, the Client's run queue) and is
+wired by :class:`~durableflow.client.Client`, which forwards its ``cancel`` and ``delete`` here.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 
 from durableflow.errors import WorkflowCancellationError, WorkflowStillActiveError
 from durableflow.model.ids import validate_workflow_id
@@ -12,23 +15,34 @@ from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.runtime.lease import LeaseKeeper
 from durableflow.runtime.run_queue import RunQueue
+from durableflow.runtime.starting import require_record
+from durableflow.runtime.status import effective_status
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["StoppingMixin"]
+__all__ = ["Stopping"]
 
 log = logging.getLogger("durableflow")
 
 
-class StoppingMixin:
-    """The cancel and delete calls of :class:`~durableflow.client.Client`."""
+class Stopping:
+    """Cancel and delete, over a Client's store, leases and run queue.
 
-    store: WorkflowStore
-    leases: LeaseKeeper
-    _runs: RunQueue
-    _record: Callable[[str], RunRecord]
-    _effective_status: Callable[[RunRecord], WorkflowStatus]
-    _unowned: Callable[[str], bool]
-    get_status: Callable[[str], WorkflowStatus]
+    Args:
+        store: the workflow store.
+        leases: the Client's lease keeper (cancel and delete claim the workflow's lease).
+        runs: the Client's run queue (a workflow queued or running here is stopped here).
+    """
+
+    def __init__(self, store: WorkflowStore, leases: LeaseKeeper, runs: RunQueue) -> None:
+        self.store = store
+        self.leases = leases
+        self._runs = runs
+
+    def _record(self, workflow_id: str) -> RunRecord:
+        return require_record(self.store, validate_workflow_id(workflow_id))
+
+    def _status(self, workflow_id: str) -> WorkflowStatus:
+        return effective_status(self.store, self._record(workflow_id))
 
     def cancel(self, workflow_id: str, timeout: float = 30.0) -> None:
         """Cancel a workflow: no new task starts; its status becomes CANCELED.
@@ -57,17 +71,17 @@ class StoppingMixin:
                     "workflow %s did not stop within %s s of its cancel", workflow_id, timeout
                 )
             return
-        status = self._effective_status(record)
+        status = effective_status(self.store, record)
         if status.is_terminal:
             return
-        if status in ACTIVE and not self._unowned(workflow_id):
+        if status in ACTIVE and self.store.read_lease(workflow_id)[1] is not None:  # owned
             self.store.request_cancel(workflow_id)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if self.get_status(workflow_id) not in ACTIVE:
+                if self._status(workflow_id) not in ACTIVE:
                     break
                 time.sleep(0.05)
-            if self.get_status(workflow_id) is WorkflowStatus.RESUMABLE:
+            if self._status(workflow_id) is WorkflowStatus.RESUMABLE:
                 self._cancel_stopped(workflow_id)  # its runner died before it saw the request
             return
         self._cancel_stopped(workflow_id)
@@ -144,7 +158,7 @@ class StoppingMixin:
             self._delete_leftovers(workflow_id)
             return
         if record is not None:
-            status = self._effective_status(record)
+            status = effective_status(self.store, record)
             if status in ACTIVE:
                 raise WorkflowStillActiveError(
                     f"workflow {workflow_id!r} is {status.value}; cancel it before deleting",

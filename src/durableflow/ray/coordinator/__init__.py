@@ -1,7 +1,8 @@
 """Workflows on Ray, driven from inside the cluster so that they outlive the driver.
 
-On Ray, the ``workflow`` facade does not drive workflows from the driver process: it asks the
-cluster's coordinator, a detached actor (``durableflow_coordinator`` in the Ray namespace
+On Ray, a Client on the Ray runner (:mod:`durableflow.ray.runner`; the ``workflow`` facade on
+the Ray executor, or with Ray DAGs) does not drive workflows from the driver process: it asks
+the cluster's coordinator, a detached actor (``durableflow_coordinator`` in the Ray namespace
 ``durableflow``, pinned to the head node, no CPU), to run them. The coordinator keeps one
 :class:`~durableflow.client.Client` per storage, on the Ray executor. Hence:
 
@@ -15,37 +16,25 @@ cluster's coordinator, a detached actor (``durableflow_coordinator`` in the Ray 
 Everything else (status, metadata, listing, cancel, delete, a blocking ``get_output``) reads and
 writes the storage from the driver, as without Ray.
 
-Modules: :mod:`.actor` (the coordinator itself), :mod:`.driver` (reaching it, routing calls).
+Modules: :mod:`.actor` (the coordinator itself), :mod:`.driver` (reaching it, waiting for its
+answers).
 Ray is imported lazily here: :mod:`durableflow.ray.executor` is where it is imported.
 """
 
-from durableflow.ray.coordinator.actor import NAME, NAMESPACE, Coordinator, Settings
+from durableflow.ray.coordinator.actor import NAME, NAMESPACE, Coordinator
 from durableflow.ray.coordinator.driver import (
-    can_auto_route,
     coordinator,
-    get_output_async,
-    is_ray_workflow,
+    is_event_dag,
     result,
-    resume_all,
-    resume_async,
-    run_async,
     shutdown_coordinator,
-    uses_ray,
 )
 
 __all__ = [
     "NAME",
     "NAMESPACE",
     "Coordinator",
-    "Settings",
-    "can_auto_route",
     "coordinator",
-    "get_output_async",
-    "is_ray_workflow",
+    "is_event_dag",
     "result",
-    "resume_all",
-    "resume_async",
-    "run_async",
     "shutdown_coordinator",
-    "uses_ray",
 ]

@@ -1,5 +1,8 @@
 """The coordinator actor: runs workflows inside the cluster, one Client per storage.
 
+Its Clients open like the driver's, from the driver's :class:`~durableflow.config.ClientSettings`
+(``Client.settings``), on the embedded runner and the Ray executor.
+
 A start is two calls, so that ``run_async`` returns only once the workflow is durable:
 
 1. :meth:`Coordinator.start`: the coordinator's Client validates the DAG, stores the specs and
@@ -14,7 +17,6 @@ Errors cross Ray pickled; a WorkflowError keeps its cause (``_cause``) for the d
 from __future__ import annotations
 
 import collections
-import dataclasses
 import importlib.metadata
 import threading
 from concurrent.futures import Future
@@ -23,10 +25,11 @@ from typing import Any
 import cloudpickle
 
 from durableflow.client import Client
+from durableflow.config import ClientSettings
 from durableflow.errors import WorkflowError
 from durableflow.ray.packing import PackedDAG, unpack
 
-__all__ = ["NAME", "NAMESPACE", "Coordinator", "Settings", "version"]
+__all__ = ["NAME", "NAMESPACE", "Coordinator", "version"]
 
 NAME = "durableflow_coordinator"
 NAMESPACE = "durableflow"
@@ -41,45 +44,9 @@ def version() -> str:
         return "unknown"
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """What the coordinator needs to open a Client like the driver's."""
-
-    storage_url: str
-    signing_key: bytes | None
-    max_running_workflows: int | None
-    max_pending_workflows: int | None
-    lease_ttl: float
-    cancel_poll: float
-    env_policy: str
-
-    @classmethod
-    def of(cls, client: Client) -> Settings:
-        """The settings of the driver's Client.
-
-        Raises:
-            ValueError: its storage is ``memory://``, which other processes cannot open.
-        """
-        url = client.storage.url
-        if url.startswith("memory:"):
-            raise ValueError(
-                "memory:// storage cannot be used on Ray: workflows run in the cluster and "
-                "reopen the storage from its URL; use a directory (shared by every node) or s3://"
-            )
-        return cls(
-            url,
-            client.signing_key,
-            client.max_running_workflows,
-            client.max_pending_workflows,
-            client.leases.ttl,
-            client.cancel_poll,
-            client.env_policy,
-        )
-
-    @property
-    def key(self) -> tuple[str, bytes | None]:
-        """Which of the coordinator's Clients serves these settings."""
-        return self.storage_url, self.signing_key
+def _key(settings: ClientSettings) -> tuple[str, bytes | None]:
+    """Which of the coordinator's Clients serves these settings."""
+    return settings.storage_url, settings.signing_key
 
 
 def _portable(err: BaseException) -> BaseException:
@@ -107,27 +74,20 @@ class Coordinator:
         """The durableflow version the coordinator runs."""
         return version()
 
-    def _client(self, settings: Settings) -> Client:
+    def _client(self, settings: ClientSettings) -> Client:
         from durableflow.ray.executor import RayExecutor
 
         with self._lock:
-            client = self._clients.get(settings.key)
+            client = self._clients.get(_key(settings))
             if client is None:
-                client = Client(
-                    settings.storage_url,
-                    executor=RayExecutor(),
-                    signing_key=settings.signing_key,
-                    max_running_workflows=settings.max_running_workflows,
-                    max_pending_workflows=settings.max_pending_workflows,
-                    lease_ttl=settings.lease_ttl,
-                    cancel_poll=settings.cancel_poll,
-                    env_policy=settings.env_policy,
+                client = Client(  # embedded: the coordinator runs the workflows
+                    settings.storage_url, executor=RayExecutor(), **settings.client_options()
                 )
-                self._clients[settings.key] = client
+                self._clients[_key(settings)] = client
             return client
 
-    def _track(self, settings: Settings, workflow_id: str, future: Future[Any]) -> None:
-        key = (*settings.key, workflow_id)
+    def _track(self, settings: ClientSettings, workflow_id: str, future: Future[Any]) -> None:
+        key = (*_key(settings), workflow_id)
         with self._lock:
             self._runs[key] = future
 
@@ -143,7 +103,7 @@ class Coordinator:
 
     def start(
         self,
-        settings: Settings,
+        settings: ClientSettings,
         dag: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -161,7 +121,7 @@ class Coordinator:
             raise _portable(err) from err.__cause__
         self._track(settings, workflow_id, future)
 
-    def resume(self, settings: Settings, workflow_id: str) -> None:
+    def resume(self, settings: ClientSettings, workflow_id: str) -> None:
         """Claim a stopped workflow and start running it from its checkpoints."""
         try:
             future = self._client(settings).resume_async(workflow_id)
@@ -169,10 +129,10 @@ class Coordinator:
             raise _portable(err) from err.__cause__
         self._track(settings, workflow_id, future)
 
-    def wait(self, settings: Settings, workflow_id: str) -> Any:
+    def wait(self, settings: ClientSettings, workflow_id: str) -> Any:
         """The output of a workflow this coordinator started, once it is there."""
         with self._lock:
-            future = self._runs.get((*settings.key, workflow_id))
+            future = self._runs.get((*_key(settings), workflow_id))
         try:
             if future is not None:
                 return future.result()
@@ -180,7 +140,7 @@ class Coordinator:
         except BaseException as err:
             raise _portable(err) from err.__cause__
 
-    def output(self, settings: Settings, workflow_id: str, task_id: str | None) -> Any:
+    def output(self, settings: ClientSettings, workflow_id: str, task_id: str | None) -> Any:
         """The output of a workflow or one of its tasks, waiting while it runs."""
         if task_id is None:
             return self.wait(settings, workflow_id)
