@@ -8,9 +8,13 @@
 - :mod:`.values`: ObjectRefs inside stored values, kept as their values;
 - :mod:`.packing`: DAGs as flat data, so that a deep one crosses processes;
 - :mod:`.coordinator`: the cluster's detached coordinator actor, which runs workflows inside
-  the cluster so that they outlive the driver, and the facade's routing to it.
+  the cluster so that they outlive the driver;
+- :mod:`.runner`: :class:`~durableflow.ray.runner.RayRunner`, the Client runner that sends
+  starts and resumes to the coordinator (``Client(runner="ray")``, or ``"auto"`` as the facade
+  chooses: see :mod:`durableflow.client.runners`), registered by name like the executor.
 
 Only :mod:`.executor` and :mod:`.dag` import Ray at module level; this package itself imports
 nothing, so ``import durableflow`` (and any module outside this package) never needs Ray. In the
-import-linter layers it sits above the Client (the coordinator drives one), below the facade.
+import-linter layers it sits above the Client (the coordinator drives one, the runner plugs
+into one), below the facade.
 """
