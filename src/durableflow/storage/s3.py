@@ -1,6 +1,7 @@
 """S3 or any S3-compatible server: ``s3://bucket/prefix?endpoint_url=...&region_name=...``.
 
-The only module that imports boto3. How each promise of :class:`~durableflow.storage.base.Storage`
+boto3 is imported by :mod:`._s3client` only (the client, and S3's errors read and translated);
+this module is the Storage. How each promise of :class:`~durableflow.storage.base.Storage`
 is kept:
 
 1. ``put`` is one PutObject: S3 never shows a partly written object.
@@ -25,125 +26,22 @@ unreachable endpoint fail at ``init``, not at the tenth task.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 from urllib.parse import SplitResult
 
-from durableflow.errors import (
-    StorageError,
-    StorageFullError,
-    StorageUnavailableError,
-    StorageURLError,
-)
+from durableflow.errors import StorageError, StorageUnavailableError
+from durableflow.storage import _s3client as s3client
 from durableflow.storage._backend import ReopenFromURL, translate_errors
+from durableflow.storage._s3client import ClientError, make_client
 from durableflow.storage._s3url import S3Options, check_bucket_and_prefix, parse_s3_url
 from durableflow.storage.base import MAX_KEY_LENGTH, Storage, check_key, matches_no_key
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    import botocore.session
-except ImportError:  # pragma: no cover - exercised only without the extra
-    boto3 = None
-
 __all__ = ["S3Storage", "make_client"]
 
-_INSTALL_HINT = (
-    "s3:// storage needs boto3: pip install boto3 (or the s3 extra: pip install '.[s3]' in a "
-    "clone of durableflow)"
-)
-_LOST_CONDITION = {"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409"}
-_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
-_FULL = {"QuotaExceeded", "InsufficientStorage", "StorageFull", "EntityTooLarge", "507"}
-_WHERE_CREDENTIALS = (
-    "boto3 looks for them in this order: the environment (AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the shared files ~/.aws/credentials and "
-    "~/.aws/config (a profile there: ?profile_name=... in the URL), then a container or "
-    "instance role"
-)
 _DELETE_BATCH = 1000
 _CONFLICT_RETRIES = 3
-
-
-# One botocore data loader per process: each new session would otherwise parse the S3 service
-# model again (~0.1 s per storage opened, ~0.02 s with the shared loader).
-_LOADER_LOCK = threading.Lock()
-_loader: Any = None
-
-
-def _new_session(**kwargs: Any) -> Any:
-    global _loader
-    core = botocore.session.Session()
-    with _LOADER_LOCK:
-        if _loader is None:
-            _loader = core.get_component("data_loader")
-        else:
-            core.register_component("data_loader", _loader)
-    return boto3.session.Session(botocore_session=core, **kwargs)
-
-
-def make_client(
-    *,
-    endpoint_url: str | None = None,
-    region_name: str | None = None,
-    addressing_style: str | None = None,
-    profile_name: str | None = None,
-    max_attempts: int = 5,
-    connect_timeout: float = 5.0,
-    read_timeout: float = 60.0,
-    max_pool_connections: int = 16,
-    aws_access_key_id: str | None = None,
-    aws_secret_access_key: str | None = None,
-    aws_session_token: str | None = None,
-) -> Any:
-    """Build the boto3 S3 client durableflow uses: bounded retries, timeouts, addressing.
-
-    Also used by :mod:`durableflow.testing.s3server` to create buckets, so that boto3 is
-    imported in this module only.
-
-    Raises:
-        StorageURLError: boto3 is missing, the profile is unknown, or a parameter is invalid.
-    """
-    if boto3 is None:
-        raise StorageURLError(_INSTALL_HINT)
-    s3_options = {"addressing_style": addressing_style} if addressing_style else None
-    config = botocore.config.Config(
-        retries={"max_attempts": max_attempts, "mode": "standard"},
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        max_pool_connections=max_pool_connections,
-        s3=s3_options,
-    )
-    try:
-        session = _new_session(
-            profile_name=profile_name,
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-        )
-        return session.client(
-            "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
-        )
-    except botocore.exceptions.BotoCoreError as err:
-        raise StorageURLError(f"cannot configure an S3 client: {err}") from err
-    except ValueError as err:  # botocore rejects a malformed endpoint_url this way
-        raise StorageURLError(f"bad S3 endpoint_url {endpoint_url!r}: {err}") from err
-
-
-def _code(err: Any) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def _status(err: Any) -> int:
-    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-
-
-def _retried(err: Any) -> bool:
-    return int(err.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) > 0
 
 
 class S3Storage(ReopenFromURL, Storage):
@@ -255,8 +153,8 @@ class S3Storage(ReopenFromURL, Storage):
         with self._errors("read", key):
             try:
                 response = self._client.get_object(Bucket=self._bucket, Key=name)
-            except botocore.exceptions.ClientError as err:
-                if self._is_missing_key(err):
+            except ClientError as err:
+                if s3client.is_missing_key(err):
                     return None
                 raise
             return bytes(response["Body"].read())
@@ -292,8 +190,8 @@ class S3Storage(ReopenFromURL, Storage):
         with self._errors("read", key):
             try:
                 response = self._client.get_object(Bucket=self._bucket, Key=name)
-            except botocore.exceptions.ClientError as err:
-                if self._is_missing_key(err):
+            except ClientError as err:
+                if s3client.is_missing_key(err):
                     return False
                 raise
             current = response["Body"].read()
@@ -308,8 +206,8 @@ class S3Storage(ReopenFromURL, Storage):
         with self._errors("delete", key):
             try:
                 self._client.delete_object(Bucket=self._bucket, Key=name)
-            except botocore.exceptions.ClientError as err:
-                if not self._is_missing_key(err):
+            except ClientError as err:
+                if not s3client.is_missing_key(err):
                     raise
 
     def list(self, prefix: str) -> list[str]:
@@ -336,7 +234,8 @@ class S3Storage(ReopenFromURL, Storage):
                     Bucket=self._bucket,
                     Delete={"Objects": [{"Key": self._base + k} for k in batch], "Quiet": True},
                 )
-            failed = [e for e in response.get("Errors", ()) if e.get("Code") not in _MISSING_KEY]
+            errors = response.get("Errors", ())
+            failed = [e for e in errors if not s3client.is_missing_key_name(e.get("Code"))]
             if failed:
                 key = str(failed[0].get("Key", ""))[len(self._base) :]
                 raise StorageUnavailableError(
@@ -365,82 +264,25 @@ class S3Storage(ReopenFromURL, Storage):
                 try:
                     self._client.put_object(Bucket=self._bucket, Key=name, Body=data, **condition)
                     return True
-                except botocore.exceptions.ClientError as err:
-                    if _code(err) not in _LOST_CONDITION and _status(err) not in (404, 409, 412):
+                except ClientError as err:
+                    if not s3client.is_lost_condition(err):
                         raise
-                    if _code(err) == "NoSuchBucket":
-                        raise
-                    if _retried(err):
+                    if s3client.retried(err):
                         # Our own first attempt may have landed before its reply was lost.
                         return self.get(key) == data
-                    if _status(err) != 409 or attempt == _CONFLICT_RETRIES:
+                    if s3client.status(err) != 409 or attempt == _CONFLICT_RETRIES:
                         return False
             time.sleep(0.05 * (attempt + 1))
         return False  # pragma: no cover - the loop always returns
 
-    def _is_missing_key(self, err: Any) -> bool:
-        return _code(err) in _MISSING_KEY or (_status(err) == 404 and _code(err) != "NoSuchBucket")
-
     def _errors(self, action: str, key: str) -> contextlib.AbstractContextManager[None]:
-        exceptions = botocore.exceptions
-        catch = (exceptions.ClientError, exceptions.BotoCoreError, OSError)
-        return translate_errors(catch, self._translate, action, key)
+        return translate_errors(s3client.CAUGHT, self._translate, action, key)
 
     def _translate(self, err: Exception, action: str, key: str | None) -> StorageError:
-        where = (
-            f"cannot {action} {key!r} in {self._where}"
-            if key is not None
-            else f"cannot {action} S3 {self._where}"
-        )
-        if isinstance(err, botocore.exceptions.ClientError):
-            code, status = _code(err), _status(err)
-            if code == "NoSuchBucket":
-                return StorageUnavailableError(f"{where}: the bucket does not exist", key=key)
-            if code in _FULL or status == 507:
-                return StorageFullError(f"{where}: the server has no space ({code})", key=key)
-            if status in (401, 403):
-                # The server's message may quote the access key id: leave it out.
-                return StorageUnavailableError(
-                    f"{where}: access refused ({code or status}); check the credentials", key=key
-                )
-            message = err.response.get("Error", {}).get("Message", "")
-            return StorageUnavailableError(f"{where}: {code or status} {message}".rstrip(), key=key)
-        exceptions = botocore.exceptions
-        if isinstance(err, exceptions.NoCredentialsError | exceptions.PartialCredentialsError):
-            found = "incomplete" if isinstance(err, exceptions.PartialCredentialsError) else "no"
-            return StorageURLError(
-                f"{where}: {found} AWS credentials found; {_WHERE_CREDENTIALS}", key=key
-            )
-        if isinstance(err, exceptions.ParamValidationError):
-            return StorageURLError(f"{where}: {err}", key=key)
-        return StorageUnavailableError(f"{where}: {type(err).__name__}: {err}", key=key)
+        return s3client.translate(err, self._where, action, key)
 
     def _check_bucket(self) -> None:
         try:
             self._client.head_bucket(Bucket=self._bucket)
-        except botocore.exceptions.ClientError as err:
-            status = _status(err)
-            if status == 404 or _code(err) == "NoSuchBucket":
-                raise StorageURLError(
-                    f"no durableflow storage at {self.url}: S3 {self._where} does not exist; "
-                    "create the bucket first (durableflow never creates one)"
-                ) from err
-            if status == 301:
-                headers = err.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-                region = headers.get("x-amz-bucket-region", "another region")
-                message = f"S3 {self._where} is in {region}; add region_name={region} to the URL"
-                raise StorageURLError(message) from err
-            if status in (401, 403):
-                message = (
-                    f"access to S3 {self._where} was refused (HTTP {status}): check the "
-                    "credentials (environment, profile, instance role) and the bucket policy"
-                )
-                raise StorageUnavailableError(message) from err
-            raise self._translate(err, "open", None) from err
-        except (botocore.exceptions.BotoCoreError, OSError) as err:
-            translated = self._translate(err, "open", None)
-            if type(translated) is StorageUnavailableError:
-                translated = StorageUnavailableError(
-                    f"cannot reach S3 {self._where}: {type(err).__name__}: {err}"
-                )
-            raise translated from err
+        except s3client.CAUGHT as err:
+            raise s3client.bucket_error(err, self._where, self.url) from err
