@@ -12,7 +12,8 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["DIRECTORY_SYNCS", "DirectorySyncs", "key_lock"]
@@ -67,8 +68,11 @@ def _lock_file(
     """Open and lock the current lock file of ``key``; its descriptor."""
     while True:
         try:
-            lock_dir.mkdir(exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the first lock of the storage: make the directory
+                lock_dir.mkdir(exist_ok=True)
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise error(err, key) from err
         try:
@@ -138,6 +142,47 @@ class DirectorySyncs:
                     if state.done >= state.asked and self._states.get(directory) is state:
                         del self._states[directory]  # waiters keep their reference
                 self._cond.notify_all()
+
+    def sync_all(self, directories: Iterable[Path]) -> None:
+        """:meth:`sync` each directory, the fsyncs running at the same time.
+
+        Returns once every one has returned (the first error is raised then). Concurrent
+        fsyncs of a journaling file system join one journal commit: ext4 commits the changes
+        of all the directories once, where fsyncs one after another pay a commit, then a
+        device cache flush each. Each directory still gets an fsync that started after this
+        call, so what the block wrote is as durable as with one fsync after another.
+        """
+        todo = list(directories)
+        if len(todo) <= 1:
+            for directory in todo:
+                self.sync(directory)
+            return
+        futures = [_pool().submit(self.sync, directory) for directory in todo[1:]]
+        error: BaseException | None = None
+        try:
+            self.sync(todo[0])
+        except BaseException as err:
+            error = err
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as err:
+                error = error or err
+        if error is not None:
+            raise error
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run directory fsyncs side by side; a forked child makes its own."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(8, thread_name_prefix="durableflow-fsync"))
+        return _POOL[1]
 
 
 DIRECTORY_SYNCS = DirectorySyncs()
