@@ -153,3 +153,13 @@ def test_an_interrupted_change_is_read_from_the_run_record(counted: ReadCounter)
     assert _wid(5) not in dict(reader.list_all(WorkflowStatus.SUCCESSFUL))
     rows, _ = reader.list_workflows(WorkflowStatus.SUCCESSFUL, limit=10)
     assert _wid(5) not in [r.workflow_id for r in rows] and _wid(7) in [r.workflow_id for r in rows]
+
+
+def test_two_inactive_entries_are_settled_by_the_run_record(counted: ReadCounter) -> None:
+    """A stale entry (an older version's runner woken after a takeover) lists nothing twice."""
+    counted.put(layout.index_key("FAILED", _wid(3)), b"")  # the record says SUCCESSFUL
+    reader = Reader(WorkflowStore(counted))
+    counted.gets.clear()
+    listed = reader.list_all()
+    assert len(listed) == N and dict(listed)[_wid(3)] is WorkflowStatus.SUCCESSFUL
+    assert counted.gets == [layout.run_key(_wid(3))]

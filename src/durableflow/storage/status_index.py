@@ -26,6 +26,8 @@ A. The first status of a new workflow, an active one (``old`` None, RUNNING or P
 B. From an active status (``old`` RUNNING or PENDING, no dirty marker):
 
    1. put the run record and the entry ``index/<NEW>/<wid>``; sync (both, in one batch);
+      1'. NEW inactive: read the run record again; if another runner changed it meanwhile
+      (see Fencing), take the entry back and stop (:meth:`StatusIndex._recheck`);
    2. delete ``index/<OLD>/<wid>``, without sync.
 
    Until step 2 the old active entry makes readers trust the run record, which is the old or
@@ -38,6 +40,7 @@ C. Every other change (from FAILED, RESUMABLE, SUCCESSFUL or CANCELED; from noth
    1. put the dirty marker ``index/dirty/<wid>`` (old and new status); sync;
    2. put the run record and the entry ``index/<NEW>/<wid>``, delete the entries of the old
       status and of the active statuses (of every status after an interrupted change); sync;
+      2'. as 1' of path B;
    3. delete the dirty marker, without sync: a leftover marker only sends readers (and the
       next change, through path C) to the run record.
 
@@ -46,7 +49,11 @@ write is conditional on the bytes that holder last read or wrote (``expected``):
 a new workflow (path A), compare-and-swap after that. A runner paused past its lease and taken
 over finds the record changed (the new holder wrote it when it claimed, with a higher
 ``epoch``) and writes nothing further: :class:`RecordChangedError`. Index entries are written
-only after the record write they follow succeeded.
+only after the record write they follow succeeded; a runner paused between the two and taken
+over meanwhile finds the record changed when it reads it again (B1', C2') and takes its
+inactive entry back. (A rival that changes the record to that very status between the delete
+and the last read gets its entry put back; one that does so after the last read has written
+its own entry after its own compare-and-swap.)
 
 Each numbered step is a fault-injection point of the crash tests.
 """
@@ -177,6 +184,7 @@ class StatusIndex(KeyAccess):
             with storage.batch():  # B1
                 self._write_run(wid, data, expected)
                 self._put(new_key, b"", wid)
+            self._recheck(wid, new, data, expected)  # B1'
             if old is not new:
                 with storage.volatile():  # B2
                     self._delete(layout.index_key(old.value, wid), wid)
@@ -189,9 +197,45 @@ class StatusIndex(KeyAccess):
                 for status in WorkflowStatus:
                     if status is not new and (status is old or status in ACTIVE or interrupted):
                         self._delete(layout.index_key(status.value, wid), wid)
+            self._recheck(wid, new, data, expected)  # C2'
             with storage.volatile():  # C3
                 self._delete(layout.dirty_key(wid), wid)
         return data
+
+    def _recheck(
+        self, workflow_id: str, new: WorkflowStatus, data: bytes, expected: bytes | None
+    ) -> None:
+        """Steps B1' and C2': take back an inactive entry written after losing the workflow.
+
+        The entry follows the record's compare-and-swap. A runner paused between the two,
+        taken over (the new holder claims with a higher epoch, and may finish), then woken,
+        writes an entry for a status the workflow no longer has; readers trust inactive
+        entries, so it would list the workflow twice. The record is read again: if it is not
+        the bytes just written and says another status (or is gone), the entry is deleted;
+        then read once more, and the entry is put back if the record says ``new`` by now (the
+        rival's own change to ``new`` raced the delete). Active entries only send readers to
+        the record: nothing to check. Costs one read of the run record per status change to an
+        inactive status.
+        """
+        if new in ACTIVE or expected is UNFENCED:
+            return
+        key = layout.run_key(workflow_id)
+        current = self._get(key, workflow_id)
+        if current == data:
+            return  # still ours: the usual case
+        if current is not None and self._parse_run(current, workflow_id, key).status is new:
+            return  # the rival's record says the same status: the entry is right
+        entry = layout.index_key(new.value, workflow_id)
+        with self.storage.volatile():  # a stale entry that survives a power cut is this again
+            self._delete(entry, workflow_id)
+        again = self._get(key, workflow_id)
+        if again is not None and self._parse_run(again, workflow_id, key).status is new:
+            self._put(entry, b"", workflow_id)
+        raise RecordChangedError(
+            f"workflow {workflow_id!r}: its run record changed under this runner after it "
+            "wrote it (another runner took the workflow over); its index entry is taken back",
+            workflow_id=workflow_id,
+        )
 
     def _first_specs(self, workflow_id: str, specs: bytes, *, fenced: bool) -> None:
         """Store a new workflow's root specs, create-only when fenced.
