@@ -355,3 +355,19 @@ def test_workflow_tasks_logs_on_each_executor(tmp_path: Path, executor: str) -> 
     for i, text in enumerate(texts):
         hello, warned = text.splitlines()
         assert hello == f"hello from n{i}" and warned.endswith(f"WARNING chatty: warned by n{i}")
+
+
+def test_logs_a_restart_set_aside_read_with_its_number(client: Client) -> None:
+    wid = stored_workflow(client)
+    with task_context(wid, "t", call=call_of(client, wid, "t")):
+        print("before the restart")
+    raw = client.storage.get(log_key(wid, "t", 1))
+    assert raw is not None
+    client.storage.put(log_key(wid, "t", 1, restart=1), raw)  # what restart's step 6 does
+    client.storage.delete(log_key(wid, "t", 1))  # and its step 8
+    with task_context(wid, "t", call=call_of(client, wid, "t")):
+        print("after the restart")
+    assert [e.text for e in get_logs(client.store, wid)["t"]] == ["after the restart\n"]
+    old = get_logs(client.store, wid, restart=1)
+    assert [e.text for e in old["t"]] == ["before the restart\n"]
+    assert get_logs(client.store, wid, "t", restart=2) == {}

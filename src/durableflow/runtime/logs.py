@@ -51,7 +51,11 @@ class AttemptLog:
 
 
 def get_logs(
-    store: WorkflowStore, workflow_id: str, task_id: str | None = None
+    store: WorkflowStore,
+    workflow_id: str,
+    task_id: str | None = None,
+    *,
+    restart: int | None = None,
 ) -> dict[str, list[AttemptLog]]:
     """The logs of a workflow's tasks: task id -> its attempts' logs, oldest attempt first.
 
@@ -62,6 +66,8 @@ def get_logs(
         store: the workflow store.
         workflow_id: the workflow.
         task_id: only this task (default: every task that has a log).
+        restart: the logs in-place restart number ``restart`` set aside (the attempts before
+            it of the tasks it ran again), instead of the current ones.
 
     Raises:
         InvalidWorkflowIdError: ``workflow_id`` or ``task_id`` is not a valid id.
@@ -80,8 +86,8 @@ def get_logs(
     storage = store.storage
     logs: dict[str, list[AttemptLog]] = {}
     try:
-        for tid, attempt in list_logs(storage, workflow_id, task_id):
-            found = read_log(storage, workflow_id, tid, attempt)
+        for tid, attempt in list_logs(storage, workflow_id, task_id, restart=restart):
+            found = read_log(storage, workflow_id, tid, attempt, restart=restart)
             if found is None:
                 continue  # deleted since the listing, or garbled
             header, text = found
@@ -104,7 +110,7 @@ def get_logs(
         raise type(err)(
             f"workflow {workflow_id!r}: reading task logs: {err}", workflow_id=workflow_id
         ) from err
-    if task_id is not None and task_id not in logs:
+    if task_id is not None and task_id not in logs and restart is None:
         if not _has_task(store, workflow_id, task_id):
             raise WorkflowNotFoundError(
                 f"No such task_id {task_id!r} in workflow {workflow_id!r}",  # Ray's words

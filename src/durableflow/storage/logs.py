@@ -19,7 +19,13 @@ runs the attempt (the driver's thread, a pool process, a Ray worker):
 Every put is without sync (:meth:`Storage.volatile`): a power cut may lose the end of a log, a
 killed process leaves the last blob of step 2 (``end`` null, the attempt lost). An attempt
 number a later run reuses (a run that crashed before it recorded the attempt) overwrites that
-attempt's blob. Deleting the workflow deletes its logs (everything under its folder goes, see
+attempt's blob.
+
+Restart, fork, delete: an in-place restart sets the logs of the tasks it runs again aside with
+their attempt records (``history/<n>/logs/...``, read with ``restart=n``; the lead wires it in
+:mod:`durableflow.runtime.restart`), since their attempts are numbered from 1 again; a fork
+starts with no logs (the source keeps its own). Deleting the workflow deletes its logs
+(everything under its folder goes, see
 :meth:`~durableflow.storage.status_index.StatusIndex.delete_workflow`); a blob put by an
 attempt still running after its workflow was deleted is a leftover that the next use of the
 id clears (:meth:`~durableflow.storage.status_index.StatusIndex.clear_leftovers`). Logs are
@@ -48,15 +54,18 @@ __all__ = [
 ]
 
 
-def logs_prefix(workflow_id: str, task_id: str | None = None) -> str:
-    """Prefix of the workflow's logs, or of one task's."""
-    base = f"{layout.workflow_prefix(workflow_id)}logs/"
+def logs_prefix(workflow_id: str, task_id: str | None = None, *, restart: int | None = None) -> str:
+    """Prefix of the workflow's logs, or of one task's (``restart``: those it set aside)."""
+    if restart is None:
+        base = f"{layout.workflow_prefix(workflow_id)}logs/"
+    else:
+        base = layout.history_key(workflow_id, restart, "logs/")
     return base if task_id is None else f"{base}{task_id}/"
 
 
-def log_key(workflow_id: str, task_id: str, attempt: int) -> str:
-    """The log of one attempt of a task."""
-    return f"{layout.workflow_prefix(workflow_id)}logs/{task_id}/{attempt}"
+def log_key(workflow_id: str, task_id: str, attempt: int, *, restart: int | None = None) -> str:
+    """The log of one attempt of a task (``restart``: as that restart set it aside)."""
+    return f"{logs_prefix(workflow_id, task_id, restart=restart)}{attempt}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,14 +139,18 @@ def put_log(storage: Storage, workflow_id: str, header: LogHeader, text: str) ->
 
 
 def list_logs(
-    storage: Storage, workflow_id: str, task_id: str | None = None
+    storage: Storage,
+    workflow_id: str,
+    task_id: str | None = None,
+    *,
+    restart: int | None = None,
 ) -> list[tuple[str, int]]:
     """``(task_id, attempt)`` of every stored log of the workflow (or task), in order.
 
     One listing; keys that are not ``<task>/<number>`` are skipped.
     """
-    prefix = logs_prefix(workflow_id, task_id)
-    base = logs_prefix(workflow_id)
+    prefix = logs_prefix(workflow_id, task_id, restart=restart)
+    base = logs_prefix(workflow_id, restart=restart)
     found = []
     for key in storage.list(prefix):
         task, sep, number = key[len(base) :].rpartition("/")
@@ -148,10 +161,10 @@ def list_logs(
 
 
 def read_log(
-    storage: Storage, workflow_id: str, task_id: str, attempt: int
+    storage: Storage, workflow_id: str, task_id: str, attempt: int, *, restart: int | None = None
 ) -> tuple[LogHeader, str] | None:
     """One attempt's header and text; None if there is none (or it is garbled)."""
-    raw = storage.get(log_key(workflow_id, task_id, attempt))
+    raw = storage.get(log_key(workflow_id, task_id, attempt, restart=restart))
     if raw is None:
         return None
     try:
