@@ -23,6 +23,10 @@ class Executor(abc.ABC):
     name: str = "executor"
     shares_memory: bool = False
     """True when calls run in this process, so values pass by reference."""
+    reports_start: bool = True
+    """True when a call's future turns running just as its worker starts it (so a task's
+    ``timeout_s`` is timed from there); False when it turns running at submission (Ray): the
+    engine then confirms the start from the attempt's record before it times it out."""
     max_in_flight: int | None = None
     """Calls worth handing over at once (a few per worker); the engine keeps the rest until
     earlier ones finish, so that a fan-out of 10,000 does not hold 10,000 pending calls.

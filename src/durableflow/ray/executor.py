@@ -112,6 +112,7 @@ class RayExecutor(Executor):
 
     name = "ray"
     shares_memory = False
+    reports_start = False
     cancel_grace = 1.0
     """Seconds a canceled running task has to stop before it is killed."""
 

@@ -187,6 +187,18 @@ class RunStops:
             events.append(TaskFailed(timed.task_id, gate_error, system=True))
         return events
 
+    def _started_at(self, task_id: str, attempt: int) -> float | None:
+        """When attempt ``attempt`` of ``task_id`` started, by its record (None: not yet)."""
+        from durableflow.storage.attempts import read_attempt
+
+        try:
+            record = read_attempt(self.store, self.workflow_id, task_id)
+        except StorageError:
+            return None
+        if record is None or record.attempt != attempt:
+            return None
+        return record.start
+
     def _record_timeout(self, task_id: str, attempt: int, error: WorkflowTimeoutError) -> None:
         """The attempt record of a timed-out attempt: ERROR, with the timeout error."""
         from durableflow.storage.attempts import HOST, write_attempt

@@ -37,6 +37,8 @@ from durableflow.runtime.attempt import execute_task
 from durableflow.runtime.gates import AttemptGate
 from durableflow.runtime.waits import cancel_wait, submit_wait
 
+_CONFIRM_POLL = 0.25
+"""Seconds between looks at the attempt record of a Ray attempt not seen started yet."""
 _UNSTARTED_POLL = 0.05
 """Seconds between looks at whether a timed attempt has started (its clock starts then)."""
 
@@ -53,6 +55,8 @@ class Timed:
     gate: AttemptGate | None
     started: float | None = None
     """When its executor started it (monotonic), once seen."""
+    confirmed: bool = False
+    """``started`` comes from the worker's own record (executors without ``reports_start``)."""
 
 
 __all__ = ["Dispatcher"]
@@ -75,12 +79,14 @@ class Dispatcher:
         build: Callable[[SubmitTask], tuple[TaskCall, Mapping[str, Any]]],
         is_wait: Callable[[str], bool],
         is_async: Callable[[str], bool] = lambda task_id: False,
+        started_at: Callable[[str, int], float | None] = lambda task_id, attempt: None,
     ) -> None:
         self.executor = executor
         self._outcomes = outcomes
         self._build = build
         self._is_wait = is_wait
         self._is_async = is_async
+        self._started_at = started_at
         self._futures: dict[str, Future[TaskOutcome]] = {}
         self._waits: set[Future[TaskOutcome]] = set()
         """Futures of durable waits (on the wait service, not the executor)."""
@@ -173,6 +179,10 @@ class Dispatcher:
                 continue
             if timed.future.done() or now < timed.started + timed.limit:
                 continue  # an outcome on its way is taken as it is
+            if not timed.confirmed and not self.executor.reports_start:
+                self._confirm_start(timed, now)
+                if now < timed.started + timed.limit:
+                    continue
             gate = timed.gate or AttemptGate(
                 timed.workflow_id, timed.task_id, timed.attempt, timed.limit
             )
@@ -182,6 +192,19 @@ class Dispatcher:
         if late:
             self._refill()
         return late
+
+    def _confirm_start(self, timed: Timed, now: float) -> None:
+        """Time an attempt from its worker's start, as its attempt record gives it.
+
+        For executors whose futures run from submission (Ray: a cold worker may take seconds
+        to start). No record yet: not started (or only just): look again a little later.
+        """
+        wall = self._started_at(timed.task_id, timed.attempt)
+        if wall is None:
+            timed.started = now - timed.limit + min(timed.limit, _CONFIRM_POLL)
+            return
+        timed.confirmed = True
+        timed.started = now - max(0.0, time.time() - wall)
 
     def wait_stopped(self, timeout: float, *, fenced: bool = True) -> list[str]:
         """Wait up to ``timeout`` s for stopped attempts to end; the task ids still running.

@@ -125,7 +125,12 @@ class WorkflowRun(RunStops, RunWrites):
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._dispatch = Dispatcher(
-            executor, self._outcomes, self._build_call, self._is_wait, self._is_async
+            executor,
+            self._outcomes,
+            self._build_call,
+            self._is_wait,
+            self._is_async,
+            self._started_at,
         )
         self._specs: dict[str, TaskSpec] = {}
         self._values: dict[str, Any] = {}
