@@ -1,7 +1,9 @@
 """Task logs: what each attempt of a task wrote to stdout/stderr and logged, one blob per attempt.
 
-Key ``logs/<task_id>/<attempt>`` of the workflow (:func:`log_key`), next to its attempt records
-(the key functions live here until :mod:`durableflow.storage.layout` takes them in). A blob is
+Key ``logs/<attempt>/<task_id>`` of the workflow (:func:`log_key`), next to its attempt records
+(the key functions live here until :mod:`durableflow.storage.layout` takes them in). The
+attempt number comes first so that file storage makes a few folders (one per attempt number),
+not one per task: a new folder costs about as much as the file itself. A blob is
 one JSON header line (:class:`LogHeader`) and the captured text, UTF-8, after it. Protocol of one
 attempt's log, run by the capture of :mod:`durableflow.runtime.logcapture` in the process that
 runs the attempt (the driver's thread, a pool process, a Ray worker):
@@ -54,18 +56,16 @@ __all__ = [
 ]
 
 
-def logs_prefix(workflow_id: str, task_id: str | None = None, *, restart: int | None = None) -> str:
-    """Prefix of the workflow's logs, or of one task's (``restart``: those it set aside)."""
+def logs_prefix(workflow_id: str, *, restart: int | None = None) -> str:
+    """Prefix of the workflow's logs (``restart``: those that restart set aside)."""
     if restart is None:
-        base = f"{layout.workflow_prefix(workflow_id)}logs/"
-    else:
-        base = layout.history_key(workflow_id, restart, "logs/")
-    return base if task_id is None else f"{base}{task_id}/"
+        return f"{layout.workflow_prefix(workflow_id)}logs/"
+    return layout.history_key(workflow_id, restart, "logs/")
 
 
 def log_key(workflow_id: str, task_id: str, attempt: int, *, restart: int | None = None) -> str:
     """The log of one attempt of a task (``restart``: as that restart set it aside)."""
-    return f"{logs_prefix(workflow_id, task_id, restart=restart)}{attempt}"
+    return f"{logs_prefix(workflow_id, restart=restart)}{attempt}/{task_id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,14 +147,14 @@ def list_logs(
 ) -> list[tuple[str, int]]:
     """``(task_id, attempt)`` of every stored log of the workflow (or task), in order.
 
-    One listing; keys that are not ``<task>/<number>`` are skipped.
+    One listing of all the workflow's logs (also for one task); keys that are not
+    ``<number>/<task>`` are skipped.
     """
-    prefix = logs_prefix(workflow_id, task_id, restart=restart)
     base = logs_prefix(workflow_id, restart=restart)
     found = []
-    for key in storage.list(prefix):
-        task, sep, number = key[len(base) :].rpartition("/")
-        if sep and task and number.isdigit():
+    for key in storage.list(base):
+        number, sep, task = key[len(base) :].partition("/")
+        if sep and task and number.isdigit() and (task_id is None or task == task_id):
             found.append((task, int(number)))
     found.sort()
     return found
