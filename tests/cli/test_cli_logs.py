@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 import types
 from pathlib import Path
@@ -184,7 +185,9 @@ def test_logs_of_unknown_ids_fail_in_one_line(fresh: World) -> None:
 def test_logs_follow_prints_new_output_until_the_workflow_ends(
     fresh: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from durableflow.cli import logs as logs_cli
+    logs_cli = importlib.import_module(
+        "durableflow.cli.logs"
+    )  # the package's `logs` is the command
 
     release = fresh.file()
     future = fresh.runner.run_async(hold.options(task_id="held").bind(release, 3), workflow_id="f")

@@ -178,6 +178,8 @@ class AttemptBuffer:
         if not n:
             return
         with self._lock:
+            if not self.written:  # the first text: follow it for the live flushes (step 2)
+                _flusher().add(self)
             self.parts.append(text)
             self.size += n
             self.written += n
@@ -445,7 +447,6 @@ def begin_capture(
         limit=limit,
         tee=mode == "tee",
     )
-    _flusher().add(buffer)
     return buffer, _CAPTURE.set(buffer)
 
 
@@ -455,6 +456,7 @@ def end_capture(
     """Step 3: stop capturing and put the attempt's final blob (if it wrote anything)."""
     buffer, token = captured
     _CAPTURE.reset(token)
-    _flusher().remove(buffer)
+    if buffer.written:  # a silent attempt never met the flusher
+        _flusher().remove(buffer)
     with buffer.flush_lock:
         buffer.flush(final=True)
