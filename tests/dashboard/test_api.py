@@ -22,7 +22,7 @@ LOCAL = "http://127.0.0.1:8233"
 
 
 def _client(storage: str, **settings: object) -> TestClient:
-    app = create_app(Settings(storage=storage, warm=False, **settings))  # type: ignore[arg-type]
+    app = create_app(Settings(storage=storage, warm=False, list_max_age=0.0, **settings))  # type: ignore[arg-type]
     return TestClient(app, base_url=LOCAL)
 
 

@@ -46,7 +46,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def server(seeded: Seeded) -> Iterator[BackgroundServer]:
-    running = BackgroundServer(Settings(storage=seeded.storage, port=0)).start()
+    running = BackgroundServer(Settings(storage=seeded.storage, port=0, list_max_age=0.0)).start()
     yield running
     running.stop()
 

@@ -23,6 +23,7 @@ loopback bind, and Jinja2 autoescaping for everything read from storage.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -43,13 +44,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from durableflow.dashboard import layout
-from durableflow.dashboard.listing import Listing, Query, Row
+from durableflow.dashboard.listing import MAX_LIMIT, Listing, Query, Row
 from durableflow.dashboard.security import Guard
 from durableflow.dashboard.source import ActionRefused, Source
 from durableflow.errors import WorkflowError, WorkflowNotFoundError
 from durableflow.model.durations import format_seconds, parse_duration
 from durableflow.model.info import TaskInfo, WorkflowInfo
-from durableflow.model.status import ACTIVE, WorkflowStatus
+from durableflow.model.status import ACTIVE, RESUMABLE_STATUSES, WorkflowStatus
 
 __all__ = ["POLL_SECONDS", "Settings", "create_app"]
 
@@ -89,7 +90,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8233
     warm: bool = True
-    """Read every workflow's creation time in the background at startup."""
+    """Take the listing's first snapshot at startup and keep it fresh in the background."""
+    list_max_age: float = 2.0
+    """Seconds a listing snapshot serves requests (0: every list request scans the index)."""
 
 
 class BadRequest(ValueError):
@@ -249,7 +252,7 @@ class Dashboard:
     def __init__(self, settings: Settings, source: Source | None = None) -> None:
         self.settings = settings
         self.source = source or Source(settings.storage, read_only=settings.read_only)
-        self.listing = Listing(self.source.reader)
+        self.listing = Listing(self.source.reader, max_age=settings.list_max_age)
         self.guard = Guard(settings.token, settings.host)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -312,27 +315,27 @@ class Dashboard:
 
     def counts(self) -> dict[str, Any]:
         """Home: workflows per status, FAILED and RESUMABLE of the last 24 h, recent names."""
-        rows = self.listing.scan(None)
+        snap = self.listing.snapshot()
         now = time.time()
         per_status = {s.value: 0 for s in WorkflowStatus}
+        for status, n in collections.Counter(snap.status.values()).items():
+            per_status[status.value] = n
         recent_bad = {"FAILED": 0, "RESUMABLE": 0}
-        names: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            per_status[row.status.value] += 1
-            if row.status.value in recent_bad and row.created_at >= now - 86400:
-                recent_bad[row.status.value] += 1
-            name = row.root_task_id or "?"
-            entry = names.setdefault(name, {"name": name, "runs": 0, "latest": None})
-            entry["runs"] += 1
-            latest = entry["latest"]
-            if latest is None or row.created_at > latest.created_at:
-                entry["latest"] = row
-        recent = sorted(names.values(), key=lambda e: -e["latest"].created_at)[:15]
+        day = Query(since=now - 86400, statuses=frozenset(RESUMABLE_STATUSES), limit=MAX_LIMIT)
+        for row in self.listing.matching(day, snap):
+            recent_bad[row.status.value] += 1
+        runs = collections.Counter(snap.roots.get(w) or "?" for w in snap.status)
+        latest: dict[str, Row] = {}
+        for row in self.listing.matching(Query(), snap):
+            latest.setdefault(row.root_task_id or "?", row)
+            if len(latest) >= 15 or len(latest) == len(runs):
+                break
+        names = [{"name": n, "runs": runs[n], "latest": r} for n, r in latest.items()]
         return {
-            "total": len(rows),
+            "total": len(snap.status),
             "per_status": per_status,
             "last_day": recent_bad,
-            "names": recent,
+            "names": names,
         }
 
 
@@ -350,7 +353,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     settings = settings or Settings()
     board = Dashboard(settings, source)
     if settings.warm:
-        board.listing.warm()
+        board.listing.start()
 
     def json_error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -417,7 +420,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
 
     def workflow_context(workflow_id: str) -> dict[str, Any]:
         info = board.source.workflow(workflow_id)
-        tasks = board.source.tasks(workflow_id)
+        tasks = board.source.tasks(workflow_id, info)
         upstream = board.source.edges(workflow_id, tasks)
         now = time.time()
         return {
@@ -479,7 +482,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     def api_workflow(request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
         info = board.source.workflow(workflow_id)
-        tasks = board.source.tasks(workflow_id)
+        tasks = board.source.tasks(workflow_id, info)
         upstream = board.source.edges(workflow_id, tasks)
         return JSONResponse(
             {
@@ -522,7 +525,10 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         action = request.path_params["action"]
         if action not in _ACTIONS:
             return json_error(404, f"no action {action!r}; use one of {', '.join(_ACTIONS)}")
-        result: dict[str, Any] = getattr(board.source, action)(workflow_id)
+        try:
+            result: dict[str, Any] = getattr(board.source, action)(workflow_id)
+        finally:
+            board.listing.invalidate()
         if action == "resume":
             result["message"] = (
                 "handed to the workers"
@@ -558,7 +564,8 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         wanted = _APPLIES[action]
         statuses = wanted if query.statuses is None else query.statuses & wanted
         query = dataclasses.replace(query, statuses=frozenset(statuses), cursor=None)
-        ids = [row.workflow_id for row in board.listing.select(query)] if statuses else []
+        fresh = board.listing.select(query, max_age=0.0) if statuses else []
+        ids = [row.workflow_id for row in fresh]
         dry = (params.get("dry_run") or ["false"])[-1].lower() in ("1", "true", "yes", "on")
         if dry:
             return JSONResponse(
@@ -576,6 +583,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
                 except Exception as err:
                     job.failed[workflow_id] = f"{type(err).__name__}: {err}"
                 job.done += 1
+            board.listing.invalidate()
             job.finished = True
 
         threading.Thread(target=run, name=f"durableflow-ui-bulk-{job_id}", daemon=True).start()
@@ -595,6 +603,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
             return json_error(404, f"no schedule action {action!r}; use pause or resume")
         client = board.source._actor()
         (client.pause_schedule if action == "pause" else client.resume_schedule)(name)
+        board.listing.invalidate()
         return JSONResponse({"schedule": name, "paused": action == "pause"})
 
     async def _in_thread(call: Callable[[], Response]) -> Response:
@@ -630,6 +639,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        board.listing.stop()
         board.source.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -1,40 +1,50 @@
 """Newest-first listing of a big storage, fast after the first pass.
 
 No index of the storage holds times, so ``Reader.list_workflows(newest_first=True)`` reads the
-run record of every candidate on every call (100,000 reads on a storage of 100,000 workflows).
-The dashboard lists the same storage again and again, so it keeps what never changes about a
-workflow -- when it was created and its root task -- in memory:
+run record of every candidate on every call (100,000 reads on a storage of 100,000 workflows),
+and even one pass over the status index costs a listing of every entry. The dashboard lists the
+same storage again and again, so it keeps a **snapshot**:
 
-1. every listing starts with one pass over the status index (``Reader.list_workflows`` by id,
-   no run record read for a workflow at rest);
-2. the run record of each id not seen before is read once (in parallel, 16 at a time), its
-   ``created_at`` and ``root_task_id`` kept; ids gone from the index are forgotten;
-3. the candidates are filtered (statuses, id prefix, root task name, time range), sorted newest
-   first (ties by id), and the page after the cursor is cut.
+1. one pass over the status index (``Reader.list_all``: id and status of every workflow, no run
+   record read for a workflow at rest);
+2. the run record of each id not seen before is read once (in parallel, 16 at a time), and what
+   never changes about a workflow kept: when it was created and its root task; ids gone from the
+   index are forgotten;
+3. the ids sorted by ``(created_at, id)``: a new id is inserted in place (bisect), so a snapshot
+   of a storage that gained a few workflows costs no new sort.
 
-The first listing of a storage pays step 2 for every workflow (:meth:`Listing.warm` does it in
-the background when the server starts); later ones only for new workflows. A cursor is an
-opaque string: the ``(created_at, id)`` of the last row; rows created meanwhile appear on the
-first page, not in the middle.
+A page walks the snapshot from the newest (or from the cursor) and keeps the rows that pass the
+filters (statuses, id prefix, root task name, time range) until it has ``limit + 1``. A snapshot
+older than ``max_age`` seconds is refreshed by the request that finds it so (others wait for
+that refresh rather than start their own); while the dashboard is in use, :meth:`Listing.start`
+keeps refreshing it in the background, so requests seldom wait. The first snapshot of a
+storage pays step 2 for every workflow (the server starts it at startup).
+
+A cursor is an opaque string: the ``(created_at, id)`` of the last row; rows created meanwhile
+appear on the first page, not in the middle.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import dataclasses
 import fnmatch
 import json
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from durableflow.client import Reader
 from durableflow.model.status import WorkflowStatus
 
-__all__ = ["Listing", "Query", "Row", "decode_cursor", "encode_cursor"]
+__all__ = ["Listing", "Query", "Row", "Snapshot", "decode_cursor", "encode_cursor"]
 
 MAX_LIMIT = 500
+IDLE_AFTER = 60.0
+"""Seconds without a request after which the background refresh pauses."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +83,26 @@ class Row:
     root_task_id: str | None
 
 
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The storage's workflows at ``taken`` (monotonic time)."""
+
+    taken: float
+    status: dict[str, WorkflowStatus]
+    keys: list[tuple[float, str]]
+    """``(created_at, id)`` of every workflow, ascending."""
+    roots: dict[str, str | None]
+
+    def newest_first(self, after: tuple[float, str] | None = None) -> Iterator[Row]:
+        """Every row, newest first, after ``after`` (a cursor's key) if given."""
+        end = len(self.keys) if after is None else bisect.bisect_left(self.keys, after)
+        for i in range(end - 1, -1, -1):
+            created, wid = self.keys[i]
+            status = self.status.get(wid)
+            if status is not None:
+                yield Row(wid, status, created, self.roots.get(wid))
+
+
 def encode_cursor(row: Row) -> str:
     """The cursor that resumes after ``row``."""
     raw = json.dumps([row.created_at, row.workflow_id], separators=(",", ":")).encode()
@@ -94,51 +124,80 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 class Listing:
-    """The newest-first listing of one storage (module docstring: the steps)."""
+    """The newest-first listing of one storage (module docstring: the steps).
 
-    def __init__(self, reader: Reader, workers: int = 16) -> None:
+    Args:
+        reader: the storage's Reader.
+        max_age: seconds a snapshot serves requests before one refreshes it (0: every
+            request lists the index).
+        workers: run records read at once in step 2.
+        clock: monotonic time, injected for tests.
+    """
+
+    def __init__(
+        self,
+        reader: Reader,
+        max_age: float = 2.0,
+        workers: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.reader = reader
+        self.max_age = max_age
+        self.clock = clock
         self._facts: dict[str, tuple[float, str | None]] = {}
-        self._lock = threading.Lock()
+        self._keys: list[tuple[float, str]] = []
+        self._snapshot: Snapshot | None = None
+        self._refreshing = threading.Lock()
         self._workers = workers
+        self._last_use = clock()
+        self._stop = threading.Event()
         self.warmed = threading.Event()
 
-    def warm(self) -> threading.Thread:
-        """Read the facts of every workflow in a background thread (step 2 for all)."""
+    # --- snapshots -------------------------------------------------------------------------
+    def snapshot(self, max_age: float | None = None) -> Snapshot:
+        """A snapshot at most ``max_age`` seconds old (default: the listing's)."""
+        self._last_use = self.clock()
+        limit = self.max_age if max_age is None else max_age
+        current = self._snapshot
+        if current is not None and self.clock() - current.taken <= limit:
+            return current
+        asked = self.clock()
+        with self._refreshing:
+            current = self._snapshot
+            if current is not None and current.taken >= asked:
+                return current  # refreshed by another request while this one waited
+            return self.refresh()
 
-        def run() -> None:
-            try:
-                self.scan(None)
-            finally:
-                self.warmed.set()
-
-        thread = threading.Thread(target=run, name="durableflow-ui-warm", daemon=True)
-        thread.start()
-        return thread
-
-    def scan(
-        self, statuses: Iterable[WorkflowStatus] | None, prefix: str | None = None
-    ) -> list[Row]:
-        """Steps 1 and 2: every workflow of these statuses, with its kept facts (any order)."""
-        summaries, _ = self.reader.list_workflows(
-            None if statuses is None else frozenset(statuses), prefix=prefix
-        )
-        with self._lock:
-            missing = [s.workflow_id for s in summaries if s.workflow_id not in self._facts]
+    def refresh(self) -> Snapshot:
+        """Steps 1 to 3 now (the caller holds ``_refreshing``, or is the only user)."""
+        taken = self.clock()
+        found = self.reader.list_all(None)
+        status = dict(found)
+        missing = [wid for wid, _ in found if wid not in self._facts]
         if missing:
             self._read(missing)
-        rows = []
-        with self._lock:
-            if statuses is None and prefix is None:
-                present = {s.workflow_id for s in summaries}
-                for gone in [w for w in self._facts if w not in present]:
-                    del self._facts[gone]
-            for summary in summaries:
-                facts = self._facts.get(summary.workflow_id)
-                if facts is None:
-                    continue  # deleted between the index pass and the record read
-                rows.append(Row(summary.workflow_id, summary.status, facts[0], facts[1]))
-        return rows
+        gone = [wid for wid in self._facts if wid not in status]
+        if gone:
+            for wid in gone:
+                del self._facts[wid]
+            dead = set(gone)
+            self._keys = [key for key in self._keys if key[1] not in dead]
+        if missing:
+            fresh = sorted((self._facts[w][0], w) for w in missing if w in self._facts)
+            if len(fresh) > 1000 or not self._keys:
+                self._keys = sorted(self._keys + fresh)
+            else:
+                for key in fresh:
+                    bisect.insort(self._keys, key)
+        snap = Snapshot(
+            taken=taken,
+            status=status,
+            keys=list(self._keys),
+            roots={w: facts[1] for w, facts in self._facts.items()},
+        )
+        self._snapshot = snap
+        self.warmed.set()
+        return snap
 
     def _read(self, ids: list[str]) -> None:
         store = self.reader.store
@@ -148,7 +207,7 @@ class Listing:
             for wid in chunk:
                 try:
                     record = store.read_run(wid)
-                except Exception:
+                except Exception:  # a garbled record: listed, as the oldest
                     found[wid] = (0.0, None)
                     continue
                 if record is not None:
@@ -162,44 +221,84 @@ class Listing:
         else:
             with ThreadPoolExecutor(min(self._workers, len(chunks))) as pool:
                 results = list(pool.map(read, chunks))
-        with self._lock:
-            for found in results:
-                self._facts.update(found)
+        for part in results:
+            self._facts.update(part)
 
-    def select(self, query: Query) -> list[Row]:
+    def invalidate(self) -> None:
+        """Make the next request take a new snapshot (after an action changed statuses)."""
+        snap = self._snapshot
+        if snap is not None:
+            self._snapshot = dataclasses.replace(snap, taken=float("-inf"))
+
+    def start(self) -> threading.Thread:
+        """Take the first snapshot now, then keep it fresh while requests come (a thread)."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                began = self.clock()
+                if began - self._last_use <= IDLE_AFTER or self._snapshot is None:
+                    try:
+                        with self._refreshing:
+                            self.refresh()
+                    except Exception:  # the next request refreshes, or says why
+                        pass
+                took = self.clock() - began
+                # at most half of one core, however slow a pass over the index is
+                self._stop.wait(max(self.max_age / 2, 2 * took, 0.2))
+
+        thread = threading.Thread(target=run, name="durableflow-ui-listing", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Stop the background refresh."""
+        self._stop.set()
+
+    # --- queries ---------------------------------------------------------------------------
+    def matching(self, query: Query, snap: Snapshot) -> Iterator[Row]:
+        """The rows of ``snap`` that pass the query, newest first, from its cursor on."""
+        after = decode_cursor(query.cursor) if query.cursor else None
+        keys, status_of, roots = snap.keys, snap.status, snap.roots
+        end = len(keys) if after is None else bisect.bisect_left(keys, after)
+        if query.until is not None:  # skip the rows created at or after it, by bisection
+            end = min(end, bisect.bisect_left(keys, (query.until, "")))
+        statuses, prefix, since = query.statuses, query.prefix, query.since
+        for i in range(end - 1, -1, -1):
+            created, wid = keys[i]
+            if since is not None and created < since:
+                return  # newest first: every later row is older still
+            status = status_of.get(wid)
+            if status is None or (statuses is not None and status not in statuses):
+                continue
+            if prefix is not None and not wid.startswith(prefix):
+                continue
+            root = roots.get(wid)
+            if query.matches_name(root):
+                yield Row(wid, status, created, root)
+
+    def select(self, query: Query, max_age: float | None = None) -> list[Row]:
         """Every row that passes the query's filters, newest first (no paging)."""
-        rows = [
-            row
-            for row in self.scan(query.statuses, query.prefix)
-            if query.matches_name(row.root_task_id)
-            and (query.since is None or row.created_at >= query.since)
-            and (query.until is None or row.created_at < query.until)
-        ]
-        rows.sort(key=lambda r: (r.created_at, r.workflow_id), reverse=True)
-        return rows
+        return list(self.matching(query, self.snapshot(max_age)))
 
     def page(self, query: Query) -> tuple[list[Row], str | None]:
-        """Step 3: the page after the cursor and the next page's cursor (None: the last).
+        """The page after the cursor and the next page's cursor (None: the last).
 
         Raises:
             ValueError: a bad cursor or limit.
         """
         if not 1 <= query.limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {query.limit}")
-        after = decode_cursor(query.cursor) if query.cursor else None
-        rows = self.select(query)
-        if after is not None:
-            created, wid = after
-            rows = [
-                r
-                for r in rows
-                if r.created_at < created or (r.created_at == created and r.workflow_id < wid)
-            ]
-        page = rows[: query.limit]
-        more = len(rows) > query.limit
+        if query.cursor:
+            decode_cursor(query.cursor)  # a bad one fails before any work
+        page: list[Row] = []
+        for row in self.matching(query, self.snapshot()):
+            page.append(row)
+            if len(page) > query.limit:
+                break
+        more = len(page) > query.limit
+        page = page[: query.limit]
         return page, (encode_cursor(page[-1]) if more and page else None)
 
-    def facts(self) -> dict[str, tuple[float, str | None]]:
-        """A copy of the kept facts: ``id -> (created_at, root_task_id)``."""
-        with self._lock:
-            return dict(self._facts)
+    def rows(self, max_age: float | None = None) -> list[Row]:
+        """Every workflow of a snapshot, newest first."""
+        return list(self.snapshot(max_age).newest_first())

@@ -38,6 +38,8 @@ __all__ = ["PREVIEW_MAX_BYTES", "ActionRefused", "Source"]
 
 PREVIEW_MAX_BYTES = 1 << 20
 """Checkpoints larger than this (pickled) are described, never unpickled by the dashboard."""
+TASK_TABLES_KEPT = 8
+"""Task tables of workflows at rest kept in memory (the most recently read)."""
 PREVIEW_CHARS = 2000
 """The longest output repr shown."""
 
@@ -84,6 +86,7 @@ class Source:
             self.reader = self._client.reader
         self._lock = threading.Lock()
         self._info_cache: dict[tuple[str, WorkflowStatus], WorkflowInfo] = {}
+        self._tasks_cache: dict[tuple[str, WorkflowStatus, float], list[TaskInfo]] = {}
 
     @property
     def url(self) -> str:
@@ -128,13 +131,30 @@ class Source:
                 self._info_cache[key] = info
         return info
 
-    def tasks(self, workflow_id: str) -> list[TaskInfo]:
+    def tasks(self, workflow_id: str, info: WorkflowInfo | None = None) -> list[TaskInfo]:
         """Every task, upstream first.
+
+        With ``info`` of a workflow at rest (not RUNNING or PENDING), the table is kept for as
+        long as its run record is unchanged (same status and ``updated_at``): nothing about its
+        tasks changes until a resume or restart rewrites the record. The Reader reads every
+        checkpoint's header for a table, which is most of a big workflow's page.
 
         Raises:
             WorkflowNotFoundError: unknown id.
         """
-        return self.reader.list_tasks(workflow_id)
+        if info is None or info.status in ACTIVE:
+            return self.reader.list_tasks(workflow_id)
+        key = (workflow_id, info.status, info.updated_at)
+        with self._lock:
+            cached = self._tasks_cache.get(key)
+        if cached is not None:
+            return cached
+        tasks = self.reader.list_tasks(workflow_id)
+        with self._lock:
+            while len(self._tasks_cache) >= TASK_TABLES_KEPT:
+                self._tasks_cache.pop(next(iter(self._tasks_cache)))
+            self._tasks_cache[key] = tasks
+        return tasks
 
     def task(self, workflow_id: str, task_id: str) -> TaskInfo:
         """One task.
@@ -207,6 +227,16 @@ class Source:
             found = get_logs(workflow_id, task_id=task_id)
         except WorkflowNotFoundError:
             return None
+        except Exception as err:  # logs are for display: never fail the page
+            return [
+                {
+                    "attempt": None,
+                    "text": f"the logs cannot be read: {type(err).__name__}: {err}",
+                    "truncated": False,
+                    "start": None,
+                    "end": None,
+                }
+            ]
         return _log_entries(found, task_id)
 
     def workers(self) -> list[dict[str, Any]]:

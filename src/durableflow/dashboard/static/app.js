@@ -47,17 +47,17 @@
   }
   if (live) { setTimeout(refresh, POLL_MS); }
 
-  // Per-workflow actions.
-  document.querySelectorAll("[data-action]").forEach(function (button) {
-    button.addEventListener("click", function () {
-      var action = button.getAttribute("data-action");
-      var wid = button.parentElement.getAttribute("data-workflow-id");
-      if (!window.confirm(action.charAt(0).toUpperCase() + action.slice(1) + " workflow " + wid + "?")) { return; }
-      post("/api/workflows/" + encodeURIComponent(wid) + "/" + action).then(function (data) {
-        if (action === "delete") { window.location = "/workflows"; return; }
-        flash(data.message || (action + ": " + data.status), action === "resume" && !data.workers);
-      }, function (err) { flash(err.message, true); });
-    });
+  // Per-workflow actions (delegated: the buttons are in the live part, re-rendered).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-action]");
+    if (!button) { return; }
+    var action = button.getAttribute("data-action");
+    var wid = button.parentElement.getAttribute("data-workflow-id");
+    if (!window.confirm(action.charAt(0).toUpperCase() + action.slice(1) + " workflow " + wid + "?")) { return; }
+    post("/api/workflows/" + encodeURIComponent(wid) + "/" + action).then(function (data) {
+      if (action === "delete") { window.location = "/workflows"; return; }
+      flash(data.message || (action + ": " + data.status), action === "resume" && !data.workers);
+    }, function (err) { flash(err.message, true); });
   });
 
   // Bulk actions on the list's filter: count first (dry run), confirm, then progress.

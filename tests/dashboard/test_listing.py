@@ -1,0 +1,69 @@
+"""The dashboard's newest-first listing: snapshots, their age, cursors, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Seeded
+from durableflow import WorkflowStatus
+from durableflow.client import Reader
+from durableflow.dashboard.listing import Listing, Query, decode_cursor
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_snapshot_serves_until_max_age_then_sees_new_and_deleted(empty: Seeded) -> None:
+    for i in range(3):
+        empty.successful(f"w-{i}")
+    clock = Clock()
+    reader = Reader(empty.storage)
+    listing = Listing(reader, max_age=2.0, clock=clock)
+    try:
+        assert [r.workflow_id for r in listing.rows()] == ["w-2", "w-1", "w-0"]
+        empty.successful("w-3")
+        empty.runner.delete("w-0")
+        clock.now += 1.0
+        assert [r.workflow_id for r in listing.rows()] == ["w-2", "w-1", "w-0"]  # young: kept
+        clock.now += 1.5
+        assert [r.workflow_id for r in listing.rows()] == ["w-3", "w-2", "w-1"]
+        empty.failed("w-4")
+        listing.invalidate()
+        rows = listing.rows()
+        assert rows[0].workflow_id == "w-4" and rows[0].status is WorkflowStatus.FAILED
+    finally:
+        reader.close()
+
+
+def test_pages_filters_and_cursor(empty: Seeded) -> None:
+    for i in range(5):
+        empty.successful(f"a-{i}")
+    empty.failed("b-0")
+    reader = Reader(empty.storage)
+    listing = Listing(reader, max_age=0.0)
+    try:
+        page, cursor = listing.page(Query(limit=2))
+        assert [r.workflow_id for r in page] == ["b-0", "a-4"] and cursor is not None
+        assert decode_cursor(cursor)[1] == "a-4"
+        page, cursor = listing.page(Query(limit=2, cursor=cursor))
+        assert [r.workflow_id for r in page] == ["a-3", "a-2"]
+        page, cursor = listing.page(Query(limit=2, cursor=cursor))
+        assert [r.workflow_id for r in page] == ["a-1", "a-0"] and cursor is None
+        only = listing.page(Query(statuses=frozenset({WorkflowStatus.FAILED})))[0]
+        assert [r.workflow_id for r in only] == ["b-0"]
+        assert [r.workflow_id for r in listing.page(Query(prefix="a-", limit=1))[0]] == ["a-4"]
+        newest = listing.rows()[0].created_at
+        assert [r.workflow_id for r in listing.page(Query(since=newest))[0]] == ["b-0"]
+        assert "b-0" not in {r.workflow_id for r in listing.page(Query(until=newest))[0]}
+        assert [r.workflow_id for r in listing.page(Query(name="fail_*"))[0]] == ["b-0"]
+        with pytest.raises(ValueError, match="cursor"):
+            listing.page(Query(cursor="garbage!"))
+        with pytest.raises(ValueError, match="limit"):
+            listing.page(Query(limit=0))
+    finally:
+        reader.close()
