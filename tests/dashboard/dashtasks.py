@@ -69,3 +69,27 @@ def diamond(value: int = 1) -> Any:
     b = add.options(task_id="b").bind(a, 1)
     c = add.options(task_id="c").bind(a, 2)
     return add.options(task_id="d").bind(b, c)
+
+
+@workflow.task
+def chatter(word: str, folder: str) -> str:
+    """Prints 20 ``word`` lines, interleaved with the other chatter of the fan-out."""
+    open(os.path.join(folder, word), "w").close()
+    deadline = time.monotonic() + 5
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)  # both started: they run at the same time
+    for i in range(20):
+        print(f"{word} line {i}", flush=True)
+        time.sleep(0.005)
+    return word
+
+
+@workflow.task
+def collect(*words: str) -> list[str]:
+    return list(words)
+
+
+def two_chatters(folder: str) -> Any:
+    ping = chatter.options(task_id="ping").bind("ping", folder)
+    pong = chatter.options(task_id="pong").bind("pong", folder)
+    return collect.options(task_id="both").bind(ping, pong)
