@@ -15,6 +15,7 @@ __all__ = [
     "ENV_SIGNING_KEY",
     "ENV_STORAGE",
     "ClientSettings",
+    "check_limits",
     "default_storage_dir",
     "env_policy_from_env",
     "executor_from_env",
@@ -73,6 +74,21 @@ def signing_key_from_env() -> bytes | None:
 def executor_from_env() -> str:
     """``$DURABLEFLOW_EXECUTOR`` (thread, process, ray), default thread."""
     return os.environ.get(ENV_EXECUTOR, "thread") or "thread"
+
+
+def check_limits(max_running_workflows: int | None, max_pending_workflows: int | None) -> None:
+    """Refuse a Client's workflow limits out of range, before anything is opened.
+
+    Raises:
+        ValueError: ``max_running_workflows`` not an int >= 1, or ``max_pending_workflows``
+            not an int >= 0 (None: no limit).
+    """
+    for name, value, least in (
+        ("max_running_workflows", max_running_workflows, 1),
+        ("max_pending_workflows", max_pending_workflows, 0),
+    ):
+        if value is not None and (not isinstance(value, int) or value < least):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
 
 
 def executor_named_in_env() -> bool:

@@ -19,9 +19,7 @@ from durableflow.client.runners import EmbeddedRunner, Handle
 from durableflow.client.scheduling import Scheduling
 from durableflow.client.steering import Steering
 from durableflow.client.stopping import Stopping
-from durableflow.errors import (
-    WorkflowError,
-)
+from durableflow.errors import WorkflowError
 from durableflow.executors.base import Executor
 from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import validate_env_policy
@@ -85,14 +83,7 @@ class Client:
         bulk_workers: int | None = None,
         runner: str | None = None,
     ) -> None:
-        for name, value in (
-            ("max_running_workflows", max_running_workflows),
-            ("max_pending_workflows", max_pending_workflows),
-        ):
-            if value is not None and (
-                not isinstance(value, int) or value < (1 if "running" in name else 0)
-            ):
-                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        config.check_limits(max_running_workflows, max_pending_workflows)
         self.storage = open_storage(storage if storage is not None else config.storage_from_env())
         self._owns_storage = self.storage is not storage  # a Storage handed in stays open
         key = signing_key if signing_key is not None else config.signing_key_from_env()
