@@ -109,3 +109,17 @@ def test_without_configuration_each_stored_workflow_resumes_where_its_kind_runs(
         assert workflow.get_output_async("n1").result(60) == "native"
     finally:
         workflow.shutdown()
+
+
+def test_a_client_on_the_ray_runner_runs_on_the_cluster_whatever_its_executor(storage_dir):
+    from durableflow import Client
+
+    with Client(str(storage_dir), runner="ray") as client:  # its own executor: thread
+        handle = client.run_async(native_pid.bind(6), workflow_id="on-ray")
+        assert isinstance(handle, ray.ObjectRef)
+        value, pid = ray.get(handle)
+        assert value == 6 and pid != os.getpid()
+        assert client.run(native_pid.bind(7), workflow_id="on-ray-2")[0] == 7
+        assert isinstance(client.get_output_async("on-ray"), ray.ObjectRef)
+    with Client(str(storage_dir)) as embedded:  # the default runner: here
+        assert isinstance(embedded.run_async(native_pid.bind(8)), Future)
