@@ -52,6 +52,7 @@ def seed(root: Path) -> tuple[Client, str]:
     client.run_async(dashtasks.wait_file.bind(release, 5), workflow_id="backfill-3")
     client.schedule("nightly-etl", dashtasks.diamond(), cron="0 2 * * *", timezone="Europe/Paris")
     client.schedule("hourly-sync", dashtasks.source.bind(1), every="1h")
+    client.fire_schedules(now=time.time() + 3600)  # its first tick: a PENDING workflow
     time.sleep(0.3)
     return client, release
 

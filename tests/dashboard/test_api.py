@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -335,3 +336,20 @@ def test_task_pages_show_each_task_its_own_logs(empty: Seeded, tmp_path: Path) -
             assert other not in text
             page = api.get(f"/workflows/chat/tasks/{mine}").text
             assert f"{mine} line 19" in page and f"{other} line" not in page
+
+
+def test_schedules_listed_paused_and_resumed(empty: Seeded) -> None:
+    empty.runner.schedule("nightly", dashtasks.source.bind(1), cron="0 2 * * *")
+    fired = empty.runner.fire_schedules(now=time.time() + 2 * 86400)
+    assert fired
+    with _client(empty.storage) as api:
+        csrf = {"X-DurableFlow-CSRF": api.get("/api/csrf").json()["csrf"]}
+        (found,) = api.get("/api/schedules").json()["schedules"]
+        assert found["name"] == "nightly" and found["cron"] == "0 2 * * *"
+        assert api.post("/api/schedules/nightly/pause", headers=csrf).json()["paused"] is True
+        assert api.get("/api/schedules").json()["schedules"][0]["paused"] is True
+        page = api.get("/schedules").text
+        assert "paused" in page and all(wid in page for wid in fired)
+        assert api.post("/api/schedules/nightly/resume", headers=csrf).json()["paused"] is False
+        assert api.get("/api/schedules").json()["schedules"][0]["paused"] is False
+        assert api.post("/api/schedules/nope/pause", headers=csrf).status_code == 404
