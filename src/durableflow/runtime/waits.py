@@ -84,7 +84,7 @@ __all__ = [
 LISTENER_THREADS = 4
 """Threads for listeners whose ``poll_for_event`` is a plain function (at most this many poll
 at once in a process; the others queue)."""
-STORAGE_THREADS = 4
+STORAGE_THREADS = 16
 """Threads for the waits' storage reads and checkpoint writes."""
 
 _POLL = poll_for_event.func
