@@ -38,6 +38,7 @@ from typing import Any
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -47,7 +48,7 @@ from durableflow.dashboard import layout
 from durableflow.dashboard.listing import MAX_LIMIT, Listing, Query, Row
 from durableflow.dashboard.security import Guard
 from durableflow.dashboard.source import ActionRefused, Source
-from durableflow.errors import WorkflowError, WorkflowNotFoundError
+from durableflow.errors import StorageError, WorkflowError, WorkflowNotFoundError
 from durableflow.model.durations import format_seconds, parse_duration
 from durableflow.model.info import TaskInfo, WorkflowInfo
 from durableflow.model.status import ACTIVE, RESUMABLE_STATUSES, WorkflowStatus
@@ -368,6 +369,8 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
                 return _error(400, str(err), api)
             except ActionRefused as err:
                 return _error(403 if board.source.read_only else 409, str(err), api)
+            except StorageError as err:  # the storage failed or is unreachable: try again
+                return _error(503, str(err), api)
             except WorkflowError as err:
                 return _error(409, str(err), api)
 
@@ -607,8 +610,6 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         return JSONResponse({"schedule": name, "paused": action == "pause"})
 
     async def _in_thread(call: Callable[[], Response]) -> Response:
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(call)
 
     def api_not_found(request: Request) -> Response:

@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 import webbrowser
 from typing import Any
 
@@ -74,7 +75,10 @@ def serve(
     if settings.token:
         print(f"open {url}?token=<your token> once; the browser keeps it in a cookie", flush=True)
     if open_browser:
-        threading.Timer(0.8, webbrowser.open, [url]).start()
+        landing = url + (
+            f"?{urllib.parse.urlencode({'token': settings.token})}" if settings.token else ""
+        )
+        threading.Timer(0.8, webbrowser.open, [landing]).start()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
