@@ -43,13 +43,18 @@ def test_send_from_another_process_is_drained_by_a_serving_worker(
     thread = threading.Thread(target=worker.serve, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: actor_info("inbox", client=client).committed == 3, timeout=60)
+        wait_until(
+            lambda: (
+                actor_info("inbox", client=client).committed == 3
+                and client.storage.list("v1/actor-mailbox/") == []
+            ),  # drained to the end
+            timeout=60,
+        )
     finally:
         worker.shutdown(grace=5)
         thread.join(30)
     assert worker.actor_calls_applied == 3
     assert Counter.using(client).get_or_create("inbox", 0).get.run() == 3
-    assert client.storage.list("v1/actor-mailbox/") == []
 
 
 def test_sent_calls_are_applied_before_a_later_run_and_by_drain_mailboxes(

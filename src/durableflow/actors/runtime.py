@@ -56,6 +56,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import queue
 import socket
 import threading
 import time
@@ -88,6 +89,49 @@ _POLL_MAX = 0.05
 _STORAGE_RETRIES = 5
 _FLUSH_EVERY = 0.05
 """Seconds a drain keeps committed outcomes before resolving their futures mid-drain."""
+
+
+class _Drivers:
+    """Long-lived daemon threads that run the actors' drivers.
+
+    Long-lived because a storage may keep a connection per thread (SQLite does): a thread per
+    burst of calls would open and drop one each time. Daemon threads, so that a driver still
+    waiting for another process's writer never holds up the interpreter's exit.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._run, name="durableflow-actor", daemon=True).start()
+        self._queue.put(task)
+
+    def _run(self) -> None:
+        while True:
+            task = self._queue.get()
+            try:
+                task()
+            except Exception:  # _drive reports to its callers; this is a last resort
+                log.exception("actor driver failed")
+            with self._lock:
+                self._idle += 1
+
+
+_drivers = _Drivers()
+
+
+def _after_fork() -> None:
+    global _drivers
+    _drivers = _Drivers()  # the parent's threads do not exist in a forked child
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def subworkflow_id(actor_id: str, seq: int) -> str:
@@ -178,7 +222,7 @@ class ActorRuntime:
         self._drain_lock = threading.Lock()
         self._next_seq: int | None = None
         self._pending: dict[int, Future[Any]] = {}
-        self._driver: threading.Thread | None = None
+        self._driving = False
         self._committed_cache: tuple[int, bytes] | None = None
         self._state0: bytes | None = None
         self._lost = threading.Event()
@@ -209,11 +253,10 @@ class ActorRuntime:
         future: Future[Any] = Future()
         with self._lock:
             self._pending[seq] = future
-            if self._driver is None or not self._driver.is_alive():
-                self._driver = threading.Thread(
-                    target=self._drive, name=f"durableflow-actor-{self.actor_id}", daemon=True
-                )
-                self._driver.start()
+            start = not self._driving
+            self._driving = True
+        if start:
+            _drivers.submit(self._drive)
         return future
 
     # --- the driver: drain, or wait for another writer ----------------------------------------
@@ -224,7 +267,7 @@ class ActorRuntime:
         while True:
             with self._lock:
                 if not self._pending:
-                    self._driver = None
+                    self._driving = False
                     return
             try:
                 progressed = self.drain() > 0
