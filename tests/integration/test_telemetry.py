@@ -381,3 +381,48 @@ def test_span_tree_of_a_fan_out_with_a_retry(client: Client, tracing: Tracing) -
     assert root.attributes["durableflow.status"] == "SUCCESSFUL"
     started = tracing.points("durableflow.task.attempts.started")
     assert sum(started.values()) == 7
+
+
+@pytest.mark.skipif(
+    not (HOOKED and os.environ.get("DURABLEFLOW_SLOW")),
+    reason="starts a local Ray (DURABLEFLOW_SLOW=1) and needs the engine's telemetry hooks",
+)
+def test_ray_workers_spans_join_the_trace_and_their_logs_are_kept(
+    tmp_path: Path, receiver: _Receiver
+) -> None:
+    ray = pytest.importorskip("ray")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+
+    from durableflow.runtime.logs import get_logs
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "driver"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces"))
+    )
+    telemetry.configure(tracer_provider=provider)
+    path = os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "PYTHONPATH": path.rstrip(os.pathsep)}
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    try:
+        with Client(str(tmp_path / "store"), executor="ray") as c:
+            _flaky_runs.clear()
+            assert c.run(collect.bind(*[noisy.bind(f"k{i}") for i in range(3)]), workflow_id="r")
+            logs = get_logs(c.store, "r")
+    finally:
+        ray.shutdown()
+        telemetry.configure()
+        provider.shutdown()
+    spans = receiver.spans()
+    (root,) = [span for service, span in spans if span.name == "durableflow.run"]
+    workers = [span for service, span in spans if service == "durableflow-worker"]
+    assert len(workers) == 4  # three noisy attempts and collect, each on a Ray worker
+    assert all(s.trace_id == root.trace_id and s.parent_span_id == root.span_id for s in workers)
+    texts = sorted(entries[0].text for entries in logs.values())
+    assert texts == [f"noisy k{i}\n" for i in range(3)]
+
+
+@workflow.task
+def noisy(key: str) -> str:
+    print(f"noisy {key}")
+    return key
