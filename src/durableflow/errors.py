@@ -18,6 +18,7 @@ The tree::
     │                                     delete while running
     ├── WorkflowQueueFullError            (also a queue.Full) max_pending_workflows reached
     ├── SerializationError                an argument or output cannot be pickled
+    ├── RuntimeEnvError                   a task's ``runtime_env`` cannot be built or used
     └── StorageError                      anything the storage layer reports
         ├── StorageURLError               unknown scheme, unusable path, bad parameter
         ├── StorageUnavailableError       the backend cannot be reached or refused the request
@@ -43,6 +44,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "InvalidWorkflowIdError",
     "ResumeNotFoundError",
+    "RuntimeEnvError",
     "SerializationError",
     "StorageError",
     "StorageFullError",
@@ -209,6 +211,13 @@ class SerializationError(WorkflowError):
     ) -> None:
         super().__init__(message, workflow_id=workflow_id, task_id=task_id)
         self.argument = argument
+
+
+class RuntimeEnvError(WorkflowError):
+    """A task's ``runtime_env`` is invalid, cannot be built, or its process failed around it.
+
+    Names the task; a build failure carries the tail of the installer's output.
+    """
 
 
 class StorageError(WorkflowError):

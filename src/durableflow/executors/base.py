@@ -27,6 +27,9 @@ class Executor(abc.ABC):
     """True when a call's future turns running just as its worker starts it (so a task's
     ``timeout_s`` is timed from there); False when it turns running at submission (Ray): the
     engine then confirms the start from the attempt's record before it times it out."""
+    handles_runtime_env: bool = False
+    """True when the executor applies a task's ``runtime_env`` option itself (Ray); else the
+    attempt runs the function in a subprocess of that environment."""
     max_in_flight: int | None = None
     """Calls worth handing over at once (a few per worker); the engine keeps the rest until
     earlier ones finish, so that a fan-out of 10,000 does not hold 10,000 pending calls.

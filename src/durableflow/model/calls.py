@@ -74,6 +74,9 @@ class TaskCall:
     """Earlier attempts of this task that the engine abandoned past their deadline: a
     checkpoint one of them wrote late is replaced by this attempt's (fencing by attempt
     number, :mod:`durableflow.runtime.attempt` step 5)."""
+    runtime_env: dict[str, Any] | None = None
+    """The task's ``runtime_env`` when this executor does not apply it itself (the embedded
+    ones): the function then runs in a subprocess (:mod:`durableflow.runtime.isolated`)."""
     gate: Any = None
     """The attempt's :class:`~durableflow.runtime.gates.AttemptGate` when the worker shares the
     engine's memory (threads, the wait service): closed by a cancel or a timeout, after which

@@ -113,6 +113,7 @@ class RayExecutor(Executor):
     name = "ray"
     shares_memory = False
     reports_start = False
+    handles_runtime_env = True
     cancel_grace = 1.0
     """Seconds a canceled running task has to stop before it is killed."""
 

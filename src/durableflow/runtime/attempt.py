@@ -48,6 +48,7 @@ from durableflow.model.dag import Continuation, TaskNode, as_node, resolve_refs
 from durableflow.model.records import ErrorInfo
 from durableflow.runtime.context import task_context
 from durableflow.runtime.gates import AttemptGate, gate_context
+from durableflow.runtime.isolated import run_isolated
 from durableflow.storage import layout
 from durableflow.storage.attempts import RunningAttempt, begin_attempt
 from durableflow.storage.serializer import Serializer
@@ -268,7 +269,12 @@ def execute_task(call: TaskCall) -> TaskOutcome:
     sigints = _sigints()
     try:
         with task_context(call.workflow_id, call.task_id), gate_context(attempt.gate):
-            result = call.func(*args, **kwargs)  # 3
+            if call.runtime_env is not None:  # in a subprocess of its environment
+                result = run_isolated(
+                    call.func, args, kwargs, call.runtime_env, attempt.gate, call.task_id
+                )
+            else:
+                result = call.func(*args, **kwargs)  # 3
             if inspect.iscoroutine(result):  # an async task where no loop serves it
                 result = _run_coroutine(result, attempt.gate)
     except KeyboardInterrupt as err:

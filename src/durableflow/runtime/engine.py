@@ -338,7 +338,12 @@ class WorkflowRun(RunStops, RunWrites):
 
     def _is_async(self, task_id: str) -> bool:
         """An async task the event loop runs (on executors that share memory only)."""
-        return self.executor.shares_memory and is_async(self._specs[task_id].func)
+        spec = self._specs[task_id]
+        return (
+            self.executor.shares_memory
+            and is_async(spec.func)
+            and "runtime_env" not in spec.options.executor_options  # then in its subprocess
+        )
 
     def _build_call(self, command: SubmitTask) -> tuple[TaskCall, Mapping[str, Any]]:
         """The call of one attempt (checked against this runner's ownership first)."""
@@ -370,6 +375,9 @@ class WorkflowRun(RunStops, RunWrites):
             input_refs=refs,
             epoch=self.record.epoch,
             timeout_s=spec.options.timeout_s,
+            runtime_env=None
+            if self.executor.handles_runtime_env
+            else spec.options.executor_options.get("runtime_env"),
             replaces=tuple(self._timed_out.get(spec.task_id, ())),
         )
         return call, spec.options.executor_options
