@@ -371,3 +371,24 @@ def test_logs_a_restart_set_aside_read_with_its_number(client: Client) -> None:
     old = get_logs(client.store, wid, restart=1)
     assert [e.text for e in old["t"]] == ["before the restart\n"]
     assert get_logs(client.store, wid, "t", restart=2) == {}
+
+
+def test_a_record_factory_installed_over_ours_does_not_capture_twice(client: Client) -> None:
+    wid = stored_workflow(client)
+    with task_context(wid, "t", call=call_of(client, wid, "t")):
+        pass  # our factory is in place
+    ours = logging.getLogRecordFactory()
+
+    def instrumented(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = ours(*args, **kwargs)
+        record.instrumented = True
+        return record
+
+    logging.setLogRecordFactory(instrumented)  # as an instrumentation library does
+    try:
+        with task_context(wid, "t", call=call_of(client, wid, "t", attempt=2)):
+            logging.getLogger("twice").warning("only once")
+    finally:
+        logging.setLogRecordFactory(ours)
+    (entry,) = get_logs(client.store, wid)["t"]
+    assert entry.text.count("only once") == 1, entry.text

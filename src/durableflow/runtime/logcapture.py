@@ -302,6 +302,10 @@ class _Router:
 _FORMATTER = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+_MAKING = threading.local()
+"""``active`` while one of our record factories makes a record in this thread."""
+
+
 class _RecordFactory:
     """Wraps the logging record factory: records made inside a task are tagged and captured."""
 
@@ -309,8 +313,17 @@ class _RecordFactory:
         self.previous = previous
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        record: logging.LogRecord = self.previous(*args, **kwargs)
         buffer = _CAPTURE.get()
+        if buffer is None or getattr(_MAKING, "active", False):
+            # Outside tasks; or inside another of ours: a factory installed over ours (an
+            # instrumentation) made us wrap it again, and the outermost one captures.
+            made: logging.LogRecord = self.previous(*args, **kwargs)
+            return made
+        _MAKING.active = True
+        try:
+            record: logging.LogRecord = self.previous(*args, **kwargs)
+        finally:
+            _MAKING.active = False
         if buffer is not None:
             record.durableflow_workflow_id = buffer.workflow_id
             record.durableflow_task_id = buffer.task_id
