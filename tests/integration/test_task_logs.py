@@ -392,3 +392,36 @@ def test_a_record_factory_installed_over_ours_does_not_capture_twice(client: Cli
         logging.setLogRecordFactory(ours)
     (entry,) = get_logs(client.store, wid)["t"]
     assert entry.text.count("only once") == 1, entry.text
+
+
+_KILLED = """
+import os, sys, time
+from durableflow.model.calls import TaskCall
+from durableflow.runtime import logcapture
+from durableflow.runtime.context import task_context
+from durableflow.storage.logs import log_key
+from durableflow.storage.urls import open_storage
+logcapture.FLUSH_EVERY = 0.1
+storage = open_storage(sys.argv[1])
+call = TaskCall(sys.argv[2], "doomed", 1, None, (), {}, {}, True, False, store_url=sys.argv[1])
+with task_context(call.workflow_id, call.task_id, call=call):
+    print("last words")
+    deadline = time.monotonic() + 30
+    while storage.get(log_key(call.workflow_id, "doomed", 1)) is None:  # step 2 happened
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os._exit(9)  # killed while the attempt runs: no step 3
+"""
+
+
+def test_a_worker_killed_mid_attempt_leaves_its_live_log(client: Client) -> None:
+    wid = stored_workflow(client)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED, client.storage.url, wid],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 9, done.stderr
+    (entry,) = get_logs(client.store, wid)["doomed"]
+    assert entry.running and entry.text == "last words\n"  # end None: the attempt was lost
