@@ -228,3 +228,19 @@ def test_the_watch_frame_lists_running_and_failing_tasks() -> None:
     )
     assert frame[1].startswith("  RUNNING   t1  running ") and frame[2].startswith("  RUNNING   t3")
     assert frame[3] == "  RETRYING  bad  E: x"
+
+
+def test_show_names_the_trace_of_a_traced_run(fresh: World) -> None:
+    sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from durableflow import telemetry
+
+    fresh.runner.run(gather.bind(1), workflow_id="t")
+    assert "trace " not in fresh.cli("show", "t").out
+    telemetry.configure(tracer_provider=sdk.TracerProvider())
+    try:
+        record = fresh.runner.store.read_run("t")
+        telemetry.end_run(telemetry.start_run(fresh.runner.store, record, "thread"), record)
+    finally:
+        telemetry.configure()
+    (trace_id,) = [run["trace_id"] for run in telemetry.read_traces(fresh.runner.storage, "t")]
+    assert f"trace        {trace_id}" in fresh.cli("show", "t").out

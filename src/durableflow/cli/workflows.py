@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from durableflow import telemetry
 from durableflow.cli._common import (
     CliState,
     Table,
@@ -224,7 +225,14 @@ def show(
     if as_json:
         echo_json({**meta, "tasks": tasks})
         return
-    click.echo("\n".join(_header_lines(workflow_id, meta)))
+    lines = _header_lines(workflow_id, meta)
+    traces = telemetry.read_traces(reader.storage, workflow_id)
+    if traces:
+        earlier = (
+            f" (run {len(traces)}; earlier runs have their own traces)" if len(traces) > 1 else ""
+        )
+        lines.append(f"trace        {traces[-1]['trace_id']}{earlier}")
+    click.echo("\n".join(lines))
     _task_table(tasks, all_tasks)
 
 
