@@ -334,8 +334,10 @@ def end_run(run: _Run | None, record: Any = None) -> None:
         return
     from opentelemetry.trace import Status, StatusCode
 
-    error = sys.exc_info()[1]
     status = getattr(getattr(record, "status", None), "value", None) or "UNKNOWN"
+    # A run that ended SUCCESSFUL raised nothing: an exception seen here then is one the
+    # caller was handling around the run (a resume inside an ``except`` block).
+    error = None if status == "SUCCESSFUL" else sys.exc_info()[1]
     span = run.span
     span.set_attribute("durableflow.status", status)
     if status == "CANCELED" or isinstance(error, WorkflowCancellationError):

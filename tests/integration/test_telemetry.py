@@ -426,3 +426,17 @@ def test_ray_workers_spans_join_the_trace_and_their_logs_are_kept(
 def noisy(key: str) -> str:
     print(f"noisy {key}")
     return key
+
+
+def test_a_successful_run_inside_an_except_block_is_not_an_error(
+    client: Client, tracing: Tracing
+) -> None:
+    client.run(noop.bind(), workflow_id="w")
+    record = client.store.read_run("w")
+    try:
+        raise KeyError("the caller's own, handled")
+    except KeyError:
+        run = telemetry.start_run(client.store, record, "thread")
+        telemetry.end_run(run, record.replace(status=WorkflowStatus.SUCCESSFUL))
+    (root,) = tracing.finished()
+    assert root.status.status_code is StatusCode.OK and not root.events
