@@ -266,6 +266,8 @@ class Dashboard:
             first_line=_first_line,
             show_json=_show_json,
         )
+        for name in self.templates.list_templates():  # compiled now, not on a first view
+            self.templates.get_template(name)
         self.jobs: dict[str, BulkJob] = {}
         self._job_ids = itertools.count(1)
         self._lock = threading.Lock()
