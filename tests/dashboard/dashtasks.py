@@ -36,8 +36,10 @@ def flaky(counter: str, failures: int) -> str:
             done = int(seen.read())
     with open(counter, "w") as out:
         out.write(str(done + 1))
+    print(f"attempt {done + 1}: fetching the report")
     time.sleep(0.08)  # long enough for the attempt record (RECORD_AFTER)
     if done < failures:
+        print(f"attempt {done + 1}: the server said 503, giving up on this attempt")
         raise RuntimeError(f"attempt {done + 1} fails")
     return "finally"
 

@@ -72,6 +72,7 @@ def main() -> None:
                     "workflow": "workflows/etl-2026-12-06",
                     "retries": "workflows/flaky-1",
                     "task": "workflows/report-8/tasks/dashtasks.fail_unless",
+                    "logs": "workflows/flaky-1/tasks/dashtasks.flaky",
                     "schedules": "schedules",
                 }
                 for name, path in shots.items():
