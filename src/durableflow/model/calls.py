@@ -77,6 +77,9 @@ class TaskCall:
     runtime_env: dict[str, Any] | None = None
     """The task's ``runtime_env`` when this executor does not apply it itself (the embedded
     ones): the function then runs in a subprocess (:mod:`durableflow.runtime.isolated`)."""
+    trace_context: dict[str, str] | None = None
+    """W3C trace context of the workflow run's span (OpenTelemetry on): the attempt's span
+    in the worker, whatever its process, joins the run's trace. None: tracing off."""
     gate: Any = None
     """The attempt's :class:`~durableflow.runtime.gates.AttemptGate` when the worker shares the
     engine's memory (threads, the wait service): closed by a cancel or a timeout, after which

@@ -268,7 +268,7 @@ def execute_task(call: TaskCall) -> TaskOutcome:
 
     sigints = _sigints()
     try:
-        with task_context(call.workflow_id, call.task_id), gate_context(attempt.gate):
+        with task_context(call.workflow_id, call.task_id, call=call), gate_context(attempt.gate):
             if call.runtime_env is not None:  # in a subprocess of its environment
                 result = run_isolated(
                     call.func, args, kwargs, call.runtime_env, attempt.gate, call.task_id

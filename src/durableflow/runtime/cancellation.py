@@ -30,6 +30,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from durableflow import telemetry
 from durableflow.core.machine import Event, TaskFailed
 from durableflow.errors import (
     StorageError,
@@ -201,6 +202,7 @@ class RunStops:
 
     def _record_timeout(self, task_id: str, attempt: int, error: WorkflowTimeoutError) -> None:
         """The attempt record of a timed-out attempt: ERROR, with the timeout error."""
+        telemetry.task_event(self.workflow_id, "timeout", task_id, attempt, error)
         from durableflow.storage.attempts import HOST, write_attempt
 
         now = time.time()

@@ -37,6 +37,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
+from durableflow import telemetry
 from durableflow.core.machine import (
     CatchError,
     Command,
@@ -155,7 +156,9 @@ class WorkflowRun(RunStops, RunWrites):
             WorkflowCancellationError: canceled (status CANCELED).
             StorageError: the storage failed (status RESUMABLE when it could still be written).
         """
+        span = None
         try:
+            span = telemetry.start_run(self.store, self.record, self.executor.name)
             state = self._load_state()
             if self.fenced.stored is not WorkflowStatus.RUNNING or not self.fenced.claimed:
                 self.fenced.mark(WorkflowStatus.RUNNING)
@@ -170,6 +173,7 @@ class WorkflowRun(RunStops, RunWrites):
             self._drop_running()  # taken over: write nothing more
             raise
         finally:
+            telemetry.end_run(span, self.record)
             self.leases.release(self.workflow_id)
 
     def _load_state(self) -> RunState:
@@ -264,8 +268,10 @@ class WorkflowRun(RunStops, RunWrites):
             # The worker or an input object may be lost: retries read inputs from storage.
             for up in self._specs[task_id].upstream:
                 self._refs.pop(up, None)
+            telemetry.attempt_lost(self.workflow_id, task_id, attempt, error)
             return TaskFailed(task_id, error, system=True)
         outcome = future.result()
+        telemetry.attempt_done(self.workflow_id, outcome)
         task_log.debug(
             "workflow %s task %s attempt %d: %s in %.3f s",
             self.workflow_id,
@@ -379,6 +385,9 @@ class WorkflowRun(RunStops, RunWrites):
             if self.executor.handles_runtime_env
             else spec.options.executor_options.get("runtime_env"),
             replaces=tuple(self._timed_out.get(spec.task_id, ())),
+            trace_context=telemetry.attempt_submitted(
+                self.workflow_id, spec.task_id, command.attempt
+            ),
         )
         return call, spec.options.executor_options
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,7 +178,7 @@ def check_cancelled() -> None:
         return
     error = gate.error
     if error is not None:
-        raise error
+        raise copy.copy(error)  # a copy each time: threads never share one traceback
 
 
 def cancellation_error(workflow_id: str) -> WorkflowCancellationError:
