@@ -245,3 +245,25 @@ def test_bad_timeouts_are_refused_where_given() -> None:
     assert quick.options(timeout_s=2).task_options.timeout_s == 2
     options = workflow_options(timeout_s=1.5)  # Ray's shape
     assert quick.options(**options).task_options.timeout_s == 1.5
+
+
+@workflow.task
+def big_then_small(counter: str) -> bytes:
+    with open(counter, "a") as f:
+        f.write("x")
+    if len(Path(counter).read_text()) == 1:
+        time.sleep(0.25)
+        return b"x" * 40_000_000  # its checkpoint is being written when the deadline comes
+    return b"y" * 10
+
+
+def test_a_process_killed_mid_write_leaves_a_whole_checkpoint_or_none(tmp_path: Path) -> None:
+    counter = str(tmp_path / "count")
+    with _client(tmp_path, ProcessExecutor(max_workers=2)) as client:
+        node = big_then_small.options(timeout_s=0.3, max_retries=2, task_id="b").bind(counter)
+        result = client.run(node, workflow_id="wf")
+        assert result in (b"x" * 40_000_000, b"y" * 10)
+        assert client.store.read_output("wf", "b") == result  # whole, and the one returned
+        header = client.store.read_output_header("wf", "b")
+        attempts = len(Path(counter).read_text())
+        assert header is not None and header["attempt"] == attempts
