@@ -322,7 +322,7 @@ class ActorMethod:
         """
         if self.readonly:
             return self._runtime.read(self.name, args, kwargs)
-        return self._runtime.call_async(self.name, args, kwargs).result()
+        return self._runtime.call(self.name, args, kwargs)
 
     def run_async(self, *args: Any, **kwargs: Any) -> Future[Any]:
         """Submit the call now (after this thread's earlier calls); a future of its result."""

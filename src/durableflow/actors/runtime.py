@@ -53,6 +53,8 @@ committed state (Drain 2) and run the method on a copy, concurrently with a writ
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import os
 import pickle
@@ -87,8 +89,6 @@ COMPACT_EVERY = 100
 _POLL_MIN = 0.001
 _POLL_MAX = 0.05
 _STORAGE_RETRIES = 5
-_FLUSH_EVERY = 0.05
-"""Seconds a drain keeps committed outcomes before resolving their futures mid-drain."""
 
 
 class _Drivers:
@@ -227,7 +227,6 @@ class ActorRuntime:
         self._state0: bytes | None = None
         self._lost = threading.Event()
         self._ready: list[Outcome] = []
-        self._ready_since = 0.0
         self.applied = 0
         """Calls this runtime committed (for tests and the worker's log)."""
 
@@ -258,6 +257,44 @@ class ActorRuntime:
         if start:
             _drivers.submit(self._drive)
         return future
+
+    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Submit a mutating call and drain in this thread until its outcome is committed.
+
+        The caller's thread is the writer when it can be (no hand-over to the driver thread);
+        while another writer holds the actor it waits for the outcome, claiming at each poll.
+        """
+        seq = self.submit(method, args, kwargs, "run")
+        future: Future[Any] = Future()
+        with self._lock:
+            self._pending[seq] = future
+        delay = _POLL_MIN
+        try:
+            while not future.done():
+                progressed = self.drain() > 0
+                if future.done():
+                    break
+                if progressed or self._resolve_committed():
+                    delay = _POLL_MIN
+                    continue
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    future.result(timeout=delay)  # this process's driver may commit it
+                delay = min(delay * 2, _POLL_MAX)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(seq, None)
+            raise
+        finally:
+            self._hand_over()
+        return future.result()
+
+    def _hand_over(self) -> None:
+        """Start the driver for calls of other threads still pending, if none runs."""
+        with self._lock:
+            start = bool(self._pending) and not self._driving
+            self._driving = self._driving or start
+        if start:
+            _drivers.submit(self._drive)
 
     # --- the driver: drain, or wait for another writer ----------------------------------------
     def _drive(self) -> None:
@@ -372,10 +409,11 @@ class ActorRuntime:
             self._flush()
 
     def _flush(self) -> None:
-        """Resolve the futures of the outcomes committed so far.
+        """Resolve the futures of the outcomes committed and not yet resolved.
 
-        After the storage work, so that a caller who closes its Client on return does not
-        close it under the writer.
+        A drain resolves each call's future when it commits the next one, and the last one's
+        here, after its storage work: a caller that closes its Client as soon as it has its
+        result does not close the storage under a writer still releasing the lease.
         """
         with self._lock:
             ready, self._ready = self._ready, []
@@ -385,7 +423,6 @@ class ActorRuntime:
     def _apply_pending(self, should_stop: Callable[[], bool] | None) -> int:
         seq, state = self.committed()  # 2
         applied = 0
-        self._ready_since = time.monotonic()
         while True:
             if should_stop is not None and should_stop():
                 return applied
@@ -420,12 +457,10 @@ class ActorRuntime:
                 self._compact(seq)
             applied += 1
             self.applied += 1
-            with self._lock:
-                self._ready.append(outcome)
-                flush = time.monotonic() - self._ready_since > _FLUSH_EVERY
-            if flush:  # a long drain: callers hear of their calls as it goes
-                self._ready_since = time.monotonic()
-                self._flush()
+            with self._lock:  # the previous call's caller hears now; this one's after more work
+                earlier, self._ready = self._ready, [outcome]
+            for done in earlier:
+                self._resolve(done)
 
     def _compact(self, seq: int) -> None:
         """Drop the states of calls ``seq - 2C + 1 .. seq - C`` (C = COMPACT_EVERY)."""
