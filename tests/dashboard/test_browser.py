@@ -121,6 +121,11 @@ def test_timeline_has_one_bar_per_attempt(
     bars = page.locator("svg#timeline rect.bar")  # type: ignore[attr-defined]
     outcomes = [bars.nth(i).get_attribute("data-outcome") for i in range(bars.count())]
     assert outcomes == ["FAILED", "FAILED", "SUCCESSFUL"]
+    page.goto(server.url + "workflows/flaky/tasks/dashtasks.flaky")  # type: ignore[attr-defined]
+    rows = page.locator("#attempts tbody tr")  # type: ignore[attr-defined]
+    assert [rows.nth(i).get_attribute("data-outcome") for i in range(rows.count())] == outcomes
+    assert "RuntimeError: attempt 1 fails" in rows.nth(0).text_content()
+    assert "RuntimeError: attempt 2 fails" in rows.nth(1).text_content()
 
 
 def test_failed_task_page_shows_traceback(page: object, server: BackgroundServer) -> None:
