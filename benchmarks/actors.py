@@ -98,7 +98,7 @@ def measure(backend: str, calls: int, workdir: Path) -> dict[str, dict[str, floa
     """One round on ``backend``: every kind of call, ``calls`` times each."""
     results: dict[str, dict[str, float]] = {}
     with storage_url(backend, workdir) as url, Client(url) as client:
-        counter = BenchCounter.using(client).get_or_create("bench")
+        counter = BenchCounter.using(client).get_or_create("bench")  # type: ignore[attr-defined]
         counter.incr.run(1)  # warm: record, environment, connections
         times = _per_call(lambda _: counter.incr.run(1), calls)
         results["mutating"] = _row(times)
