@@ -178,3 +178,17 @@ def test_cancel_racing_finishing_tasks_never_lets_a_checkpoint_through(tmp_path:
                     future.result(timeout=10)
             else:  # it finished before the cancel came
                 assert future.result(timeout=10) == 30
+
+
+def test_a_process_cancel_kills_only_that_workflows_worker(tmp_path: Path) -> None:
+    pids = str(tmp_path / "pids")
+    with Client(str(tmp_path / "s"), executor=ProcessExecutor(2), cancel_poll=0.05) as client:
+        doomed = client.run_async(sleeps_in_process.bind(30, pids), workflow_id="doomed")
+        kept = client.run_async(sleeps_in_process.bind(1.5, pids), workflow_id="kept")
+        wait_until(lambda: os.path.exists(pids) and len(Path(pids).read_text().split()) == 2)
+        client.cancel("doomed")
+        with pytest.raises(WorkflowCancellationError):
+            doomed.result(timeout=10)
+        survivor = kept.result(timeout=30)  # its worker was not touched
+        assert survivor in map(int, Path(pids).read_text().split())
+        assert client.get_status("kept") is WorkflowStatus.SUCCESSFUL
