@@ -14,6 +14,7 @@ from durableflow.actors import (
     ActorDefinitionError,
     ActorExistsError,
     ActorNotFoundError,
+    actor_calls,
     delete_actor,
     get_actor,
     list_actors,
@@ -144,3 +145,19 @@ def test_handles_pickle_by_id_and_state_uses_getstate(default_client: Client) ->
     log.append.run("a")
     copy = pickle.loads(pickle.dumps(log))
     assert copy.actor_id == "log" and copy.all.run() == ["a"]
+
+
+def test_an_actor_deleted_and_created_again_elsewhere_is_not_confused_with_the_old_one(
+    file_url: str,
+) -> None:
+    with Client(file_url) as here, Client(file_url) as elsewhere:  # two processes' views
+        old = Counter.using(here).get_or_create("c", 0)
+        assert [old.incr.run(1) for _ in range(3)] == [1, 2, 3]
+        delete_actor("c", client=elsewhere)
+        new = Counter.using(elsewhere).get_or_create("c", 100)
+        assert new.incr.run(1) == 101
+        with pytest.raises(ActorNotFoundError, match="deleted and created again"):
+            old.incr.run(1)  # numbered for the old call log: refused, not applied
+        assert old.incr.run(1) == 102  # then the new actor's log and state
+        assert new.get.run() == 102
+        assert [c.seq for c in actor_calls("c", client=here)] == [1, 2]

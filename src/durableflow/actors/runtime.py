@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from durableflow.actors import _layout
 from durableflow.actors.errors import ActorCallError, ActorNotFoundError
 from durableflow.actors.records import dump_state, load_state, restore, state_of
 from durableflow.actors.store import ActorLeases, ActorStore, Outcome
@@ -225,6 +226,7 @@ class ActorRuntime:
         self._driving = False
         self._committed_cache: tuple[int, bytes] | None = None
         self._state0: bytes | None = None
+        self._created: Any = None
         self._lost = threading.Event()
         self._ready: list[Outcome] = []
         self.applied = 0
@@ -398,6 +400,7 @@ class ActorRuntime:
             if self._keeper.take(self.actor_id, self._lost.set, wait=False) is not None:  # 1
                 return 0
             try:
+                self._check_incarnation()
                 return self._apply_pending(should_stop)
             except WorkflowStillActiveError as err:  # lost the lease: the new writer goes on
                 log.warning("actor %s: %s", self.actor_id, err)
@@ -419,6 +422,45 @@ class ActorRuntime:
             ready, self._ready = self._ready, []
         for outcome in ready:
             self._resolve(outcome)
+
+    def _check_incarnation(self) -> None:
+        """Drain 1, continued: the actor this process knows is the one stored.
+
+        An actor deleted and created again by another process starts a new call log: forget
+        what this process cached of the old one, and fail the calls it submitted to the old
+        one that no writer committed (their numbers may leave a gap in the new log: they are
+        removed, not applied).
+
+        Raises:
+            ActorNotFoundError: the actor is not stored (deleted).
+        """
+        record = self.store.read_record(self.actor_id)
+        if record is None:
+            raise self._not_found()
+        created = record.header.get("created")
+        if self._created is None or self._created == created:
+            self._created = created
+            return
+        log.warning("actor %s was deleted and created again elsewhere", self.actor_id)
+        with self._lock:
+            self._created = created
+            self._next_seq = None
+            self._committed_cache = None
+            self._state0 = None
+            pending = dict(self._pending)
+        for seq, future in sorted(pending.items()):
+            if self.store.read_outcome(self.actor_id, seq) is not None:
+                continue  # the new actor's writer applied it: resolved as usual
+            self.store.storage.delete(_layout.call_key(self.actor_id, seq))
+            with self._lock:
+                self._pending.pop(seq, None)
+            future.set_exception(
+                ActorNotFoundError(
+                    f"virtual actor {self.actor_id!r} was deleted and created again while "
+                    f"call {seq} waited: it was not applied",
+                    workflow_id=self.actor_id,
+                )
+            )
 
     def _apply_pending(self, should_stop: Callable[[], bool] | None) -> int:
         seq, state = self.committed()  # 2
