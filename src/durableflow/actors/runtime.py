@@ -18,7 +18,10 @@ Drain (:meth:`ActorRuntime.drain`, by a caller's driver thread or a worker):
 1. claim the actor's lease (:class:`~durableflow.runtime.ownership.OwnershipKeeper`, the
    primitive of workflow leases and worker slots, without waiting): refused means a live
    writer drains, and the caller polls ``done/<seq>`` (claiming again at each poll: the writer
-   may die or finish without seeing the call);
+   may die or finish without seeing the call). Then read the actor record: gone, the calls
+   fail with ActorNotFoundError; created again since this process last saw it (another
+   process deleted and re-created the id), this process's caches of the old actor are dropped
+   and its calls numbered for the old log that nobody committed are removed and failed;
 2. find the last committed call ``n`` (the head hint, then ``done/<n+1>`` probed until absent)
    and the state after it (in ``done/<n>``; the state ``__init__`` made for ``n = 0``);
 3. read call ``n+1``; none: go to 6;
@@ -48,7 +51,13 @@ dead process, which the next claimer on the machine takes over at once (elsewher
 lease's TTL, by the ownership rules).
 
 Readonly calls (:meth:`ActorRuntime.read`) take no lease and write nothing: they find the last
-committed state (Drain 2) and run the method on a copy, concurrently with a writer.
+committed state (Drain 2) and run the method on a copy, concurrently with a writer. (A process
+that read an actor before another process deleted and re-created it may read the old state
+until its next mutating call checks the record, Drain 1.)
+
+Durability: the call (Submit 1) and the commit (Drain 5) are durable writes; the mailbox
+marker, the head hint and the lease are written without a power-cut guarantee (a lost marker
+delays a sent call until the actor's next caller; a lost hint costs readers a few probes).
 """
 
 from __future__ import annotations
