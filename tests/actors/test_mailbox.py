@@ -68,3 +68,28 @@ def test_sent_calls_are_applied_before_a_later_run_and_by_drain_mailboxes(
     assert drain_mailboxes(file_client) == {"inbox": 1}
     assert handle.get.run() == 113
     assert drain_mailboxes(file_client) == {}
+
+
+def test_a_durableflow_worker_process_drains_calls_sent_here(
+    file_client: Client, file_url: str, child_env: dict[str, str]
+) -> None:
+    handle = Counter.using(file_client).get_or_create("inbox", 0)
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "durableflow.cli", "--storage", file_url, "worker"),
+            *("--poll-interval", "0.05", "--no-schedules", "--prune-every", "0"),
+        ],
+        cwd=str(Path(__file__).parent),  # the CLI imports actor_classes from its directory
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert [handle.incr.send(n) for n in (1, 2, 3)] == [1, 2, 3]
+        wait_until(lambda: actor_info("inbox", client=file_client).committed == 3, timeout=60)
+        assert handle.get.run() == 6
+    finally:
+        worker.terminate()
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
