@@ -243,7 +243,9 @@ class _Run:
 
     __slots__ = ("carrier", "executor", "span", "workflow_id")
 
-    def __init__(self, workflow_id: str, span: Any, carrier: dict[str, str], executor: str) -> None:
+    def __init__(
+        self, workflow_id: str, span: Any, carrier: dict[str, str] | None, executor: str
+    ) -> None:
         self.workflow_id = workflow_id
         self.span = span
         self.carrier = carrier
@@ -255,7 +257,9 @@ _RUNS: dict[str, _Run] = {}
 
 
 def start_run(store: Any, record: Any, executor: str = "") -> _Run | None:
-    """The runner's hook as a run starts: its span (None when tracing is off).
+    """The runner's hook as a run starts: its span; None when neither tracing nor metrics is on.
+
+    With metrics only, the run has no span and its attempts carry no trace context.
 
     Args:
         store: the workflow store (its storage keeps the trace record).
@@ -264,7 +268,11 @@ def start_run(store: Any, record: Any, executor: str = "") -> _Run | None:
     """
     provider = _tracer_provider()
     if provider is None:
-        return None
+        if _meter_provider() is None:
+            return None
+        run = _RUNS[record.workflow_id] = _Run(record.workflow_id, None, None, executor)
+        _instruments_add("running", 1)
+        return run
     from opentelemetry import trace
     from opentelemetry.trace import Link
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -317,12 +325,15 @@ def start_run(store: Any, record: Any, executor: str = "") -> _Run | None:
         _append_trace(storage, workflow_id, entry)
     except StorageError as err:
         log.warning("workflow %s: its trace id was not stored: %s", workflow_id, err)
-    run = _Run(workflow_id, span, carrier, executor)
-    _RUNS[workflow_id] = run
+    run = _RUNS[workflow_id] = _Run(workflow_id, span, carrier, executor)
+    _instruments_add("running", 1)
+    return run
+
+
+def _instruments_add(name: str, value: int, attributes: dict[str, str] | None = None) -> None:
     instruments = _instruments()
     if instruments is not None:
-        instruments["running"].add(1)
-    return run
+        instruments[name].add(value, attributes)
 
 
 def end_run(run: _Run | None, record: Any = None) -> None:
@@ -332,9 +343,15 @@ def end_run(run: _Run | None, record: Any = None) -> None:
     """
     if run is None:
         return
+    status = getattr(getattr(record, "status", None), "value", None) or "UNKNOWN"
+    if _RUNS.get(run.workflow_id) is run:
+        del _RUNS[run.workflow_id]
+    _instruments_add("running", -1)
+    _instruments_add("workflows", 1, {"status": status})
+    if run.span is None:
+        return
     from opentelemetry.trace import Status, StatusCode
 
-    status = getattr(getattr(record, "status", None), "value", None) or "UNKNOWN"
     # A run that ended SUCCESSFUL raised nothing: an exception seen here then is one the
     # caller was handling around the run (a resume inside an ``except`` block).
     error = None if status == "SUCCESSFUL" else sys.exc_info()[1]
@@ -351,12 +368,6 @@ def end_run(run: _Run | None, record: Any = None) -> None:
     elif status == "SUCCESSFUL":
         span.set_status(Status(StatusCode.OK))
     span.end()
-    if _RUNS.get(run.workflow_id) is run:
-        del _RUNS[run.workflow_id]
-    instruments = _instruments()
-    if instruments is not None:
-        instruments["running"].add(-1)
-        instruments["workflows"].add(1, {"status": status})
 
 
 def attempt_submitted(workflow_id: str, task_id: str, attempt: int) -> dict[str, str] | None:
@@ -367,14 +378,12 @@ def attempt_submitted(workflow_id: str, task_id: str, attempt: int) -> dict[str,
     run = _RUNS.get(workflow_id)
     if run is None:
         return None
-    if attempt > 1:
+    if attempt > 1 and run.span is not None:
         run.span.add_event(
             "durableflow.task.retry",
             {"durableflow.task_id": task_id, "durableflow.attempt": attempt},
         )
-    instruments = _instruments()
-    if instruments is not None:
-        instruments["started"].add(1, {"executor": run.executor})
+    _instruments_add("started", 1, {"executor": run.executor})
     return run.carrier
 
 
@@ -410,7 +419,7 @@ def task_event(
     if kind in ("timeout", "lost"):
         _finished(kind)
     run = _RUNS.get(workflow_id)
-    if run is None:
+    if run is None or run.span is None:
         return
     attributes: dict[str, Any] = {"durableflow.task_id": task_id, "durableflow.attempt": attempt}
     if error is not None:
@@ -457,6 +466,20 @@ def _function_name(func: Any) -> str:
     return str(getattr(inner, "__qualname__", None) or getattr(inner, "__name__", None) or "task")
 
 
+_PARENTS: dict[str, Any] = {}
+"""traceparent -> the context it parses to: every attempt of a run carries the same one."""
+
+
+def _parent(carrier: dict[str, str], propagator: Any) -> Any:
+    key = carrier.get("traceparent", "")
+    parent = _PARENTS.get(key)
+    if parent is None:
+        if len(_PARENTS) > 256:
+            _PARENTS.clear()
+        parent = _PARENTS[key] = propagator().extract(carrier)
+    return parent
+
+
 class _Attempt:
     __slots__ = ("flush", "span", "token")
 
@@ -487,9 +510,9 @@ def start_attempt(call: Any) -> _Attempt | None:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     if carrier is not None:
-        parent = TraceContextTextMapPropagator().extract(carrier)
+        parent = _parent(carrier, TraceContextTextMapPropagator)
         executor = carrier.get(_EXECUTOR_KEY, "")
-    elif run is not None:
+    elif run is not None and run.span is not None:
         parent = trace.set_span_in_context(run.span)
         executor = run.executor
     else:

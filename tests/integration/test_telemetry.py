@@ -448,3 +448,21 @@ def test_a_successful_run_inside_an_except_block_is_not_an_error(
         telemetry.end_run(run, record.replace(status=WorkflowStatus.SUCCESSFUL))
     (root,) = tracing.finished()
     assert root.status.status_code is StatusCode.OK and not root.events
+
+
+@pytest.mark.skipif(
+    not (HOOKED and WIRED), reason="the engine does not call the telemetry hooks yet"
+)
+def test_metrics_without_tracing_count_every_attempt(client: Client) -> None:
+    t = Tracing()
+    telemetry.configure(meter_provider=t.meter_provider)
+    try:
+        _flaky_runs.clear()
+        assert client.run(collect.bind(flaky.bind("m")), workflow_id="metered") == ["m"]
+    finally:
+        telemetry.configure()
+    assert t.points("durableflow.task.attempts.started") == {(("executor", "thread"),): 3}
+    finished = t.points("durableflow.task.attempts.finished")
+    assert finished == {(("outcome", "ok"),): 2, (("outcome", "error"),): 1}
+    assert t.points("durableflow.workflows.finished") == {(("status", "SUCCESSFUL"),): 1}
+    assert not t.finished() and telemetry.read_traces(client.storage, "metered") == []
