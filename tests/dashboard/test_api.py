@@ -11,9 +11,9 @@ from pathlib import Path
 
 import dashtasks
 import pytest
+from dashseed import Seeded, wait_until
 from starlette.testclient import TestClient
 
-from conftest import Seeded, wait_until
 from durableflow import Client, WorkflowStatus
 from durableflow.dashboard.app import Settings, create_app
 from durableflow.dashboard.security import UnsafeBindError, check_bind

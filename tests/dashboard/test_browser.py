@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dashseed import HERE, Seeded
 
-from conftest import HERE, Seeded
 from durableflow import WorkflowStatus
 from durableflow.dashboard.app import Settings
 from durableflow.dashboard.server import BackgroundServer

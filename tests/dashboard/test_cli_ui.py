@@ -11,8 +11,8 @@ import sys
 import urllib.request
 
 from click.testing import CliRunner
+from dashseed import HERE, Seeded, wait_until
 
-from conftest import HERE, Seeded, wait_until
 from durableflow.cli._common import CliState
 from durableflow.cli.ui import ui
 from durableflow.cli.worker import worker

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from dashseed import Seeded
 
-from conftest import Seeded
 from durableflow import WorkflowStatus
 from durableflow.client import Reader
 from durableflow.dashboard.listing import Listing, Query, decode_cursor
