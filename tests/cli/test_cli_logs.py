@@ -12,18 +12,11 @@ import pytest
 from clitools import World
 
 from durableflow import Client, WorkflowExecutionError, WorkflowStatus, workflow
-from durableflow.cli import cli
 from durableflow.cli import workflows as workflows_cli
-from durableflow.client import Reader
 from durableflow.model.calls import TaskCall
 from durableflow.runtime import logcapture
 from durableflow.runtime.context import task_context
 from helpers import wait_until
-
-LOGS_WIRED = hasattr(Reader, "get_logs") and "logs" in cli.commands
-needs_logs = pytest.mark.skipif(
-    not LOGS_WIRED, reason="Reader.get_logs or the logs command is not wired yet"
-)
 
 
 @workflow.task
@@ -154,7 +147,6 @@ def _log(client: Client, workflow_id: str, task_id: str, attempt: int, *lines: s
         logcapture.configure(mode=mode)
 
 
-@needs_logs
 def test_logs_prints_each_attempt_under_its_title(fresh: World) -> None:
     fresh.runner.run(gather.bind(1, 2), workflow_id="lw")
     _log(fresh.runner, "lw", "a", 1, "first try")
@@ -172,7 +164,6 @@ def test_logs_prints_each_attempt_under_its_title(fresh: World) -> None:
     assert [e["text"] for e in data["tasks"]["a"]] == ["first try\n", "second try\n"]
 
 
-@needs_logs
 def test_logs_of_unknown_ids_fail_in_one_line(fresh: World) -> None:
     fresh.runner.run(gather.bind(1), workflow_id="lw")
     assert "nope" in fresh.cli("logs", "nope").one_line_error()
@@ -181,7 +172,6 @@ def test_logs_of_unknown_ids_fail_in_one_line(fresh: World) -> None:
     assert empty.code == 0 and "no logs for workflow 'lw'" in empty.err
 
 
-@needs_logs
 def test_logs_follow_prints_new_output_until_the_workflow_ends(
     fresh: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,7 +7,6 @@ the same way, in threads and in a separate process, on a real stored workflow.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import subprocess
 import sys
@@ -26,16 +25,12 @@ from durableflow import (
     workflow,
 )
 from durableflow.model.calls import TaskCall
-from durableflow.runtime import attempt as attempt_module
 from durableflow.runtime import logcapture
 from durableflow.runtime.context import current_attempt, task_context
 from durableflow.runtime.logs import cut_marker, get_logs
 from durableflow.storage.base import Storage
 from durableflow.storage.logs import list_logs, log_key, logs_prefix
 from helpers import wait_until
-
-WIRED = "call=call" in inspect.getsource(attempt_module.execute_task)
-"""Whether execute_task hands its call to task_context (requested of attempt.py's owner)."""
 
 
 @workflow.task
@@ -340,10 +335,9 @@ def test_an_attempt_in_another_process_stores_its_log(client: Client) -> None:
     assert second.endswith("ERROR w: logged in a worker process")
 
 
-# --- through the executors (needs execute_task to pass its call to task_context) ------------
+# --- through the executors ------------
 
 
-@pytest.mark.skipif(not WIRED, reason="execute_task does not pass call= to task_context yet")
 @pytest.mark.parametrize("executor", ["thread", "process"])
 def test_workflow_tasks_logs_on_each_executor(tmp_path: Path, executor: str) -> None:
     with Client(str(tmp_path / "store"), executor=executor) as c:

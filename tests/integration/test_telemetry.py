@@ -8,7 +8,6 @@ exports over OTLP/HTTP, from a separate worker process, to a receiver on 127.0.0
 from __future__ import annotations
 
 import http.server
-import inspect
 import json
 import os
 import subprocess
@@ -31,14 +30,7 @@ from opentelemetry.trace import StatusCode
 
 from durableflow import Client, WorkflowExecutionError, WorkflowStatus, telemetry, workflow
 from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
-from durableflow.runtime import attempt as attempt_module
-from durableflow.runtime import engine as engine_module
 from durableflow.runtime.context import task_context
-
-HOOKED = "telemetry" in inspect.getsource(engine_module)
-"""Whether the engine calls the telemetry hooks (requested of engine.py's owner)."""
-WIRED = "call=call" in inspect.getsource(attempt_module.execute_task)
-"""Whether execute_task hands its call to task_context (where attempt spans are made)."""
 
 
 @workflow.task
@@ -354,7 +346,7 @@ def test_attempts_in_a_worker_process_join_the_run_trace_over_otlp_http(
     assert stored[0]["trace_id"] == root.trace_id.hex()
 
 
-# --- through the engine (needs its telemetry hooks) ----------------------------------------
+# --- through the engine ----------------------------------------
 
 _flaky_runs: dict[str, int] = {}
 
@@ -372,9 +364,6 @@ def collect(*parts: str) -> list[str]:
     return list(parts)
 
 
-@pytest.mark.skipif(
-    not (HOOKED and WIRED), reason="the engine does not call the telemetry hooks yet"
-)
 def test_span_tree_of_a_fan_out_with_a_retry(client: Client, tracing: Tracing) -> None:
     _flaky_runs.clear()
     dag = collect.bind(*[flaky.bind(f"k{i}") for i in range(3)])
@@ -393,8 +382,7 @@ def test_span_tree_of_a_fan_out_with_a_retry(client: Client, tracing: Tracing) -
 
 
 @pytest.mark.skipif(
-    not (HOOKED and WIRED and os.environ.get("DURABLEFLOW_SLOW")),
-    reason="starts a local Ray (DURABLEFLOW_SLOW=1) and needs the engine's telemetry hooks",
+    not os.environ.get("DURABLEFLOW_SLOW"), reason="starts a local Ray (DURABLEFLOW_SLOW=1)"
 )
 def test_ray_workers_spans_join_the_trace_and_their_logs_are_kept(
     tmp_path: Path, receiver: _Receiver
@@ -450,9 +438,6 @@ def test_a_successful_run_inside_an_except_block_is_not_an_error(
     assert root.status.status_code is StatusCode.OK and not root.events
 
 
-@pytest.mark.skipif(
-    not (HOOKED and WIRED), reason="the engine does not call the telemetry hooks yet"
-)
 def test_metrics_without_tracing_count_every_attempt(client: Client) -> None:
     t = Tracing()
     telemetry.configure(meter_provider=t.meter_provider)
