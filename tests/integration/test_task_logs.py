@@ -156,6 +156,17 @@ def test_capture_mode_keeps_output_off_the_terminal_and_off_stores_nothing(
     logs = get_logs(client.store, wid)
     assert [e.text for e in logs["quiet"]] == ["kept, not shown\n"]
     assert "off" not in logs
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("off").addHandler(handler)
+    try:
+        with task_context(wid, "off", call=call_of(client, wid, "off")):
+            logging.getLogger("off").warning("tagged, not kept")
+    finally:
+        logging.getLogger("off").removeHandler(handler)
+    assert seen[0].durableflow_task_id == "off"  # type: ignore[attr-defined]
+    assert "off" not in get_logs(client.store, wid)
     with pytest.raises(ValueError, match="task log mode"):
         logcapture.configure(mode="loud")
     with pytest.raises(ValueError, match="positive int"):

@@ -24,8 +24,8 @@ capture INFO). A record is captured when it is made, whatever handlers then do w
 
 Settings (read when the module loads, so pool and Ray workers inherit them; or
 :func:`configure`): ``DURABLEFLOW_TASK_LOGS`` = ``tee`` (default: capture and still print),
-``capture`` (capture only) or ``off``; ``DURABLEFLOW_TASK_LOG_LIMIT`` = bytes kept per attempt
-(default 1 MiB, the tail).
+``capture`` (capture only) or ``off`` (nothing kept; logging records still carry the ids);
+``DURABLEFLOW_TASK_LOG_LIMIT`` = bytes kept per attempt (default 1 MiB, the tail).
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ class AttemptBuffer:
         "end",
         "flush_lock",
         "flushed",
+        "keep",
         "limit",
         "parts",
         "put",
@@ -143,7 +144,7 @@ class AttemptBuffer:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Storage | None,
         workflow_id: str,
         task_id: str,
         attempt: int,
@@ -151,6 +152,7 @@ class AttemptBuffer:
         limit: int,
         tee: bool,
         start: float | None = None,
+        keep: bool = True,
     ) -> None:
         self.storage = storage
         self.workflow_id = workflow_id
@@ -158,6 +160,8 @@ class AttemptBuffer:
         self.attempt = attempt
         self.limit = limit
         self.tee = tee
+        self.keep = keep
+        """False with capture off: nothing is kept, records are only tagged with the ids."""
         self.start = time.time() if start is None else start
         self.end: float | None = None
         self.parts: list[str] = []
@@ -175,7 +179,7 @@ class AttemptBuffer:
     def write(self, text: str) -> None:
         """Step 1: keep ``text``; past twice the limit, drop the oldest text down to it."""
         n = len(text)
-        if not n:
+        if not n or not self.keep:
             return
         with self._lock:
             if not self.written:  # the first text: follow it for the live flushes (step 2)
@@ -216,6 +220,8 @@ class AttemptBuffer:
             if not self.written and not self.put:
                 return False  # an attempt that wrote nothing costs nothing
         elif self.written == self.flushed:
+            return False
+        if self.storage is None:  # capture off: nothing to store
             return False
         text, written, dropped = self.snapshot()
         header = LogHeader(
@@ -328,6 +334,8 @@ class _RecordFactory:
             record.durableflow_workflow_id = buffer.workflow_id
             record.durableflow_task_id = buffer.task_id
             record.durableflow_attempt = buffer.attempt
+            if not buffer.keep:
+                return record
             try:
                 line = _FORMATTER.format(record)
             except Exception:  # a bad format string: keep what can be kept, as logging would
@@ -441,8 +449,12 @@ def begin_capture(
     attempt number and store).
     """
     mode, limit = _SETTINGS.mode, _SETTINGS.limit
-    if mode == "off":
-        return None
+    if mode == "off":  # nothing kept; logging records still carry the attempt's ids
+        if not isinstance(logging.getLogRecordFactory(), _RecordFactory):
+            _install()
+        ids = (call.workflow_id, call.task_id, int(call.attempt))
+        tagger = AttemptBuffer(None, *ids, limit=limit, tee=True, keep=False)
+        return tagger, _CAPTURE.set(tagger)
     try:
         storage = _storage_of(call)
     except StorageError as err:
