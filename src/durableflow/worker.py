@@ -13,8 +13,9 @@ A worker serves one storage. On every poll (and whenever one of its runs ends) i
 4. drains the mailboxes of virtual actors with pending calls (``send``, or a caller that died):
    each marked actor not drained here already is drained on a small pool of threads
    (``actor_threads``) by the actors' call protocol (:mod:`durableflow.actors.runtime`: one
-   writer per actor across every process, by its lease; a worker whose class or environment
-   differs from the actor's, under ``env_policy="error"``, leaves it and retries it later).
+   writer per actor across every process, by its lease). An actor that cannot be drained here
+   (its class does not import, its environment differs under ``env_policy="error"``, the
+   storage failed) is retried with a growing delay (2, 4, 8 ... up to 300 s).
 
 A workflow that stops RESUMABLE again under this worker is retried with a growing delay
 (2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
@@ -151,6 +152,7 @@ class Worker:
         )
         self._draining: set[str] = set()
         self._actor_backoff: dict[str, float] = {}
+        self._actor_failures: dict[str, int] = {}
         self.actor_calls_applied = 0
         """Virtual actor calls this worker committed (for tests and logs)."""
 
@@ -316,16 +318,20 @@ class Worker:
                 with self._lock:
                     self.actor_calls_applied += applied
                     self._actor_backoff.pop(actor_id, None)
+                    self._actor_failures.pop(actor_id, None)
         except Exception as err:  # the class does not load here, the environment differs...
+            with self._lock:
+                failures = self._actor_failures.get(actor_id, 0) + 1
+                self._actor_failures[actor_id] = failures
+                wait = min(_MAX_BACKOFF, 2.0**failures)
+                self._actor_backoff[actor_id] = time.monotonic() + wait
             log.error(
                 "actor %s: cannot apply its calls here, retrying in %gs: %s: %s",
                 actor_id,
-                _MAX_BACKOFF,
+                wait,
                 type(err).__name__,
                 err,
             )
-            with self._lock:
-                self._actor_backoff[actor_id] = time.monotonic() + _MAX_BACKOFF
         finally:
             with self._lock:
                 self._draining.discard(actor_id)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from actor_classes import Counter
@@ -76,8 +77,8 @@ def test_a_durableflow_worker_process_drains_calls_sent_here(
     handle = Counter.using(file_client).get_or_create("inbox", 0)
     worker = subprocess.Popen(
         [
-            *(sys.executable, "-m", "durableflow.cli", "--storage", file_url, "worker"),
-            *("--poll-interval", "0.05", "--no-schedules", "--prune-every", "0"),
+            *(sys.executable, "-m", "durableflow.cli", "--storage", file_url),
+            *("-v", "worker", "--poll-interval", "0.05", "--no-schedules", "--prune-every", "0"),
         ],
         cwd=str(Path(__file__).parent),  # the CLI imports actor_classes from its directory
         env=child_env,
@@ -87,9 +88,13 @@ def test_a_durableflow_worker_process_drains_calls_sent_here(
     )
     try:
         assert [handle.incr.send(n) for n in (1, 2, 3)] == [1, 2, 3]
-        wait_until(lambda: actor_info("inbox", client=file_client).committed == 3, timeout=60)
+        deadline = time.monotonic() + 60
+        while actor_info("inbox", client=file_client).committed < 3:
+            assert time.monotonic() < deadline and worker.poll() is None, "not drained"
+            time.sleep(0.01)
         assert handle.get.run() == 6
     finally:
         worker.terminate()
         _, err = worker.communicate(timeout=60)
+        print(err)  # the worker's log, shown by pytest on a failure
     assert worker.returncode == 0, err

@@ -62,8 +62,6 @@ delays a sent call until the actor's next caller; a lost hint costs readers a fe
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import logging
 import os
 import pickle
@@ -237,6 +235,9 @@ class ActorRuntime:
         self._state0: bytes | None = None
         self._created: Any = None
         self._lost = threading.Event()
+        self._changed = threading.Condition()
+        self._epoch = 0
+        """Counts the ends of this process's drains and resolved calls (waiters wake on it)."""
         self._ready: list[Outcome] = []
         self.applied = 0
         """Calls this runtime committed (for tests and the worker's log)."""
@@ -282,14 +283,17 @@ class ActorRuntime:
         delay = _POLL_MIN
         try:
             while not future.done():
+                epoch = self._epoch
+                if self._drain_lock.locked():  # a thread here drains: it will tell us
+                    self._wait_for_change(epoch, _POLL_MAX)
+                    continue
                 progressed = self.drain() > 0
                 if future.done():
                     break
                 if progressed or self._resolve_committed():
                     delay = _POLL_MIN
                     continue
-                with contextlib.suppress(concurrent.futures.TimeoutError):
-                    future.result(timeout=delay)  # this process's driver may commit it
+                self._wait_for_change(epoch, delay)  # a drain here ends, or another's poll
                 delay = min(delay * 2, _POLL_MAX)
         except BaseException:
             with self._lock:
@@ -298,6 +302,17 @@ class ActorRuntime:
         finally:
             self._hand_over()
         return future.result()
+
+    def _wait_for_change(self, epoch: int, timeout: float) -> None:
+        """Sleep up to ``timeout`` unless a drain of this process ended since ``epoch``."""
+        with self._changed:
+            if self._epoch == epoch:
+                self._changed.wait(timeout)
+
+    def _notify_change(self) -> None:
+        with self._changed:
+            self._epoch += 1
+            self._changed.notify_all()
 
     def _hand_over(self) -> None:
         """Start the driver for calls of other threads still pending, if none runs."""
@@ -317,6 +332,7 @@ class ActorRuntime:
                 if not self._pending:
                     self._driving = False
                     return
+            epoch = self._epoch
             try:
                 progressed = self.drain() > 0
                 progressed = self._resolve_committed() or progressed
@@ -339,7 +355,7 @@ class ActorRuntime:
             if idle % 50 == 0 and self.store.read_record(self.actor_id) is None:
                 self._fail_pending(self._not_found())
                 continue
-            time.sleep(delay)
+            self._wait_for_change(epoch, delay)
             delay = min(delay * 2, _POLL_MAX)
 
     def _fail_pending(self, err: BaseException) -> None:
@@ -370,6 +386,7 @@ class ActorRuntime:
             future.set_result(self.result_of(outcome))
         except BaseException as err:  # the call's error, or its result does not unpickle
             future.set_exception(err)
+        self._notify_change()
 
     def result_of(self, outcome: Outcome) -> Any:
         """The result of a committed call; raises ActorCallError for a call that raised."""
@@ -419,6 +436,7 @@ class ActorRuntime:
         finally:
             self._drain_lock.release()
             self._flush()
+            self._notify_change()
 
     def _flush(self) -> None:
         """Resolve the futures of the outcomes committed and not yet resolved.
