@@ -50,7 +50,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from durableflow.actors.manage import drain_actor, marked_actors
+from durableflow.actors.draining import MailboxDrainer
 from durableflow.client import Client
 from durableflow.errors import (
     WorkflowCancellationError,
@@ -146,15 +146,10 @@ class Worker:
         self.prune_rate = prune_rate
         self._next_prune: float | None = None
         self._pruner: threading.Thread | None = None
-        self.actors = actors
-        self._actor_pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, actor_threads), thread_name_prefix="durableflow-actor-drain"
+        self.actor_drainer = (
+            MailboxDrainer(client, actor_threads, should_stop=self._stop.is_set) if actors else None
         )
-        self._draining: set[str] = set()
-        self._actor_backoff: dict[str, float] = {}
-        self._actor_failures: dict[str, int] = {}
-        self.actor_calls_applied = 0
-        """Virtual actor calls this worker committed (for tests and logs)."""
+        """Drains the actors' mailboxes (step 4); None with ``actors=False``."""
 
     @property
     def stopping(self) -> bool:
@@ -291,61 +286,18 @@ class Worker:
     # --- virtual actors -----------------------------------------------------------------------
     def drain_actors(self) -> list[str]:
         """Start draining every marked actor not drained here now (step 4); their ids."""
-        if not self.actors or self._stop.is_set():
+        if self.actor_drainer is None or self._stop.is_set():
             return []
-        try:
-            marked = marked_actors(self.client)
-        except WorkflowError as err:
-            log.warning("listing actor mailboxes failed, retrying at the next poll: %s", err)
-            return []
-        now = time.monotonic()
-        with self._lock:
-            todo = [
-                actor_id
-                for actor_id in marked
-                if actor_id not in self._draining and self._actor_backoff.get(actor_id, 0) <= now
-            ]
-            self._draining.update(todo)
-        for actor_id in todo:
-            self._actor_pool.submit(self._drain_actor, actor_id)
-        return todo
-
-    def _drain_actor(self, actor_id: str) -> None:
-        try:
-            applied = drain_actor(self.client, actor_id, should_stop=self._stop.is_set)
-            if applied:
-                log.info("actor %s: applied %d call(s)", actor_id, applied)
-                with self._lock:
-                    self.actor_calls_applied += applied
-                    self._actor_backoff.pop(actor_id, None)
-                    self._actor_failures.pop(actor_id, None)
-        except Exception as err:  # the class does not load here, the environment differs...
-            with self._lock:
-                failures = self._actor_failures.get(actor_id, 0) + 1
-                self._actor_failures[actor_id] = failures
-                wait = min(_MAX_BACKOFF, 2.0**failures)
-                self._actor_backoff[actor_id] = time.monotonic() + wait
-            log.error(
-                "actor %s: cannot apply its calls here, retrying in %gs: %s: %s",
-                actor_id,
-                wait,
-                type(err).__name__,
-                err,
-            )
-        finally:
-            with self._lock:
-                self._draining.discard(actor_id)
+        return self.actor_drainer.start()
 
     def wait_actors(self, timeout: float | None = None) -> bool:
         """Wait until no actor is being drained here; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._draining:
-                    return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
+        return self.actor_drainer is None or self.actor_drainer.wait(timeout)
+
+    @property
+    def actor_calls_applied(self) -> int:
+        """Virtual actor calls this worker committed (for tests and logs)."""
+        return 0 if self.actor_drainer is None else self.actor_drainer.applied
 
     # --- retention ------------------------------------------------------------------------------
     def _maybe_prune(self) -> None:
@@ -463,8 +415,8 @@ class Worker:
             log.info("stopping workflow %s: left RESUMABLE", workflow_id)
             self.client.stop(workflow_id)
         self.wait_idle(30.0)
-        self.wait_actors(grace)
-        self._actor_pool.shutdown(wait=False, cancel_futures=True)
+        if self.actor_drainer is not None:
+            self.actor_drainer.close(grace)
         if self.slots is not None:
             self.slots.close()
         self.heartbeat.stop()

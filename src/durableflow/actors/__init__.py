@@ -18,30 +18,30 @@
     c = Counter.get_or_create("visits", 0)
     c.incr.run(5)
 
-The modules: :mod:`.api` (the decorator, handles, management calls), :mod:`.runtime` (the call
-protocol: submit, drain, commit, readonly reads), :mod:`.store` and :mod:`._layout` (storage
-keys and values), :mod:`.environment` (the class and environment recorded and checked),
-:mod:`.manage` (what ``durableflow actor`` shows), :mod:`.errors`.
+The modules: :mod:`.api` (the decorator, classes, handles, methods), :mod:`.manage` (get, list,
+delete, upgrade, inspect; the workers' drain), :mod:`.runtime` (the call protocol: submit,
+drain, commit) over :mod:`.reading` (the committed state, readonly calls), :mod:`.registry`
+and :mod:`.drivers` (this process's runtimes and threads), :mod:`.store` and :mod:`._layout`
+(storage keys and values), :mod:`.records` (plain data, state and result codecs),
+:mod:`.environment` (the class and environment recorded and checked), :mod:`.errors`.
 """
 
-from durableflow.actors.api import (
-    ActorClass,
-    ActorHandle,
-    ActorMethod,
-    delete_actor,
-    get_actor,
-    list_actors,
-    readonly,
-    upgrade_actor,
-    virtual_actor,
-)
+from durableflow.actors.api import ActorClass, ActorHandle, ActorMethod, readonly, virtual_actor
 from durableflow.actors.errors import (
     ActorCallError,
     ActorDefinitionError,
     ActorExistsError,
     ActorNotFoundError,
 )
-from durableflow.actors.manage import actor_calls, actor_info, drain_mailboxes
+from durableflow.actors.manage import (
+    actor_calls,
+    actor_info,
+    delete_actor,
+    drain_mailboxes,
+    get_actor,
+    list_actors,
+    upgrade_actor,
+)
 
 __all__ = [
     "ActorCallError",

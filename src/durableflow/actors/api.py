@@ -1,11 +1,11 @@
-"""The public face of virtual actors: ``@virtual_actor``, handles, and the management calls.
+"""The public face of virtual actors: ``@virtual_actor``, actor classes, handles, methods.
 
 Ray 1.x's shape (``Counter.get_or_create("id", 0)``, ``counter.incr.run(5)``,
 ``counter.value.run_async()``, ``get_actor("id")``, ``@virtual_actor.readonly``) plus what Ray
-never finished: ``send`` (a durable mailbox drained by workers), ``create``, ``list_actors``,
-``delete_actor`` and ``upgrade_actor``. Every call takes the process's default Client (the one
-behind ``durableflow.workflow``) unless a class is bound to another with
-:meth:`ActorClass.using` or a ``client=`` is given.
+never finished: ``send`` (a durable mailbox drained by workers) and ``create``; the management
+calls (``get_actor``, ``list_actors``, ``delete_actor``, ``upgrade_actor``) are :mod:`.manage`.
+Every call takes the process's default Client (the one behind ``durableflow.workflow``) unless
+a class is bound to another with :meth:`ActorClass.using` or a ``client=`` is given.
 
 Create (:meth:`ActorClass.get_or_create`, :meth:`ActorClass.create`):
 
@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from durableflow.actors.environment import check_actor_environment, class_path, record_environment
-from durableflow.actors.errors import ActorDefinitionError, ActorExistsError, ActorNotFoundError
+from durableflow.actors.errors import ActorDefinitionError, ActorExistsError
 from durableflow.actors.records import dump_state, state_of
-from durableflow.actors.runtime import ActorRuntime, forget_runtime, keeper_for, runtime_for
+from durableflow.actors.registry import runtime_for
+from durableflow.actors.runtime import ActorRuntime
 from durableflow.actors.store import ActorStore
-from durableflow.errors import InvalidWorkflowIdError, WorkflowStillActiveError
+from durableflow.errors import InvalidWorkflowIdError
 from durableflow.model.ids import validate_workflow_id
 
 if TYPE_CHECKING:
@@ -47,11 +48,11 @@ __all__ = [
     "ActorClass",
     "ActorHandle",
     "ActorMethod",
-    "delete_actor",
-    "get_actor",
-    "list_actors",
+    "default_client",
+    "importable",
+    "pickle_class",
     "readonly",
-    "upgrade_actor",
+    "store_of",
     "validate_actor_id",
     "virtual_actor",
 ]
@@ -73,7 +74,8 @@ def validate_actor_id(actor_id: object) -> str:
     return value
 
 
-def _default_client() -> Client:
+def default_client() -> Client:
+    """The process's default Client (the facade's), made on first use."""
     from durableflow.facade.default import client
 
     return client()
@@ -139,7 +141,7 @@ class ActorClass:
     @property
     def client(self) -> Client:
         """The Client this class's actors live on."""
-        return self._client if self._client is not None else _default_client()
+        return self._client if self._client is not None else default_client()
 
     def using(self, client: Client) -> ActorClass:
         """This class with its actors on ``client`` instead of the default Client."""
@@ -175,7 +177,7 @@ class ActorClass:
     def __reduce__(self) -> tuple[Any, ...]:
         # By reference when the decorated name imports to this class (the importing process
         # runs its current code); by value otherwise (a class defined in __main__).
-        if _importable(self.cls):
+        if importable(self.cls):
             return (_import_actor_class, (self.cls.__module__, self.cls.__qualname__))
         return (ActorClass, (self.cls,))
 
@@ -190,7 +192,7 @@ def _lookup(module: str, qualname: str) -> Any:
     return obj
 
 
-def _importable(cls: type) -> bool:
+def importable(cls: type) -> bool:
     """Whether ``module.qualname`` names the actor class of ``cls`` (so it pickles by name)."""
     if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
         return False
@@ -231,7 +233,7 @@ def _open(
             "upgraded": None,
             "environment": record_environment(client.store, actor_class.cls),
         }
-        if store.create_record(actor_id, header, _pickle_class(actor_class), state0):  # 3
+        if store.create_record(actor_id, header, pickle_class(actor_class), state0):  # 3
             store.add_to_index(actor_id)  # 4
             return ActorHandle(runtime_for(client, actor_id, actor_class))
         record = store.read_record(actor_id)
@@ -256,8 +258,16 @@ def _open(
     return ActorHandle(runtime_for(client, actor_id, actor_class))
 
 
-def _pickle_class(actor_class: ActorClass) -> bytes:
+def pickle_class(actor_class: ActorClass) -> bytes:
+    """The actor class pickled for its record (by name when importable, else by value)."""
     return bytes(cloudpickle.dumps(actor_class))
+
+
+def _reopen(actor_id: str) -> ActorHandle:
+    """A handle unpickled: the actor reopened by id on the default Client."""
+    from durableflow.actors.manage import get_actor
+
+    return get_actor(actor_id)
 
 
 class ActorHandle:
@@ -286,7 +296,7 @@ class ActorHandle:
         return future
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (get_actor, (self.actor_id,))
+        return (_reopen, (self.actor_id,))
 
     def __repr__(self) -> str:
         return f"<virtual actor {self.actor_id!r} of {class_path(self._runtime.actor_class.cls)}>"
@@ -349,125 +359,6 @@ class ActorMethod:
         return f"<{kind} {self.name} of virtual actor {self._runtime.actor_id!r}>"
 
 
-# --- management -------------------------------------------------------------------------------
-def _store_of(client: Client) -> ActorStore:
+def store_of(client: Client) -> ActorStore:
+    """The actor store of ``client``'s storage, with its serializer."""
     return ActorStore(client.storage, client.store.serializer)
-
-
-def get_actor(
-    actor_id: str | None = None, *, workflow_id: str | None = None, client: Client | None = None
-) -> ActorHandle:
-    """The stored actor ``actor_id`` (``workflow_id=``: Ray 1.x's spelling), from any process.
-
-    Its class is loaded from the record: imported by its name when it was importable (this
-    process's code runs, checked against the recorded source by the environment policy), or as
-    recorded (a class defined in ``__main__``).
-
-    Raises:
-        ActorNotFoundError: no such actor (also a WorkflowNotFoundError).
-        SerializationError: its class does not load here.
-    """
-    aid = validate_actor_id(actor_id if actor_id is not None else workflow_id)
-    client = client if client is not None else _default_client()
-    store = _store_of(client)
-    record = store.read_record(aid)
-    if record is None:
-        raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
-    stored = store.load_class(aid, record)
-    check_actor_environment(
-        client.store,
-        aid,
-        record.header.get("environment") or {},
-        stored.cls if _importable(stored.cls) else None,
-        client.env_policy,
-    )
-    return ActorHandle(runtime_for(client, aid, stored.using(client)))
-
-
-def list_actors(*, client: Client | None = None) -> list[tuple[str, str]]:
-    """``[(actor_id, class_name), ...]`` of every stored actor, sorted by id."""
-    client = client if client is not None else _default_client()
-    store = _store_of(client)
-    out: list[tuple[str, str]] = []
-    for aid in store.actor_ids():
-        record = store.read_record(aid)
-        if record is not None:
-            out.append((aid, str(record.header.get("class_name", "?"))))
-    return out
-
-
-def delete_actor(actor_id: str, *, client: Client | None = None) -> None:
-    """Remove an actor: its record, state, calls (pending ones are dropped) and results.
-
-    Raises:
-        ActorNotFoundError: no such actor.
-        WorkflowStillActiveError: a writer is applying one of its calls now.
-    """
-    aid = validate_actor_id(actor_id)
-    client = client if client is not None else _default_client()
-    store = _store_of(client)
-    if store.read_record(aid) is None:
-        raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
-    keeper = keeper_for(client)
-    why = keeper.take(aid, lambda: None, wait=False)
-    if why is not None:
-        raise WorkflowStillActiveError(
-            f"virtual actor {aid!r} is applying a call now (lease {why}); delete it when idle",
-            workflow_id=aid,
-        )
-    try:
-        store.delete_actor(aid)
-        forget_runtime(client, aid)
-    finally:
-        keeper.release(aid)
-
-
-def upgrade_actor(
-    actor_id: str, actor_class: ActorClass | type | None = None, *, client: Client | None = None
-) -> int:
-    """Record ``actor_class`` (default: the stored class's current code) and this environment.
-
-    Later calls run that code on the stored state (its ``__setstate__`` may migrate the state
-    of an older version). Returns the actor's new version number.
-
-    Raises:
-        ActorNotFoundError: no such actor.
-        ActorDefinitionError: no class given and the stored one is not importable by its name
-            (defined in ``__main__``): pass the new class.
-    """
-    aid = validate_actor_id(actor_id)
-    client = client if client is not None else _default_client()
-    store = _store_of(client)
-    for _ in range(10):
-        record = store.read_record(aid)
-        if record is None:
-            raise ActorNotFoundError(f"no virtual actor {aid!r} is stored", workflow_id=aid)
-        if actor_class is None:
-            stored = store.load_class(aid, record)
-            if not _importable(stored.cls):
-                raise ActorDefinitionError(
-                    f"the class of actor {aid!r} ({record.header.get('class_path')}) is stored "
-                    "by value (defined in __main__): pass the new class, "
-                    "upgrade_actor(actor_id, NewClass)"
-                )
-            new = stored.using(client)
-        elif isinstance(actor_class, ActorClass):
-            new = actor_class.using(client)
-        else:
-            new = ActorClass(actor_class, client)
-        _, state0 = store.record_parts(aid, record)
-        version = int(record.header.get("version", 1)) + 1
-        header = {
-            **record.header,
-            "class_name": new.cls.__qualname__,
-            "class_path": class_path(new.cls),
-            "version": version,
-            "upgraded": time.time(),
-            "environment": record_environment(client.store, new.cls),
-        }
-        if store.swap_record(aid, record, header, _pickle_class(new), state0):
-            runtime_for(client, aid, new)
-            return version
-    raise WorkflowStillActiveError(
-        f"virtual actor {aid!r}: its record kept changing during the upgrade", workflow_id=aid
-    )

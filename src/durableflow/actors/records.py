@@ -13,7 +13,20 @@ from typing import Any
 
 import cloudpickle
 
-__all__ = ["ActorInfo", "CallInfo", "dump_state", "load_state", "preview", "restore", "state_of"]
+from durableflow.errors import WorkflowError
+
+__all__ = [
+    "ActorInfo",
+    "CallInfo",
+    "ResultNotStorableError",
+    "dump_error",
+    "dump_result",
+    "dump_state",
+    "load_state",
+    "preview",
+    "restore",
+    "state_of",
+]
 
 _PREVIEW = 200
 
@@ -121,3 +134,32 @@ class ActorInfo:
         data = dataclasses.asdict(self)
         data["pending"] = list(self.pending)
         return data
+
+
+def dump_result(value: Any) -> bytes:
+    """A method's result pickled.
+
+    Raises:
+        ResultNotStorableError: it cannot be pickled (the call fails with this error).
+    """
+    try:
+        return bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as err:
+        raise ResultNotStorableError(
+            f"the result cannot be pickled: {type(err).__name__}: {err}"
+        ) from err
+
+
+class ResultNotStorableError(WorkflowError):
+    """A method's result that cannot be stored (the call fails with this error)."""
+
+
+def dump_error(err: BaseException) -> bytes:
+    """A method's exception pickled (a stand-in WorkflowError if it does not round-trip)."""
+    try:
+        data = bytes(cloudpickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL))
+        pickle.loads(data)  # an exception that pickles but does not unpickle is replaced too
+        return data
+    except Exception:
+        stand_in = WorkflowError(f"{type(err).__name__}: {err}")
+        return bytes(cloudpickle.dumps(stand_in, protocol=pickle.HIGHEST_PROTOCOL))

@@ -65,22 +65,26 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import queue
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-import cloudpickle
-
-from durableflow.actors import _layout
+from durableflow.actors import _layout, drivers
 from durableflow.actors.errors import ActorCallError, ActorNotFoundError
-from durableflow.actors.records import dump_state, load_state, restore, state_of
-from durableflow.actors.store import ActorLeases, ActorStore, Outcome
-from durableflow.errors import StorageError, WorkflowError, WorkflowStillActiveError
+from durableflow.actors.reading import CommittedState
+from durableflow.actors.records import (
+    dump_error,
+    dump_result,
+    dump_state,
+    load_state,
+    restore,
+    state_of,
+)
+from durableflow.actors.store import ActorStore, Outcome
+from durableflow.errors import StorageError, WorkflowStillActiveError
 from durableflow.model.dag import as_node
 from durableflow.model.ownership import LeaseRecord
 from durableflow.runtime.ownership import OwnershipKeeper
@@ -88,7 +92,7 @@ from durableflow.runtime.ownership import OwnershipKeeper
 if TYPE_CHECKING:
     from durableflow.client import Client
 
-__all__ = ["COMPACT_EVERY", "ActorRuntime", "keeper_for", "runtime_for", "subworkflow_id"]
+__all__ = ["COMPACT_EVERY", "ActorRuntime", "subworkflow_id"]
 
 log = logging.getLogger("durableflow.actors")
 
@@ -99,111 +103,15 @@ _POLL_MAX = 0.05
 _STORAGE_RETRIES = 5
 
 
-class _Drivers:
-    """Long-lived daemon threads that run the actors' drivers.
-
-    Long-lived because a storage may keep a connection per thread (SQLite does): a thread per
-    burst of calls would open and drop one each time. Daemon threads, so that a driver still
-    waiting for another process's writer never holds up the interpreter's exit.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-
-    def submit(self, task: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle > 0:
-                self._idle -= 1
-            else:
-                threading.Thread(target=self._run, name="durableflow-actor", daemon=True).start()
-        self._queue.put(task)
-
-    def _run(self) -> None:
-        while True:
-            task = self._queue.get()
-            try:
-                task()
-            except Exception:  # _drive reports to its callers; this is a last resort
-                log.exception("actor driver failed")
-            with self._lock:
-                self._idle += 1
-
-
-_drivers = _Drivers()
-
-
-def _after_fork() -> None:
-    global _drivers
-    _drivers = _Drivers()  # the parent's threads do not exist in a forked child
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
 def subworkflow_id(actor_id: str, seq: int) -> str:
     """The id of the workflow a method's returned DAG runs as (deterministic: reruns resume)."""
     return f"actor.{actor_id}.call.{seq}"
 
 
-class _ClientActors:
-    """What one Client's actors share in this process: the lease keeper and the runtimes."""
-
-    def __init__(self, client: Client) -> None:
-        self.keeper: OwnershipKeeper[LeaseRecord] = OwnershipKeeper(
-            ActorLeases(client.storage), LeaseRecord, client.lease_ttl, what="actor lease"
-        )
-        self.runtimes: dict[str, ActorRuntime] = {}
-        self.lock = threading.Lock()
-
-
-_registry: weakref.WeakKeyDictionary[Any, _ClientActors] = weakref.WeakKeyDictionary()
-_registry_lock = threading.Lock()
-
-
-def _shared(client: Client) -> _ClientActors:
-    with _registry_lock:
-        shared = _registry.get(client)
-        if shared is None:
-            shared = _registry[client] = _ClientActors(client)
-        return shared
-
-
-def keeper_for(client: Client) -> OwnershipKeeper[LeaseRecord]:
-    """The keeper of this process's actor leases on ``client``'s storage."""
-    return _shared(client).keeper
-
-
-def runtime_for(client: Client, actor_id: str, actor_class: Any) -> ActorRuntime:
-    """This process's runtime of ``actor_id`` on ``client`` (made on first use).
-
-    ``actor_class`` (an :class:`~durableflow.actors.api.ActorClass`) is the code calls run
-    with; a later call with another class (after an upgrade) replaces it.
-    """
-    shared = _shared(client)
-    with shared.lock:
-        runtime = shared.runtimes.get(actor_id)
-        if runtime is None:
-            runtime = shared.runtimes[actor_id] = ActorRuntime(
-                client, actor_id, actor_class, shared.keeper
-            )
-        elif actor_class is not None:
-            runtime.actor_class = actor_class
-        return runtime
-
-
-def forget_runtime(client: Client, actor_id: str) -> None:
-    """Drop this process's runtime of ``actor_id`` (after a delete)."""
-    shared = _shared(client)
-    with shared.lock:
-        shared.runtimes.pop(actor_id, None)
-
-
 _CALLER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class ActorRuntime:
+class ActorRuntime(CommittedState):
     """Submits, applies and reads the calls of one actor in this process (module docstring).
 
     Args:
@@ -220,19 +128,14 @@ class ActorRuntime:
         actor_class: Any,
         keeper: OwnershipKeeper[LeaseRecord],
     ) -> None:
+        super().__init__(ActorStore(client.storage, client.store.serializer), actor_id, actor_class)
         self.client = client
-        self.actor_id = actor_id
-        self.actor_class = actor_class
-        self.store = ActorStore(client.storage, client.store.serializer)
         self._keeper = keeper
-        self._lock = threading.Lock()
         self._submit_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._next_seq: int | None = None
         self._pending: dict[int, Future[Any]] = {}
         self._driving = False
-        self._committed_cache: tuple[int, bytes] | None = None
-        self._state0: bytes | None = None
         self._created: Any = None
         self._lost = threading.Event()
         self._changed = threading.Condition()
@@ -267,7 +170,7 @@ class ActorRuntime:
             start = not self._driving
             self._driving = True
         if start:
-            _drivers.submit(self._drive)
+            drivers.submit(self._drive)
         return future
 
     def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -320,7 +223,7 @@ class ActorRuntime:
             start = bool(self._pending) and not self._driving
             self._driving = self._driving or start
         if start:
-            _drivers.submit(self._drive)
+            drivers.submit(self._drive)
 
     # --- the driver: drain, or wait for another writer ----------------------------------------
     def _drive(self) -> None:
@@ -402,11 +305,6 @@ class ActorRuntime:
             seq=outcome.seq,
             method=method,
         ) from value
-
-    def _not_found(self) -> ActorNotFoundError:
-        return ActorNotFoundError(
-            f"virtual actor {self.actor_id!r} is not stored (deleted?)", workflow_id=self.actor_id
-        )
 
     # --- drain --------------------------------------------------------------------------------
     def drain(self, should_stop: Callable[[], bool] | None = None) -> int:
@@ -560,7 +458,7 @@ class ActorRuntime:
             if node is not None:
                 header["workflow_id"] = subworkflow_id(self.actor_id, seq)
                 result = self.client.run(node, workflow_id=header["workflow_id"])
-            value = _dumps(result)
+            value = dump_result(result)
             new_state = dump_state(state_of(obj))
             header["ok"] = True
         except WorkflowStillActiveError:
@@ -568,85 +466,7 @@ class ActorRuntime:
         except Exception as err:
             header["ok"] = False
             header["error"] = f"{type(err).__name__}: {err}"
-            value = _dump_error(err)
+            value = dump_error(err)
             new_state = state
         header["finished"] = time.time()
         return header, value, new_state
-
-    # --- reading the committed state ------------------------------------------------------------
-    def committed(self) -> tuple[int, bytes]:
-        """The last committed call number and the state after it (Drain 2)."""
-        with self._lock:
-            cached = self._committed_cache
-        seq, state = cached if cached is not None else (0, None)
-        outcome = self.store.read_outcome(self.actor_id, seq + 1)
-        if outcome is None and state is not None:
-            return seq, state  # nothing newer than what this process saw
-        if outcome is not None:
-            head = self.store.read_head(self.actor_id)
-            if head > seq + 1:  # jump ahead by the hint, then probe
-                ahead = self.store.read_outcome(self.actor_id, head)
-                if ahead is not None:
-                    outcome = ahead
-            last = outcome
-            while outcome is not None:
-                seq, last = outcome.seq, outcome
-                outcome = self.store.read_outcome(self.actor_id, seq + 1)
-            if last.state is None:  # compacted: only when a hint was far off; list instead
-                seq, state = self._latest_by_listing()
-            else:
-                state = last.state
-        else:
-            head = self.store.read_head(self.actor_id)
-            if head > 0:
-                seq, state = self._latest_by_listing()
-            else:
-                seq, state = 0, self.initial_state()
-        with self._lock:
-            if self._committed_cache is None or self._committed_cache[0] <= seq:
-                self._committed_cache = (seq, state)
-        return seq, state
-
-    def _latest_by_listing(self) -> tuple[int, bytes]:
-        numbers = self.store.done_numbers(self.actor_id)
-        for seq in reversed(numbers):
-            outcome = self.store.read_outcome(self.actor_id, seq)
-            if outcome is not None and outcome.state is not None:
-                return seq, outcome.state
-        return 0, self.initial_state()
-
-    def initial_state(self) -> bytes:
-        """The state ``__init__`` made (from the actor record)."""
-        if self._state0 is None:
-            record = self.store.read_record(self.actor_id)
-            if record is None:
-                raise self._not_found()
-            _, self._state0 = self.store.record_parts(self.actor_id, record)
-        return self._state0
-
-    def read(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run a readonly method on the last committed state; nothing is written."""
-        _, state = self.committed()
-        obj = restore(self.actor_class.cls, load_state(state))
-        return getattr(obj, method)(*args, **kwargs)
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return bytes(cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception as err:
-        raise _Unpicklable(f"the result cannot be pickled: {type(err).__name__}: {err}") from err
-
-
-class _Unpicklable(WorkflowError):
-    """A method's result that cannot be stored (the call fails with this error)."""
-
-
-def _dump_error(err: BaseException) -> bytes:
-    try:
-        data = bytes(cloudpickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL))
-        pickle.loads(data)  # an exception that pickles but does not unpickle is replaced too
-        return data
-    except Exception:
-        stand_in = WorkflowError(f"{type(err).__name__}: {err}")
-        return bytes(cloudpickle.dumps(stand_in, protocol=pickle.HIGHEST_PROTOCOL))
