@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,12 @@ def url_of(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
     request.getfixturevalue("s3_credentials")
     server = request.getfixturevalue("seaweedfs_server")
     return str(server.url(f"actors/{uuid.uuid4().hex}"))
+
+
+@pytest.fixture
+def url_for(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """``url_for(kind)``: a fresh storage URL of a backend chosen in the test body."""
+    return lambda kind: url_of(request, kind, tmp_path)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,13 +93,11 @@ def _cases() -> list[object]:
 def test_killed_call_completes_once_by_the_next_caller(
     backend: str,
     step: str,
-    request: pytest.FixtureRequest,
+    url_for: Callable[[str], str],
     tmp_path: Path,
     child_env: dict[str, str],
 ) -> None:
-    from conftest import url_of
-
-    storage_url = url_of(request, backend, tmp_path)
+    storage_url = url_for(backend)
     config = kill_during_first_call(storage_url, tmp_path, child_env, step)
     with Client(storage_url) as client:
         handle = Effects.using(client).get_or_create("eff", str(config["log"]))
