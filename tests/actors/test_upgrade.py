@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 from durableflow import Client
-from durableflow.actors import actor_info, get_actor, upgrade_actor
+from durableflow.actors import actor_info, drain_mailboxes, get_actor, upgrade_actor
 from durableflow.errors import EnvironmentChangedWarning, EnvironmentMismatchError
 
 V1 = """
@@ -99,8 +99,12 @@ def test_upgrade_runs_a_changed_method_on_migrated_state(
     with Client(storage_url, env_policy="error") as client:
         cart = v1.Cart.using(client).get_or_create("cart")
         assert [cart.add.run(x) for x in ("apple", "pear", "apple")] == [1, 2, 3]
+        assert cart.add.send("kiwi") == 4  # for a worker, which will run version 2's code
 
         v2 = to_version_2(folder)
+        (refused,) = drain_mailboxes(client).values()  # what a worker does: refused, kept
+        assert isinstance(refused, EnvironmentMismatchError)
+        assert actor_info("cart", client=client).pending == (4,)
         with pytest.raises(EnvironmentMismatchError, match="source changed") as info:
             v2.Cart.using(client).get_or_create("cart")
         assert info.value.workflow_id == "cart"
@@ -113,8 +117,9 @@ def test_upgrade_runs_a_changed_method_on_migrated_state(
         assert info_after.version == 2 and info_after.upgraded is not None
         cart = get_actor("cart", client=client)
         assert cart.total.run() == 3  # the version-1 state, migrated by __setstate__
-        assert cart.add.run("pear", qty=2) == 5  # the changed method
-        assert cart.lines_of.run() == {"apple": 2, "pear": 3}
+        assert drain_mailboxes(client) == {"cart": 1}  # the sent call, on version 2 now
+        assert cart.add.run("pear", qty=2) == 6  # the changed method
+        assert cart.lines_of.run() == {"apple": 2, "pear": 3, "kiwi": 1}
         assert "'version': 2" in str(actor_info("cart", client=client).state)
 
 
