@@ -8,6 +8,8 @@ Durability protocol of one write (``put``), each step a fault-test point:
 4. fsync the directory, so the rename itself survives a power cut. Threads that need the same
    directory synced at once share the fsyncs (group commit: ``_filelocks.DirectorySyncs``).
 
+The machinery of steps 1, 2 and 4 and of the scopes below is in ``_filewrites.DurableWrites``.
+
 A create-only write (``create``) replaces step 3 by ``link(tmp, target)``, which fails if the
 target exists (atomic on NFS too, unlike ``O_EXCL`` on old clients), then unlinks the temporary.
 Compare-and-swap (``swap``) holds the key's lock, a POSIX ``lockf`` lock (honoured over NFSv4)
@@ -36,13 +38,11 @@ Durability scopes (:meth:`FileStorage.batch`, :meth:`FileStorage.volatile`), per
 from __future__ import annotations
 
 import builtins
-import contextlib
 import errno
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import SplitResult, unquote
 
@@ -53,7 +53,8 @@ from durableflow.storage._backend import (
     storage_error,
     url_options,
 )
-from durableflow.storage._filelocks import DIRECTORY_SYNCS, key_lock
+from durableflow.storage._filelocks import key_lock
+from durableflow.storage._filewrites import DurableWrites
 from durableflow.storage.base import Storage, check_key, folder_start, matches_no_key
 
 __all__ = ["FileStorage"]
@@ -67,7 +68,7 @@ def _lock_error(err: OSError, key: str) -> StorageError:
     return _os_error(err, key, "lock")
 
 
-class FileStorage(ReopenFromURL, Storage):
+class FileStorage(DurableWrites, ReopenFromURL, Storage):
     """Values as files under a root directory.
 
     Args:
@@ -99,14 +100,7 @@ class FileStorage(ReopenFromURL, Storage):
             raise StorageURLError(f"storage path {str(path)!r} is not a directory")
         if create and not os.access(path, os.W_OK | os.X_OK):
             raise StorageURLError(f"storage directory {str(path)!r} is not writable")
-        self._root = path
-        self._fsync = fsync
-        self._known_dirs: set[Path] = {path}
-        self._unsynced: set[Path] = set()
-        """Directories made in a volatile scope whose entries are not fsynced yet."""
-        self._dirs_lock = threading.Lock()
-        self._scope = threading.local()
-        """Per thread: ``mode`` ("batch" or "volatile") and, in a batch, ``dirs`` to fsync."""
+        super().__init__(path, fsync)
 
     @classmethod
     def from_url(cls, parts: SplitResult, *, create: bool = True) -> FileStorage:
@@ -134,136 +128,8 @@ class FileStorage(ReopenFromURL, Storage):
     def url(self) -> str:
         return f"file://{self._root}" + ("" if self._fsync else "?fsync=false")
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Fsync each directory written in the block once, when it exits (see module doc)."""
-        if not self._fsync or getattr(self._scope, "mode", None):
-            yield  # nothing to sync, or an outer scope decides
-            return
-        self._scope.mode = "batch"
-        self._scope.dirs = set()
-        try:
-            yield
-            dirs = self._scope.dirs
-        finally:
-            self._scope.mode = None
-            self._scope.dirs = None
-        # Only after a normal exit: a failed block's writes are like a crash in its middle.
-        # The fsyncs run side by side (one journal commit); the block returns after all.
-        DIRECTORY_SYNCS.sync_all(sorted(dirs, key=lambda d: len(d.parts), reverse=True))
-
-    @contextlib.contextmanager
-    def volatile(self) -> Iterator[None]:
-        """Skip the fsyncs of the writes in the block (see module doc)."""
-        if not self._fsync or getattr(self._scope, "mode", None):
-            yield
-            return
-        self._scope.mode = "volatile"
-        try:
-            yield
-        finally:
-            self._scope.mode = None
-
-    def _sync_file(self) -> bool:
-        """Whether step 2 (fsync the temporary file) is done for a write now."""
-        return self._fsync and getattr(self._scope, "mode", None) != "volatile"
-
-    def _sync_dir(self, directory: Path) -> None:
-        """Step 4 for ``directory``: now, at the end of the batch, or not at all."""
-        if not self._fsync:
-            return
-        mode = getattr(self._scope, "mode", None)
-        if mode is None:
-            self._fsync_dir(directory)
-        elif mode == "batch":
-            self._scope.dirs.add(directory)
-
-    def _create_empty(self, target: Path) -> bool:
-        """Create ``target`` as an empty file; False if it exists (no temporary file needed)."""
-        self._ensure_dir(target.parent)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        try:
-            try:
-                fd = os.open(target, flags, 0o644)
-            except FileNotFoundError:  # the directory was removed since it was cached
-                with self._dirs_lock:
-                    self._known_dirs = {
-                        d
-                        for d in self._known_dirs
-                        if d == self._root or not target.is_relative_to(d)
-                    }
-                self._ensure_dir(target.parent)
-                fd = os.open(target, flags, 0o644)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
-
     def _path(self, key: str) -> Path:
         return self._root.joinpath(*check_key(key).split("/"))
-
-    def _ensure_dir(self, directory: Path) -> None:
-        """Make ``directory`` exist, with its entry (and its parents') durable unless volatile.
-
-        A directory this handle has not seen yet, created now or found on disk (another
-        process may have made it without a sync, or died first), has its entry fsynced in its
-        parent once, with the write (step 4). In a volatile scope that is put off until the
-        next write below it that is not volatile.
-        """
-        lineage = (directory, *directory.parents)
-        if directory in self._known_dirs and self._unsynced.isdisjoint(lineage):
-            return  # only a directory's own ancestors matter, not every unsynced one
-        fresh = []  # directories on the path this handle has not seen, deepest first
-        probe = directory
-        while probe not in self._known_dirs:
-            fresh.append(probe)
-            probe = probe.parent
-        for new_dir in reversed(fresh):
-            with contextlib.suppress(FileExistsError):
-                new_dir.mkdir()
-        durable = self._sync_file()
-        with self._dirs_lock:
-            self._known_dirs.update(fresh)
-            if not durable:
-                if self._fsync:
-                    self._unsynced.update(fresh)
-                return
-            pending = [d for d in lineage if d in self._unsynced]
-            self._unsynced.difference_update(pending)
-        for synced in {*fresh, *pending}:
-            self._sync_dir(synced.parent)
-
-    @staticmethod
-    def _fsync_dir(directory: Path) -> None:
-        DIRECTORY_SYNCS.sync(directory)
-
-    def _write_temp(self, target: Path, data: bytes) -> Path:
-        self._ensure_dir(target.parent)
-        tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name[:40]}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:
-            # Another handle (or process) removed the directory since it was cached: forget it
-            # and its cached ancestors, create them again, and retry once.
-            with self._dirs_lock:
-                self._known_dirs = {
-                    d for d in self._known_dirs if d == self._root or not tmp.is_relative_to(d)
-                }
-            self._ensure_dir(target.parent)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if self._sync_file():
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        return tmp
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -416,10 +282,7 @@ class FileStorage(ReopenFromURL, Storage):
                     return
                 except OSError as err:
                     raise _os_error(err, prefix, "delete") from err
-                with self._dirs_lock:
-                    self._known_dirs = {
-                        d for d in self._known_dirs if not d.is_relative_to(directory)
-                    }
+                self._forget_below(directory)
                 self._sync_dir(directory.parent)
                 shutil.rmtree(trash, ignore_errors=True)
             return
