@@ -45,6 +45,20 @@ def flaky(counter: str, failures: int) -> str:
 
 
 @workflow.task
+def quick_flaky(counter: str, failures: int) -> str:
+    """``flaky`` without the pause: its successful attempt ends before any record is due."""
+    done = 0
+    if os.path.exists(counter):
+        with open(counter) as seen:
+            done = int(seen.read())
+    with open(counter, "w") as out:
+        out.write(str(done + 1))
+    if done < failures:
+        raise RuntimeError(f"attempt {done + 1} fails")
+    return "finally"
+
+
+@workflow.task
 def wait_file(path: str, value: int) -> int:
     while not os.path.exists(path):
         time.sleep(0.01)

@@ -125,6 +125,34 @@ def test_failed_task_has_traceback_and_logs_field(api: TestClient) -> None:
     assert "raise ValueError" in page
 
 
+def test_task_retried_three_times_shows_three_attempts(empty: Seeded) -> None:
+    """Two failed attempts, then a short one that ends with a checkpoint and writes no record."""
+    empty.runner.run(
+        dashtasks.quick_flaky.options(max_retries=2, retry_exceptions=True).bind(empty.file(), 2),
+        workflow_id="quick",
+    )
+    task_id = "dashtasks.quick_flaky"
+    task = empty.runner.reader.get_task("quick", task_id)
+    assert task.attempts == 3 and task.last_attempt is None  # the record is attempt 2's
+    expected = [(1, "FAILED"), (2, "FAILED"), (3, "SUCCESSFUL")]
+    with _client(empty.storage) as api:
+        one = api.get(f"/api/workflows/quick/tasks/{task_id}").json()["attempt_list"]
+        (row,) = api.get("/api/workflows/quick").json()["tasks"]
+        for attempts in (one, row["attempt_list"]):
+            assert [(a["attempt"], a["outcome"]) for a in attempts] == expected
+            assert [a["error"] for a in attempts] == [
+                "RuntimeError: attempt 1 fails",
+                "RuntimeError: attempt 2 fails",
+                None,
+            ]
+        timeline = api.get("/workflows/quick").text
+        assert re.findall(r'data-attempt="(\d*)" data-outcome="(\w+)"', timeline) == [
+            (str(n), outcome) for n, outcome in expected
+        ]
+        page = api.get(f"/workflows/quick/tasks/{task_id}").text
+        assert re.findall(r'<tr data-outcome="(\w+)"', page) == [o for _, o in expected]
+
+
 def test_output_preview_is_truncated_and_big_values_are_not_unpickled(empty: Seeded) -> None:
     empty.runner.run(dashtasks.big.bind(PREVIEW_MAX_BYTES + 10), workflow_id="big")
     empty.runner.run(dashtasks.big.bind(50_000), workflow_id="mid")

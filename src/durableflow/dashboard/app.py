@@ -49,6 +49,7 @@ from durableflow.dashboard.listing import MAX_LIMIT, Listing, Query, Row
 from durableflow.dashboard.security import Guard
 from durableflow.dashboard.source import ActionRefused, Source
 from durableflow.errors import StorageError, WorkflowError, WorkflowNotFoundError
+from durableflow.model.attempts import AttemptRecord
 from durableflow.model.durations import format_seconds, parse_duration
 from durableflow.model.info import TaskInfo, WorkflowInfo
 from durableflow.model.status import ACTIVE, RESUMABLE_STATUSES, WorkflowStatus
@@ -200,10 +201,10 @@ def _multi(request: Request) -> dict[str, list[str]]:
     return found
 
 
-def _task_json(task: TaskInfo) -> dict[str, Any]:
+def _task_json(task: TaskInfo, record: AttemptRecord | None) -> dict[str, Any]:
     return {
         **task.to_row(),
-        "attempt_list": layout.attempts_of(task),
+        "attempt_list": layout.attempts_of(task, record),
         "error_detail": task.error.to_json() if task.error else None,
     }
 
@@ -433,7 +434,9 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
             "tasks": tasks[:TASK_TABLE_LIMIT],
             "tasks_total": len(tasks),
             "dag": layout.layout_dag(tasks, upstream),
-            "timeline": layout.layout_timeline(tasks, now),
+            "timeline": layout.layout_timeline(
+                tasks, now, records=board.source.attempt_records(tasks, info)
+            ),
             "duration": layout_duration(info, now),
             "active": info.status in ACTIVE,
             "upstream": upstream,
@@ -464,7 +467,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
             "task.html",
             workflow_id=workflow_id,
             task=task,
-            attempts=layout.attempts_of(task),
+            attempts=layout.attempts_of(task, board.source.attempt_record(task)),
             output=output,
             logs=board.source.task_logs(workflow_id, task_id),
             options=task.options.to_json() if task.options else None,
@@ -489,11 +492,16 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         info = board.source.workflow(workflow_id)
         tasks = board.source.tasks(workflow_id, info)
         upstream = board.source.edges(workflow_id, tasks)
+        records = board.source.attempt_records(tasks, info)
         return JSONResponse(
             {
                 **_workflow_json(info),
                 "tasks": [
-                    {**_task_json(t), "upstream": list(upstream.get(t.task_id, ()))} for t in tasks
+                    {
+                        **_task_json(t, records.get(t.task_id)),
+                        "upstream": list(upstream.get(t.task_id, ())),
+                    }
+                    for t in tasks
                 ],
             }
         )
@@ -509,7 +517,7 @@ def create_app(settings: Settings | None = None, *, source: Source | None = None
         )
         return JSONResponse(
             {
-                **_task_json(task),
+                **_task_json(task, board.source.attempt_record(task)),
                 "options": task.options.to_json() if task.options else None,
                 "output": output,
                 "logs": board.source.task_logs(workflow_id, task_id),

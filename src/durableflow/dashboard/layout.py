@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
+from durableflow.model.attempts import AttemptRecord
 from durableflow.model.info import TaskInfo
 
 __all__ = [
@@ -185,52 +187,64 @@ class Timeline:
     total: int
 
 
-def attempts_of(task: TaskInfo) -> list[dict[str, Any]]:
+def attempts_of(task: TaskInfo, record: AttemptRecord | None = None) -> list[dict[str, Any]]:
     """Every attempt known for a task, oldest first: ``attempt, start, end, outcome, host, pid``.
 
-    The latest attempt comes from the task's view; earlier ones from the attempt record's
-    ``previous`` history when the storage keeps it.
+    In order, each attempt once (a later source replaces an earlier one of the same number):
+
+    1. the attempt record's ``previous`` history (the earlier attempts it keeps);
+    2. the record's own attempt, which is not always the latest: a short attempt that ended
+       with a checkpoint writes no record, and the read model then drops the older record
+       (``TaskInfo.last_attempt`` is None), so the caller passes the stored ``record``;
+    3. the latest attempt, from the task's view (its outcome is the task's).
+
+    An earlier attempt whose record still says RUNNING never ended: it was lost.
+
+    Args:
+        task: the task.
+        record: its stored attempt record (default: ``task.last_attempt``).
     """
-    found: list[dict[str, Any]] = []
     last = task.last_attempt
-    for old in getattr(last, "previous", None) or ():
+    record = record or last
+    by_number: dict[int | None, dict[str, Any]] = {}
+    for old in (*record.previous, record.summary()) if record else ():  # 1, 2
         if isinstance(old, dict) and old.get("start") is not None:
-            found.append(
-                {
-                    "attempt": old.get("attempt"),
-                    "start": float(old["start"]),
-                    "end": None if old.get("end") is None else float(old["end"]),
-                    "outcome": str(old.get("state", "FAILED")),
-                    "host": old.get("host"),
-                    "pid": old.get("pid"),
-                    "error": old.get("error"),
-                }
-            )
-    if task.start_time is not None:
-        if task.status.value == "RUNNING":
-            outcome = "RUNNING"
-        elif task.status.value in ("SUCCESSFUL", "NOT_CHECKPOINTED"):
-            outcome = "SUCCESSFUL"
-        elif task.status.value == "CONTINUED":
-            outcome = "CONTINUED"
-        elif task.lost:
-            outcome = "LOST"
-        elif task.error is not None:
-            outcome = "FAILED"
-        else:
-            outcome = task.status.value
-        latest = {
+            state = str(old.get("state", "FAILED"))
+            by_number[old.get("attempt")] = {
+                "attempt": old.get("attempt"),
+                "start": float(old["start"]),
+                "end": None if old.get("end") is None else float(old["end"]),
+                "outcome": "LOST" if state == "RUNNING" else state,
+                "host": old.get("host"),
+                "pid": old.get("pid"),
+                "error": old.get("error"),
+            }
+    if task.start_time is not None:  # 3
+        by_number[task.attempts or None] = {
             "attempt": task.attempts or None,
             "start": task.start_time,
             "end": task.end_time,
-            "outcome": outcome,
+            "outcome": _outcome(task),
             "host": last.host if last else None,
             "pid": last.pid if last else None,
             "error": task.error_summary,
         }
-        if not found or found[-1]["attempt"] != latest["attempt"]:
-            found.append(latest)
-    return found
+    return sorted(by_number.values(), key=lambda a: (a["attempt"] is None, a["attempt"] or 0))
+
+
+def _outcome(task: TaskInfo) -> str:
+    """The outcome of a task's latest attempt."""
+    if task.status.value == "RUNNING":
+        return "RUNNING"
+    if task.status.value in ("SUCCESSFUL", "NOT_CHECKPOINTED"):
+        return "SUCCESSFUL"
+    if task.status.value == "CONTINUED":
+        return "CONTINUED"
+    if task.lost:
+        return "LOST"
+    if task.error is not None:
+        return "FAILED"
+    return task.status.value
 
 
 def _nice_step(span: float) -> float:
@@ -242,12 +256,22 @@ def _nice_step(span: float) -> float:
     return 10 * exp
 
 
-def layout_timeline(tasks: list[TaskInfo], now: float, width: float = 900) -> Timeline:
-    """One bar per attempt; RUNNING bars end at ``now``."""
+def layout_timeline(
+    tasks: list[TaskInfo],
+    now: float,
+    width: float = 900,
+    *,
+    records: Mapping[str, AttemptRecord] | None = None,
+) -> Timeline:
+    """One bar per attempt (see :func:`attempts_of`); RUNNING bars end at ``now``.
+
+    ``records``: stored attempt records by task id, for tasks whose view has none.
+    """
     label_w, row_h, bar_h, top = 200.0, 22.0, 14.0, 24.0
     drawn = [t for t in tasks if t.start_time is not None][:TIMELINE_TASK_LIMIT]
     total = sum(1 for t in tasks if t.start_time is not None)
-    per_task = [(t, attempts_of(t)) for t in drawn]
+    records = records or {}
+    per_task = [(t, attempts_of(t, records.get(t.task_id))) for t in drawn]
     starts = [a["start"] for _, found in per_task for a in found]
     ends = [a["end"] if a["end"] is not None else now for _, found in per_task for a in found]
     t0 = min(starts, default=now)

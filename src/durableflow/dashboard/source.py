@@ -11,7 +11,10 @@ place each, through the Reader's public ``store`` / ``storage`` attributes:
 - :meth:`Source.task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``);
 - :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``);
 - :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled;
-- :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
+- :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``);
+- :meth:`Source.attempt_record` -- a task's stored attempt record when the read model dropped
+  it as older than the task's latest attempt (``ATTEMPTS HOOK``): its history is still the
+  task's earlier attempts.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from durableflow.errors import (
     WorkflowNotFoundError,
     WorkflowStillActiveError,
 )
-from durableflow.model.attempts import ObservedTaskStatus
+from durableflow.model.attempts import AttemptRecord, ObservedTaskStatus
 from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo
 from durableflow.model.status import ACTIVE, WorkflowStatus
 
@@ -45,6 +48,7 @@ PREVIEW_CHARS = 2000
 
 _WORKERS_PREFIX = "v1/workers/"  # WORKERS FALLBACK: storage layout v1, until Reader.live_workers
 _OUTPUT_KEY = "v1/workflows/{wid}/outputs/{tid}"  # storage layout v1 (output_preview)
+_ATTEMPT_KEY = "v1/workflows/{wid}/attempts/{tid}"  # storage layout v1 (ATTEMPTS HOOK)
 
 
 class ActionRefused(WorkflowError):
@@ -87,6 +91,7 @@ class Source:
         self._lock = threading.Lock()
         self._info_cache: dict[tuple[str, WorkflowStatus], WorkflowInfo] = {}
         self._tasks_cache: dict[tuple[str, WorkflowStatus, float], list[TaskInfo]] = {}
+        self._records_cache: dict[tuple[str, WorkflowStatus, float], dict[str, AttemptRecord]] = {}
 
     @property
     def url(self) -> str:
@@ -183,6 +188,52 @@ class Source:
         for dag in batches.values():
             for spec in dag.specs:
                 found[spec.task_id] = tuple(spec.upstream)
+        return found
+
+    def attempt_record(self, task: TaskInfo) -> AttemptRecord | None:
+        """ATTEMPTS HOOK: the task's attempt record, with its earlier attempts.
+
+        ``task.last_attempt`` when the read model kept it. Else, when the task made more than
+        one attempt, the stored record (storage layout v1), kept only if it is about an earlier
+        attempt: the read model drops such a record (the latest attempt ended with a checkpoint
+        or an error record and wrote none), and its ``previous`` history with it.
+        """
+        if task.last_attempt is not None or task.attempts < 2:
+            return task.last_attempt
+        key = _ATTEMPT_KEY.format(wid=task.workflow_id, tid=task.task_id)
+        raw = self.reader.storage.get(key)
+        if raw is None:
+            return None
+        try:
+            record = AttemptRecord.from_bytes(raw)
+        except (ValueError, KeyError, TypeError):  # informational: garbled reads as none
+            return None
+        return record if record.attempt < task.attempts else None
+
+    def attempt_records(
+        self, tasks: list[TaskInfo], info: WorkflowInfo | None = None
+    ) -> dict[str, AttemptRecord]:
+        """:meth:`attempt_record` of each task that has one, by task id.
+
+        Kept with the task table of a workflow at rest (see :meth:`tasks`).
+        """
+        key = None
+        if tasks and info is not None and info.status not in ACTIVE:
+            key = (tasks[0].workflow_id, info.status, info.updated_at)
+            with self._lock:
+                cached = self._records_cache.get(key)
+            if cached is not None:
+                return cached
+        found = {}
+        for task in tasks:
+            record = self.attempt_record(task)
+            if record is not None:
+                found[task.task_id] = record
+        if key is not None:
+            with self._lock:
+                while len(self._records_cache) >= TASK_TABLES_KEPT:
+                    self._records_cache.pop(next(iter(self._records_cache)))
+                self._records_cache[key] = found
         return found
 
     def environment(self, workflow_id: str) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""The drawings' layouts and attempt lists, from hand-made tasks (no storage)."""
+
+from __future__ import annotations
+
+from durableflow.dashboard.layout import attempts_of, layout_timeline
+from durableflow.model.attempts import AttemptRecord, AttemptState, ObservedTaskStatus
+from durableflow.model.info import TaskInfo
+
+
+def _task(attempts: int, record: AttemptRecord | None, **fields: object) -> TaskInfo:
+    values: dict[str, object] = {
+        "workflow_id": "w",
+        "task_id": "t",
+        "name": "m.t",
+        "status": ObservedTaskStatus.SUCCESSFUL,
+        "attempts": attempts,
+        "start_time": 30.0,
+        "end_time": 31.0,
+        "error": None,
+        "lost": False,
+        "last_attempt": record,
+        "parent": None,
+        "depth": 0,
+        "options": None,
+    }
+    values.update(fields)
+    return TaskInfo(**values)  # type: ignore[arg-type]
+
+
+def _failed(attempt: int, previous: tuple[AttemptRecord, ...] = ()) -> AttemptRecord:
+    start = 10.0 * attempt
+    return AttemptRecord(
+        "t",
+        attempt,
+        start,
+        "h",
+        1,
+        state=AttemptState.FAILED,
+        end=start + 1,
+        previous=tuple(p.summary() for p in previous),
+    )
+
+
+def _outcomes(found: list[dict[str, object]]) -> list[tuple[object, object]]:
+    return [(a["attempt"], a["outcome"]) for a in found]
+
+
+def test_record_of_an_earlier_attempt_gives_it_and_its_history() -> None:
+    """Attempt 3 ended with a checkpoint and wrote no record: attempt 2's record has 1 and 2."""
+    record = _failed(2, previous=(_failed(1),))
+    task = _task(3, None)  # the read model drops the record older than the checkpoint
+    found = attempts_of(task, record)
+    assert _outcomes(found) == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCESSFUL")]
+    assert [a["start"] for a in found] == [10.0, 20.0, 30.0]
+    assert found[2]["host"] is None  # the record is not the latest attempt's
+    bars = layout_timeline([task], now=40.0, records={"t": record}).bars
+    assert [(b.attempt, b.outcome) for b in bars] == _outcomes(found)
+
+
+def test_latest_attempt_listed_once_with_the_task_outcome() -> None:
+    """The record is the latest attempt's (RUNNING when its checkpoint ended it): one entry."""
+    running = AttemptRecord(
+        "t", 3, 30.0, "h", 7, previous=(_failed(1).summary(), _failed(2).summary())
+    )
+    found = attempts_of(_task(3, running))
+    assert _outcomes(found) == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCESSFUL")]
+    assert (found[2]["host"], found[2]["pid"]) == ("h", 7)
+
+
+def test_earlier_attempt_left_running_is_lost() -> None:
+    lost = AttemptRecord("t", 1, 10.0, "h", 1)  # its worker died: no outcome recorded
+    record = _failed(2).after(lost)
+    found = attempts_of(_task(3, None), record)
+    assert _outcomes(found) == [(1, "LOST"), (2, "FAILED"), (3, "SUCCESSFUL")]
+
+
+def test_single_attempt_without_record() -> None:
+    assert _outcomes(attempts_of(_task(1, None))) == [(1, "SUCCESSFUL")]
+    assert attempts_of(_task(0, None, start_time=None, end_time=None)) == []
