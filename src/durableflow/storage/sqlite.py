@@ -4,8 +4,9 @@ The path after ``sqlite://`` is absolute, as in ``file:///``: ``sqlite:///data/w
 ``/data/wf.db`` (not SQLAlchemy's relative reading of three slashes).
 
 Safe for several threads and processes of one machine (not for a network file system, where
-SQLite's locks are not reliable). Each thread gets its own connection; the database runs in WAL
-mode, so readers never wait for a writer, and writers wait up to ``busy_timeout`` for each other.
+SQLite's locks are not reliable). Each thread gets its own connection
+(``_sqliteconn.SQLiteConnections``); the database runs in WAL mode, so readers never wait for a
+writer, and writers wait up to ``busy_timeout`` for each other.
 
 How each promise of :class:`~durableflow.storage.base.Storage` is kept:
 
@@ -32,27 +33,23 @@ from __future__ import annotations
 import builtins
 import os
 import sqlite3
-import threading
-import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote
 
-from durableflow.errors import StorageError, StorageUnavailableError, StorageURLError
+from durableflow.errors import StorageError, StorageURLError
 from durableflow.storage._backend import (
     ReopenFromURL,
     parse_bool_option,
-    storage_error,
-    translate_errors,
     url_options,
 )
+from durableflow.storage._sqliteconn import SQLiteConnections
 from durableflow.storage.base import Storage, check_key, folder_start
 
 __all__ = ["SQLiteStorage", "prefix_upper_bound"]
 
 _MAX_CHAR = 0x10FFFF
-_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL exists only from Python 3.11
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sync_marker (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
@@ -76,14 +73,7 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return "".join(chars)
 
 
-def _is_full(err: sqlite3.Error) -> bool:
-    code = getattr(err, "sqlite_errorcode", None)
-    if code is not None:
-        return int(code) & 0xFF == _SQLITE_FULL
-    return "full" in str(err).lower()
-
-
-class SQLiteStorage(ReopenFromURL, Storage):
+class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     """Values as rows of one table in a SQLite database file.
 
     Args:
@@ -121,15 +111,7 @@ class SQLiteStorage(ReopenFromURL, Storage):
             raise StorageURLError(f"cannot create the directory of {str(file)!r}: {err}") from err
         if file.is_dir():
             raise StorageURLError(f"sqlite storage path {str(file)!r} is a directory")
-        self._path = file
-        self._fsync = fsync
-        self._busy_ms = max(0, int(busy_timeout * 1000))
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        # Every open connection with its thread, so close() reaches them all and connections
-        # of finished threads are closed when the next one opens.
-        self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
-        self._closed = False
+        super().__init__(file, fsync, max(0, int(busy_timeout * 1000)))
         try:
             if not create:
                 self._check_schema()
@@ -202,11 +184,6 @@ class SQLiteStorage(ReopenFromURL, Storage):
         options = url_options(parts.query, {"fsync": bool}, scheme="sqlite")
         fsync = parse_bool_option("fsync", options.get("fsync", "true"))
         return cls(path, fsync=fsync, create=create)
-
-    @property
-    def url(self) -> str:
-        """``sqlite:///path``, with ``?fsync=false`` when commits are not synced."""
-        return f"sqlite://{quote(str(self._path))}" + ("" if self._fsync else "?fsync=false")
 
     @property
     def path(self) -> Path:
@@ -322,26 +299,6 @@ class SQLiteStorage(ReopenFromURL, Storage):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    @contextmanager
-    def _relaxed(self) -> Iterator[sqlite3.Connection | None]:
-        """``synchronous=NORMAL`` on this thread's connection for the block.
-
-        Yields the connection, or None when an outer scope (or ``fsync=false``) decides.
-        """
-        if not self._fsync or getattr(self._local, "scoped", False):
-            yield None
-            return
-        connection = self._connection()
-        with self._errors("configure", None):
-            connection.execute("PRAGMA synchronous = NORMAL")
-        self._local.scoped = True
-        try:
-            yield connection
-        finally:
-            self._local.scoped = False
-            with self._errors("configure", None):
-                connection.execute("PRAGMA synchronous = FULL")
-
     @staticmethod
     def _range(prefix: str) -> tuple[str, tuple[str, ...]]:
         upper = prefix_upper_bound(prefix)
@@ -350,78 +307,3 @@ class SQLiteStorage(ReopenFromURL, Storage):
         if upper is None:
             return " WHERE key >= ?", (prefix,)
         return " WHERE key >= ? AND key < ?", (prefix, upper)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StorageUnavailableError(f"sqlite storage {self.url} is closed")
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        # A forked child must not share its parent's connection: open its own.
-        if connection is not None and self._local.pid == os.getpid():
-            return connection
-        connection = self._open()
-        self._local.connection = connection
-        self._local.pid = os.getpid()
-        return connection
-
-    def _open(self) -> sqlite3.Connection:
-        try:
-            connection = sqlite3.connect(
-                self._path,
-                timeout=self._busy_ms / 1000,
-                isolation_level=None,  # autocommit; transactions are explicit
-                check_same_thread=False,  # close() may run in another thread
-            )
-            connection.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StorageURLError(f"cannot put {str(self._path)!r} in WAL mode (got {mode})")
-            sync = "FULL" if self._fsync else "NORMAL"
-            connection.execute(f"PRAGMA synchronous = {sync}")
-        except sqlite3.Error as err:
-            raise self._translate(err, "open", None) from err
-        me = threading.current_thread()
-        with self._lock:
-            alive = []
-            for thread_ref, pid, other in self._connections:
-                thread = thread_ref()
-                if thread is None or not thread.is_alive() or pid != os.getpid():
-                    _close_quietly(other)
-                else:
-                    alive.append((thread_ref, pid, other))
-            alive.append((weakref.ref(me), os.getpid(), connection))
-            self._connections = alive
-        return connection
-
-    def _drop_connections(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for _, pid, connection in connections:
-            if pid == os.getpid():
-                _close_quietly(connection)
-        self._local = threading.local()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        with self._errors("write", None):
-            # IMMEDIATE takes the write lock at once, so the transaction never has to
-            # upgrade a read lock (which would fail with SQLITE_BUSY instead of waiting).
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-
-    def _errors(self, action: str, key: str | None) -> AbstractContextManager[None]:
-        return translate_errors(sqlite3.Error, self._translate, action, key)
-
-    def _translate(self, err: sqlite3.Error, action: str, key: str | None) -> StorageError:
-        return storage_error(_is_full(err), action, key, str(self._path), err)
-
-
-def _close_quietly(connection: sqlite3.Connection) -> None:
-    with suppress(sqlite3.Error):
-        connection.close()

@@ -1,0 +1,155 @@
+"""The connections of :class:`~durableflow.storage.sqlite.SQLiteStorage`, one per thread.
+
+Each thread gets its own connection (in autocommit mode, WAL journal, ``synchronous`` FULL, or
+NORMAL with ``fsync=false``); a forked child opens its own instead of sharing its parent's.
+Every connection is kept with its thread so that ``close`` reaches them all and the connections
+of finished threads are closed when the next one opens. Here too: the explicit write
+transaction (``BEGIN IMMEDIATE``), the relaxed ``synchronous`` of the durability scopes, and the
+translation of SQLite's errors into durableflow's.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from pathlib import Path
+from urllib.parse import quote
+
+from durableflow.errors import StorageError, StorageUnavailableError, StorageURLError
+from durableflow.storage._backend import storage_error, translate_errors
+
+__all__ = ["SQLiteConnections"]
+
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL exists only from Python 3.11
+
+
+def _is_full(err: sqlite3.Error) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF == _SQLITE_FULL
+    return "full" in str(err).lower()
+
+
+class SQLiteConnections:
+    """The per-thread connections to one database file (a base class of SQLiteStorage).
+
+    Args:
+        path: the database file.
+        fsync: True for ``synchronous=FULL``, False for ``synchronous=NORMAL``.
+        busy_ms: milliseconds a writer waits for another writer's lock before failing.
+    """
+
+    def __init__(self, path: Path, fsync: bool, busy_ms: int) -> None:
+        self._path = path
+        self._fsync = fsync
+        self._busy_ms = busy_ms
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Every open connection with its thread, so close() reaches them all and connections
+        # of finished threads are closed when the next one opens.
+        self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """``sqlite:///path``, with ``?fsync=false`` when commits are not synced."""
+        return f"sqlite://{quote(str(self._path))}" + ("" if self._fsync else "?fsync=false")
+
+    @contextmanager
+    def _relaxed(self) -> Iterator[sqlite3.Connection | None]:
+        """``synchronous=NORMAL`` on this thread's connection for the block.
+
+        Yields the connection, or None when an outer scope (or ``fsync=false``) decides.
+        """
+        if not self._fsync or getattr(self._local, "scoped", False):
+            yield None
+            return
+        connection = self._connection()
+        with self._errors("configure", None):
+            connection.execute("PRAGMA synchronous = NORMAL")
+        self._local.scoped = True
+        try:
+            yield connection
+        finally:
+            self._local.scoped = False
+            with self._errors("configure", None):
+                connection.execute("PRAGMA synchronous = FULL")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageUnavailableError(f"sqlite storage {self.url} is closed")
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        # A forked child must not share its parent's connection: open its own.
+        if connection is not None and self._local.pid == os.getpid():
+            return connection
+        connection = self._open()
+        self._local.connection = connection
+        self._local.pid = os.getpid()
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self._path,
+                timeout=self._busy_ms / 1000,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # close() may run in another thread
+            )
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageURLError(f"cannot put {str(self._path)!r} in WAL mode (got {mode})")
+            sync = "FULL" if self._fsync else "NORMAL"
+            connection.execute(f"PRAGMA synchronous = {sync}")
+        except sqlite3.Error as err:
+            raise self._translate(err, "open", None) from err
+        me = threading.current_thread()
+        with self._lock:
+            alive = []
+            for thread_ref, pid, other in self._connections:
+                thread = thread_ref()
+                if thread is None or not thread.is_alive() or pid != os.getpid():
+                    _close_quietly(other)
+                else:
+                    alive.append((thread_ref, pid, other))
+            alive.append((weakref.ref(me), os.getpid(), connection))
+            self._connections = alive
+        return connection
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for _, pid, connection in connections:
+            if pid == os.getpid():
+                _close_quietly(connection)
+        self._local = threading.local()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        with self._errors("write", None):
+            # IMMEDIATE takes the write lock at once, so the transaction never has to
+            # upgrade a read lock (which would fail with SQLITE_BUSY instead of waiting).
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    def _errors(self, action: str, key: str | None) -> AbstractContextManager[None]:
+        return translate_errors(sqlite3.Error, self._translate, action, key)
+
+    def _translate(self, err: sqlite3.Error, action: str, key: str | None) -> StorageError:
+        return storage_error(_is_full(err), action, key, str(self._path), err)
+
+
+def _close_quietly(connection: sqlite3.Connection) -> None:
+    with suppress(sqlite3.Error):
+        connection.close()
