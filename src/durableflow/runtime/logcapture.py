@@ -3,8 +3,8 @@
 :func:`~durableflow.runtime.context.task_context` (given the attempt's ``call``) opens an
 :class:`AttemptBuffer` for the attempt and makes it current in a context variable of the thread
 that runs the function; the buffer is stored by the protocol of :mod:`durableflow.storage.logs`.
-Two hooks, installed once per process on the first captured attempt, send text to the current
-buffer:
+Two hooks (:mod:`durableflow.runtime.logcapture_hooks`), installed once per process on the first
+captured attempt, send text to the current buffer:
 
 - ``sys.stdout`` and ``sys.stderr`` are wrapped in a router: a write made by a thread inside a
   task goes to that attempt's buffer (and, by default, on to the real stream: ``tee``); any
@@ -26,21 +26,31 @@ Settings (read when the module loads, so pool and Ray workers inherit them; or
 :func:`configure`): ``DURABLEFLOW_TASK_LOGS`` = ``tee`` (default: capture and still print),
 ``capture`` (capture only) or ``off`` (nothing kept; logging records still carry the ids);
 ``DURABLEFLOW_TASK_LOG_LIMIT`` = bytes kept per attempt (default 1 MiB, the tail).
+
+This module holds the settings, the attempt's buffer, the thread of the live flushes (step 2
+of :mod:`durableflow.storage.logs`) and :func:`begin_capture` / :func:`end_capture`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import os
 import socket
-import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any
 
 from durableflow.errors import StorageError
+from durableflow.runtime.logcapture_hooks import (
+    CAPTURE,
+    INSTALL_LOCK,
+    RecordFactory,
+    current_buffer,
+    install,
+    installed,
+    warn,
+)
 from durableflow.storage.base import Storage
 from durableflow.storage.logs import LogHeader, put_log
 from durableflow.storage.urls import open_storage
@@ -237,133 +247,11 @@ class AttemptBuffer:
         try:
             put_log(self.storage, self.workflow_id, header, text)
         except StorageError as err:  # 4
-            _warn(f"durableflow: {err} (the attempt goes on)")
+            warn(f"durableflow: {err} (the attempt goes on)")
             return False
         self.flushed = written
         self.put = True
         return True
-
-
-_CAPTURE: contextvars.ContextVar[AttemptBuffer | None] = contextvars.ContextVar(
-    "durableflow_log_capture", default=None
-)
-
-
-def current_buffer() -> AttemptBuffer | None:
-    """The buffer of the attempt this thread runs, or None."""
-    return _CAPTURE.get()
-
-
-def _warn(message: str) -> None:
-    """Say something on the real stderr, never into a task's log."""
-    stream = sys.stderr
-    real = stream._real if isinstance(stream, _Router) else stream
-    if real is not None:
-        with contextlib.suppress(OSError, ValueError):  # no stderr left: say nothing
-            real.write(message + "\n")
-
-
-# --- the hooks -----------------------------------------------------------------------------
-
-
-def _handler_codes() -> frozenset[Any]:
-    """Code objects of the stream handlers' ``emit``: their writes are records, captured as such."""
-    return frozenset({logging.StreamHandler.emit.__code__})
-
-
-_HANDLER_CODES = _handler_codes()
-
-
-class _Router:
-    """``sys.stdout`` or ``sys.stderr``: a task thread's writes to its buffer, others through."""
-
-    def __init__(self, real: TextIO) -> None:
-        self._real = real
-
-    def write(self, text: str) -> int:
-        buffer = _CAPTURE.get()
-        if buffer is None or sys._getframe(1).f_code in _HANDLER_CODES:
-            return self._real.write(text)
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        buffer.write(text)
-        if buffer.tee:
-            self._real.write(text)
-        return len(text)
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        self._real.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def __repr__(self) -> str:
-        return f"<durableflow task log router over {self._real!r}>"
-
-
-_FORMATTER = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-_MAKING = threading.local()
-"""``active`` while one of our record factories makes a record in this thread."""
-
-
-class _RecordFactory:
-    """Wraps the logging record factory: records made inside a task are tagged and captured."""
-
-    def __init__(self, previous: Any) -> None:
-        self.previous = previous
-
-    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
-        buffer = _CAPTURE.get()
-        if buffer is None or getattr(_MAKING, "active", False):
-            # Outside tasks; or inside another of ours: a factory installed over ours (an
-            # instrumentation) made us wrap it again, and the outermost one captures.
-            made: logging.LogRecord = self.previous(*args, **kwargs)
-            return made
-        _MAKING.active = True
-        try:
-            record: logging.LogRecord = self.previous(*args, **kwargs)
-        finally:
-            _MAKING.active = False
-        if buffer is not None:
-            record.durableflow_workflow_id = buffer.workflow_id
-            record.durableflow_task_id = buffer.task_id
-            record.durableflow_attempt = buffer.attempt
-            if not buffer.keep:
-                return record
-            try:
-                line = _FORMATTER.format(record)
-            except Exception:  # a bad format string: keep what can be kept, as logging would
-                line = f"{record.levelname} {record.name}: {record.msg!r} {record.args!r}"
-            buffer.write(line + "\n")
-        return record
-
-
-_INSTALL_LOCK = threading.Lock()
-
-
-def _install() -> None:
-    """Put the routers and the record factory in place (again, if something replaced them)."""
-    with _INSTALL_LOCK:
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            if stream is not None and not isinstance(stream, _Router):
-                setattr(sys, name, _Router(stream))
-        if not isinstance(logging.getLogRecordFactory(), _RecordFactory):
-            logging.setLogRecordFactory(_RecordFactory(logging.getLogRecordFactory()))
-
-
-def _installed() -> bool:
-    return (
-        isinstance(sys.stdout, _Router)
-        and isinstance(sys.stderr, _Router)
-        and isinstance(logging.getLogRecordFactory(), _RecordFactory)
-    )
 
 
 # --- the live flushes ----------------------------------------------------------------------
@@ -410,7 +298,7 @@ def _flusher() -> _Flusher:
     pid = os.getpid()  # a forked child needs a thread of its own
     flusher = _FLUSHERS.get(pid)
     if flusher is None:
-        with _INSTALL_LOCK:
+        with INSTALL_LOCK:
             flusher = _FLUSHERS.get(pid)
             if flusher is None:
                 flusher = _FLUSHERS[pid] = _Flusher()
@@ -433,7 +321,7 @@ def _storage_of(call: Any) -> Storage | None:
         return None
     opened = _STORAGES.get(url)
     if opened is None:
-        with _INSTALL_LOCK:
+        with INSTALL_LOCK:
             opened = _STORAGES.get(url)
             if opened is None:
                 opened = _STORAGES[url] = open_storage(url)
@@ -450,20 +338,20 @@ def begin_capture(
     """
     mode, limit = _SETTINGS.mode, _SETTINGS.limit
     if mode == "off":  # nothing kept; logging records still carry the attempt's ids
-        if not isinstance(logging.getLogRecordFactory(), _RecordFactory):
-            _install()
+        if not isinstance(logging.getLogRecordFactory(), RecordFactory):
+            install()
         ids = (call.workflow_id, call.task_id, int(call.attempt))
         tagger = AttemptBuffer(None, *ids, limit=limit, tee=True, keep=False)
-        return tagger, _CAPTURE.set(tagger)
+        return tagger, CAPTURE.set(tagger)
     try:
         storage = _storage_of(call)
     except StorageError as err:
-        _warn(f"durableflow: task {call.task_id!r}: its log is not captured: {err}")
+        warn(f"durableflow: task {call.task_id!r}: its log is not captured: {err}")
         return None
     if storage is None:
         return None
-    if not _installed():
-        _install()
+    if not installed():
+        install()
     buffer = AttemptBuffer(
         storage,
         call.workflow_id,
@@ -472,7 +360,7 @@ def begin_capture(
         limit=limit,
         tee=mode == "tee",
     )
-    return buffer, _CAPTURE.set(buffer)
+    return buffer, CAPTURE.set(buffer)
 
 
 def end_capture(
@@ -480,7 +368,7 @@ def end_capture(
 ) -> None:
     """Step 3: stop capturing and put the attempt's final blob (if it wrote anything)."""
     buffer, token = captured
-    _CAPTURE.reset(token)
+    CAPTURE.reset(token)
     if buffer.written:  # a silent attempt never met the flusher
         _flusher().remove(buffer)
     with buffer.flush_lock:
