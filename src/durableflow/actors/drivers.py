@@ -50,7 +50,7 @@ _pool = DriverThreads()
 
 
 def _after_fork() -> None:
-    global _drivers
+    global _pool
     _pool = DriverThreads()  # the parent's threads do not exist in a forked child
 
 

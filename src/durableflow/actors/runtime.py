@@ -1,6 +1,7 @@
 """The call protocol of a virtual actor: one writer at a time, every call applied exactly once.
 
-Each process keeps one :class:`ActorRuntime` per (Client, actor). Storage keys: :mod:`._layout`.
+Each process keeps one :class:`ActorRuntime` per (Client, actor). Storage keys: :mod:`._layout`;
+the callers' side (futures, the driver thread that waits for outcomes): :mod:`.calls`.
 
 Submit (:meth:`ActorRuntime.submit`, in the caller's thread, so one thread's calls are numbered
 in the order it made them):
@@ -64,17 +65,15 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from durableflow.actors import _layout, drivers
-from durableflow.actors.errors import ActorCallError, ActorNotFoundError
-from durableflow.actors.reading import CommittedState
+from durableflow.actors import _layout
+from durableflow.actors.calls import ActorCalls
+from durableflow.actors.errors import ActorNotFoundError
 from durableflow.actors.records import (
     dump_error,
     dump_result,
@@ -84,7 +83,7 @@ from durableflow.actors.records import (
     state_of,
 )
 from durableflow.actors.store import ActorStore, Outcome
-from durableflow.errors import StorageError, WorkflowStillActiveError
+from durableflow.errors import WorkflowStillActiveError
 from durableflow.model.dag import as_node
 from durableflow.model.ownership import LeaseRecord
 from durableflow.runtime.ownership import OwnershipKeeper
@@ -98,9 +97,6 @@ log = logging.getLogger("durableflow.actors")
 
 COMPACT_EVERY = 100
 """Committed states kept: every this many calls, the states of older calls are dropped."""
-_POLL_MIN = 0.001
-_POLL_MAX = 0.05
-_STORAGE_RETRIES = 5
 
 
 def subworkflow_id(actor_id: str, seq: int) -> str:
@@ -111,7 +107,7 @@ def subworkflow_id(actor_id: str, seq: int) -> str:
 _CALLER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class ActorRuntime(CommittedState):
+class ActorRuntime(ActorCalls):
     """Submits, applies and reads the calls of one actor in this process (module docstring).
 
     Args:
@@ -132,15 +128,9 @@ class ActorRuntime(CommittedState):
         self.client = client
         self._keeper = keeper
         self._submit_lock = threading.Lock()
-        self._drain_lock = threading.Lock()
         self._next_seq: int | None = None
-        self._pending: dict[int, Future[Any]] = {}
-        self._driving = False
         self._created: Any = None
         self._lost = threading.Event()
-        self._changed = threading.Condition()
-        self._epoch = 0
-        """Counts the ends of this process's drains and resolved calls (waiters wake on it)."""
         self._ready: list[Outcome] = []
         self.applied = 0
         """Calls this runtime committed (for tests and the worker's log)."""
@@ -160,151 +150,6 @@ class ActorRuntime(CommittedState):
             self._next_seq = seq + 1
         self.store.mark_mailbox(self.actor_id)  # 2
         return seq
-
-    def call_async(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
-        """Submit a mutating call and return a future of its result (the driver drains)."""
-        seq = self.submit(method, args, kwargs, "run")
-        future: Future[Any] = Future()
-        with self._lock:
-            self._pending[seq] = future
-            start = not self._driving
-            self._driving = True
-        if start:
-            drivers.submit(self._drive)
-        return future
-
-    def call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Submit a mutating call and drain in this thread until its outcome is committed.
-
-        The caller's thread is the writer when it can be (no hand-over to the driver thread);
-        while another writer holds the actor it waits for the outcome, claiming at each poll.
-        """
-        seq = self.submit(method, args, kwargs, "run")
-        future: Future[Any] = Future()
-        with self._lock:
-            self._pending[seq] = future
-        delay = _POLL_MIN
-        try:
-            while not future.done():
-                epoch = self._epoch
-                if self._drain_lock.locked():  # a thread here drains: it will tell us
-                    self._wait_for_change(epoch, _POLL_MAX)
-                    continue
-                progressed = self.drain() > 0
-                if future.done():
-                    break
-                if progressed or self._resolve_committed():
-                    delay = _POLL_MIN
-                    continue
-                self._wait_for_change(epoch, delay)  # a drain here ends, or another's poll
-                delay = min(delay * 2, _POLL_MAX)
-        except BaseException:
-            with self._lock:
-                self._pending.pop(seq, None)
-            raise
-        finally:
-            self._hand_over()
-        return future.result()
-
-    def _wait_for_change(self, epoch: int, timeout: float) -> None:
-        """Sleep up to ``timeout`` unless a drain of this process ended since ``epoch``."""
-        with self._changed:
-            if self._epoch == epoch:
-                self._changed.wait(timeout)
-
-    def _notify_change(self) -> None:
-        with self._changed:
-            self._epoch += 1
-            self._changed.notify_all()
-
-    def _hand_over(self) -> None:
-        """Start the driver for calls of other threads still pending, if none runs."""
-        with self._lock:
-            start = bool(self._pending) and not self._driving
-            self._driving = self._driving or start
-        if start:
-            drivers.submit(self._drive)
-
-    # --- the driver: drain, or wait for another writer ----------------------------------------
-    def _drive(self) -> None:
-        delay = _POLL_MIN
-        failures = 0
-        idle = 0
-        while True:
-            with self._lock:
-                if not self._pending:
-                    self._driving = False
-                    return
-            epoch = self._epoch
-            try:
-                progressed = self.drain() > 0
-                progressed = self._resolve_committed() or progressed
-                failures = 0
-            except (StorageError, ActorNotFoundError) as err:
-                failures += 1
-                if isinstance(err, ActorNotFoundError) or failures >= _STORAGE_RETRIES:
-                    self._fail_pending(err)
-                    continue
-                log.warning("actor %s: storage error, retrying: %s", self.actor_id, err)
-                progressed = False
-            except Exception as err:  # a bug or an unloadable value: the callers must hear it
-                log.exception("actor %s: driver failed", self.actor_id)
-                self._fail_pending(err)
-                continue
-            if progressed:
-                delay, idle = _POLL_MIN, 0
-                continue
-            idle += 1
-            if idle % 50 == 0 and self.store.read_record(self.actor_id) is None:
-                self._fail_pending(self._not_found())
-                continue
-            self._wait_for_change(epoch, delay)
-            delay = min(delay * 2, _POLL_MAX)
-
-    def _fail_pending(self, err: BaseException) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for future in pending.values():
-            future.set_exception(err)
-
-    def _resolve_committed(self) -> bool:
-        """Resolve this process's pending calls that another writer committed, in order."""
-        with self._lock:
-            waiting = sorted(self._pending)
-        resolved = False
-        for seq in waiting:
-            outcome = self.store.read_outcome(self.actor_id, seq)
-            if outcome is None:
-                break
-            self._resolve(outcome)
-            resolved = True
-        return resolved
-
-    def _resolve(self, outcome: Outcome) -> None:
-        with self._lock:
-            future = self._pending.pop(outcome.seq, None)
-        if future is None or future.done():
-            return
-        try:
-            future.set_result(self.result_of(outcome))
-        except BaseException as err:  # the call's error, or its result does not unpickle
-            future.set_exception(err)
-        self._notify_change()
-
-    def result_of(self, outcome: Outcome) -> Any:
-        """The result of a committed call; raises ActorCallError for a call that raised."""
-        value = pickle.loads(outcome.value)
-        if outcome.header.get("ok"):
-            return value
-        method = outcome.header.get("method", "?")
-        raise ActorCallError(
-            f"actor {self.actor_id!r}: call {outcome.seq} ({method}) raised "
-            f"{type(value).__name__}: {value}",
-            workflow_id=self.actor_id,
-            task_id=f"call.{outcome.seq}",
-            seq=outcome.seq,
-            method=method,
-        ) from value
 
     # --- drain --------------------------------------------------------------------------------
     def drain(self, should_stop: Callable[[], bool] | None = None) -> int:
