@@ -17,12 +17,15 @@ Steps of one attempt on the loop:
 
 1. follow the attempt and resolve its arguments (storage pool);
 2. mark the future running (a ``timeout_s`` counts from here), then create the coroutine
-   inside the task context and the attempt's gate, as an asyncio task: a close of the gate (a
-   cancel, the engine's timeout) cancels it (``Task.cancel``); its own ``timeout_s`` is also
-   enforced on the loop (``asyncio.wait_for``), so it ends at its deadline even if the engine
-   is slow to look;
-3. what it returned is checkpointed (step 5 of the attempt, in the storage pool, fenced by the
-   gate), or what it raised recorded; a cancellation caused by the gate ends it with the
+   inside the task context (with the attempt's ``call``: its log capture and span, as for a
+   sync task) and the attempt's gate, entered in a ``contextvars`` context of its own that its
+   asyncio task runs in, so they last as long as the coroutine; a close of the gate (a cancel,
+   the engine's timeout) cancels it (``Task.cancel``); its own ``timeout_s`` is also enforced
+   on the loop (``asyncio.wait_for``), so it ends at its deadline even if the engine is slow
+   to look. A call that raises at once (wrong arguments) is the task's own error;
+3. in the storage pool: the task context is left (the captured log is stored, the span ended
+   with the outcome), then what it returned is checkpointed (step 5 of the attempt, fenced by
+   the gate), or what it raised recorded; a cancellation caused by the gate ends it with the
    gate's error (a system error), any other exception is the task's own.
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 from collections.abc import Coroutine
@@ -96,21 +100,66 @@ async def _steps(
         reason: BaseException = gate.error or asyncio.CancelledError()
         return await asyncio.wrap_future(pool.submit(attempt.failed, reason, system=True))
     gate.begin()  # its deadline runs from here, not from the storage work before
-    with task_context(call.workflow_id, call.task_id), gate_context(gate):
-        guarded = _guarded(call.func(*args, **kwargs))
-        task = asyncio.ensure_future(asyncio.wait_for(guarded, gate.timeout_s))
+    scope = _Scope(call, gate)
+    try:
+        guarded = scope.context.run(scope.enter, args, kwargs)
+    except BaseException as err:  # calling it raised (wrong arguments): the task's own error
+        ended = pool.submit(scope.exit_then, None, attempt.stopped_or_failed, err)
+        return await asyncio.wrap_future(ended)
     loop = asyncio.get_running_loop()
+    # Created inside the scope's context: the asyncio task runs in a copy of it.
+    task = scope.context.run(asyncio.ensure_future, asyncio.wait_for(guarded, gate.timeout_s))
     gate.on_close(lambda: _cancel_soon(loop, task))
     try:
         ok, result = await task
-    except (asyncio.CancelledError, TimeoutError):
+    except (asyncio.CancelledError, TimeoutError) as err:
         stopped = gate.error
         if stopped is None:  # not ours: the service is closing
+            scope.exit_then(err, lambda: None)
             raise
-        return await asyncio.wrap_future(pool.submit(attempt.failed, stopped, system=True))
+        ended = pool.submit(scope.exit_then, stopped, attempt.failed, stopped, system=True)
+        return await asyncio.wrap_future(ended)
     if not ok:  # the task's own error, whatever its type
-        return await asyncio.wrap_future(pool.submit(attempt.stopped_or_failed, result))  # 3
-    return await asyncio.wrap_future(pool.submit(attempt.finish, result))  # 3
+        ended = pool.submit(scope.exit_then, result, attempt.stopped_or_failed, result)  # 3
+        return await asyncio.wrap_future(ended)
+    return await asyncio.wrap_future(pool.submit(scope.exit_then, None, attempt.finish, result))
+
+
+class _Scope:
+    """The attempt's task context, around its coroutine only (step 2 of the module docstring).
+
+    Entered in a context of its own, which its asyncio task runs in (a copy), so what the coroutine
+    prints or logs is captured into the attempt's log and its span is current while it runs, as
+    for a sync task (:func:`~durableflow.runtime.context.task_context` with the ``call``). It is
+    left in the storage pool, never on the loop: ending the capture stores the log.
+    """
+
+    def __init__(self, call: TaskCall, gate: Any) -> None:
+        self.call = call
+        self.gate = gate
+        self.context = contextvars.copy_context()
+        self._stack = contextlib.ExitStack()
+
+    def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        """Open the task context and the gate's; create the coroutine inside them."""
+        call = self.call
+        self._stack.enter_context(task_context(call.workflow_id, call.task_id, call=call))
+        self._stack.enter_context(gate_context(self.gate))
+        try:
+            return _guarded(call.func(*args, **kwargs))
+        except BaseException as err:  # left here, in this context: the span records it
+            stack, self._stack = self._stack, contextlib.ExitStack()
+            stack.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def exit_then(self, error: BaseException | None, then: Any, *args: Any, **kwargs: Any) -> Any:
+        """Leave the scope (the span records ``error``), then ``then(*args, **kwargs)``."""
+        stack, self._stack = self._stack, contextlib.ExitStack()
+        kind = None if error is None else type(error)
+        trace = None if error is None else error.__traceback__
+        with contextlib.suppress(Exception):  # the error is the caller's to record
+            self.context.run(stack.__exit__, kind, error, trace)
+        return then(*args, **kwargs)
 
 
 def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
