@@ -12,7 +12,7 @@ import pytest
 from clitools import World
 
 from durableflow import Client, WorkflowExecutionError, WorkflowStatus, workflow
-from durableflow.cli import workflows as workflows_cli
+from durableflow.cli import view as view_cli
 from durableflow.model.calls import TaskCall
 from durableflow.runtime import logcapture
 from durableflow.runtime.context import task_context
@@ -89,7 +89,7 @@ def test_show_draws_deep_continuations_without_a_staircase(fresh: World) -> None
     assert "└[12] " in shown.out
     rows = [line for line in shown.out.splitlines() if "countdown" in line]
     assert len(rows) == 13
-    deepest = 2 + 2 * workflows_cli.MAX_INDENT  # a table border, then the capped indent
+    deepest = 2 + 2 * view_cli.MAX_INDENT  # a table border, then the capped indent
     assert max(line.index("└") for line in rows if "└" in line) <= deepest, shown.out
 
 
@@ -109,7 +109,7 @@ def test_show_watch_follows_a_running_workflow_until_it_ends(
         Path(release).touch()
         time.sleep(seconds)
 
-    monkeypatch.setattr(workflows_cli, "time", types.SimpleNamespace(time=time.time, sleep=sleep))
+    monkeypatch.setattr(view_cli, "time", types.SimpleNamespace(time=time.time, sleep=sleep))
     watched = fresh.cli("show", "w", "--watch", "--interval", "0.05")
     assert watched.code == 0, watched.err
     assert future.result(timeout=30) == 3
@@ -211,7 +211,7 @@ def test_the_watch_frame_lists_running_and_failing_tasks() -> None:
     rows.append(
         {"task_id": "bad", "status": "RETRYING", "attempts": 2, "start_time": None, "error": "E: x"}
     )
-    frame = workflows_cli._watch_frame("w", "RUNNING", rows)
+    frame = view_cli._watch_frame("w", "RUNNING", rows)
     assert (
         frame[0]
         == "workflow w  RUNNING  1 of 5 done: 2 RUNNING, 1 PENDING, 1 RETRYING, 1 SUCCESSFUL"
