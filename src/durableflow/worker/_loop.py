@@ -1,42 +1,7 @@
-"""The long-running worker behind ``durableflow worker``.
+"""The worker's loop: scan, start, judge what ended, serve, shut down (:mod:`durableflow.worker`).
 
-A worker serves one storage. On every poll (and whenever one of its runs ends) it:
-
-1. fires the due ticks of every schedule (each becomes a PENDING workflow ``<name>@<tick>``);
-2. lists the workflows waiting for a runner: PENDING with no owner (submitted with
-   ``submit`` / ``run_async(detached=True)``, or fired by a schedule) and, unless ``resume`` is
-   off, RESUMABLE ones (their runner crashed or was stopped); oldest first;
-3. for each, while it has room (``concurrency``) and, with ``max_running_workflows``, a slot
-   (:mod:`durableflow.runtime.slots`, shared by every worker on the storage), claims the
-   workflow's lease and runs it on its Client. Several workers never run one workflow twice:
-   the lease has one owner;
-4. drains the mailboxes of virtual actors with pending calls (``send``, or a caller that died):
-   each marked actor not drained here already is drained on a small pool of threads
-   (``actor_threads``) by the actors' call protocol (:mod:`durableflow.actors.runtime`: one
-   writer per actor across every process, by its lease). An actor that cannot be drained here
-   (its class does not import, its environment differs under ``env_policy="error"``, the
-   storage failed) is retried with a growing delay (2, 4, 8 ... up to 300 s).
-
-A workflow that stops RESUMABLE again under this worker is retried with a growing delay
-(2, 4, 8 ... up to 300 s); one that cannot be resumed here (canceled meanwhile, or refused by
-the environment policy) waits 300 s before it is tried again.
-
-Every ``prune_every`` seconds (of ``clock``; the first time at its first scan), if the storage
-has a retention policy (``durableflow retention set``), the worker applies it once in a
-background thread at a bounded rate (``prune_rate`` deletes per second, so that workflows keep
-starting and the storage is not flooded); a failed prune is logged and retried at the next
-period, never stops the worker. Shutdown does not wait for a prune: a delete it cuts short
-leaves a tombstone that the next prune finishes.
-
-While it serves, the worker keeps a heartbeat record in the storage
-(:mod:`durableflow.runtime.workers`), so that a program submitting a workflow can tell whether
-any worker will run it.
-
-Shutdown (:meth:`Worker.shutdown`, SIGTERM in the CLI): pick up nothing more, give running
-workflows ``grace`` seconds to finish, then stop the rest, leaving them RESUMABLE for the next
-worker; then delete the heartbeat. Task functions must be importable in the worker (same
-module path; the CLI adds the current directory to ``sys.path``) unless they were pickled by
-value (defined in ``__main__``).
+Its background prune is in :mod:`._pruning`; the actors' mailboxes are drained by
+:class:`~durableflow.actors.draining.MailboxDrainer`.
 """
 
 from __future__ import annotations
@@ -62,7 +27,8 @@ from durableflow.errors import (
 )
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.slots import SlotKeeper
-from durableflow.runtime.workers import HEARTBEAT_TTL, WorkerHeartbeat, live_workers
+from durableflow.runtime.workers import HEARTBEAT_TTL, WorkerHeartbeat
+from durableflow.worker._pruning import PRUNE_EVERY, PRUNE_RATE, BackgroundPruner
 
 if TYPE_CHECKING:
     from durableflow.runtime.retention import PruneResult
@@ -72,10 +38,6 @@ __all__ = ["Worker"]
 log = logging.getLogger("durableflow.worker")
 
 _MAX_BACKOFF = 300.0
-PRUNE_EVERY = 300.0
-"""Default seconds between two background prunes."""
-PRUNE_RATE = 20.0
-"""Deletes per second at most in a background prune."""
 
 
 class Worker:
@@ -117,11 +79,6 @@ class Worker:
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
-        if prune_every < 0 or prune_rate <= 0:
-            raise ValueError(
-                f"prune_every must be 0 or more and prune_rate positive, got {prune_every!r} "
-                f"and {prune_rate!r}"
-            )
         self.client = client
         self.concurrency = concurrency
         self.resume = resume
@@ -129,7 +86,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.clock = clock
         self.slots = (
-            SlotKeeper(client.storage, max_running_workflows, client.leases.ttl)
+            SlotKeeper(client.storage, max_running_workflows, client.lease_ttl)
             if max_running_workflows is not None
             else None
         )
@@ -142,10 +99,8 @@ class Worker:
         """Ids of every workflow this worker started, in order (for tests and logs)."""
         self.heartbeat = WorkerHeartbeat(client.storage, heartbeat_ttl)
         """This worker's heartbeat record (see :mod:`durableflow.runtime.workers`)."""
-        self.prune_every = prune_every
-        self.prune_rate = prune_rate
-        self._next_prune: float | None = None
-        self._pruner: threading.Thread | None = None
+        self.pruner = BackgroundPruner(client, clock, prune_every, prune_rate)
+        """Applies the storage's retention policy in the background (see :mod:`._pruning`)."""
         self.actor_drainer = (
             MailboxDrainer(client, actor_threads, should_stop=self._stop.is_set) if actors else None
         )
@@ -172,7 +127,8 @@ class Worker:
                     log.info("schedules fired: %s", ", ".join(fired))
             except WorkflowError as err:
                 log.warning("firing schedules failed, retrying at the next poll: %s", err)
-        self._maybe_prune()
+        if not self._stop.is_set():
+            self.pruner.maybe_start()
         self.drain_actors()
         started: list[str] = []
         if self._room() <= 0 or self._stop.is_set():
@@ -300,21 +256,15 @@ class Worker:
         return 0 if self.actor_drainer is None else self.actor_drainer.applied
 
     # --- retention ------------------------------------------------------------------------------
-    def _maybe_prune(self) -> None:
-        """Start a background prune if one is due and none runs."""
-        if not self.prune_every or self._stop.is_set():
-            return
-        now = self.clock()
-        with self._lock:
-            if self._next_prune is not None and now < self._next_prune:
-                return
-            if self._pruner is not None and self._pruner.is_alive():
-                return  # a slow prune: the next one starts once it is over
-            self._next_prune = now + self.prune_every
-            self._pruner = threading.Thread(
-                target=self.prune_once, args=(now,), name="durableflow-prune", daemon=True
-            )
-            self._pruner.start()
+    @property
+    def prune_every(self) -> float:
+        """Seconds of ``clock`` between two background prunes (0: never)."""
+        return self.pruner.every
+
+    @property
+    def prune_rate(self) -> float:
+        """Deletes per second at most in a background prune."""
+        return self.pruner.rate
 
     def prune_once(self, now: float | None = None) -> PruneResult | None:
         """Apply the stored retention policy once at ``prune_rate``; never raises.
@@ -325,39 +275,18 @@ class Worker:
         Returns:
             What was deleted, or None when there is no policy or the prune failed (logged).
         """
-        try:
-            if self.client.get_retention().is_empty:
-                return None
-            result = self.client.prune(
-                rate=self.prune_rate, now=self.clock() if now is None else now
-            )
-        except Exception as err:  # the storage is down, a garbled policy: try next period
-            log.warning(
-                "background prune failed, retrying in %gs: %s: %s",
-                self.prune_every,
-                type(err).__name__,
-                err,
-            )
-            return None
-        if result.selected or result.finished or result.skipped:
-            log.info("background prune: %s", result.summary())
-        return result
+        return self.pruner.prune_once(now)
 
     def wait_prune(self, timeout: float | None = None) -> bool:
         """Wait for the background prune running now (if any); False on timeout."""
-        with self._lock:
-            pruner = self._pruner
-        if pruner is None:
-            return True
-        pruner.join(timeout)
-        return not pruner.is_alive()
+        return self.pruner.wait(timeout)
 
     # --- serving ------------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
         """Write this worker's heartbeat and keep it fresh until :meth:`shutdown` (idempotent)."""
         self.heartbeat.start()
         mine = self.heartbeat.owner
-        others = [w for w in live_workers(self.client.storage) if w["owner"] != mine]
+        others = [w for w in self.client.reader.live_workers() if w["owner"] != mine]
         if others:
             log.info(
                 "other workers on this storage: %s",
