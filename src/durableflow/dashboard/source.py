@@ -3,31 +3,34 @@
 :class:`Source` is the one object the web app talks to. It reads through a
 :class:`~durableflow.client.Reader` (and, unless read-only, acts through a
 :class:`~durableflow.client.Client` built with the thread executor, which never runs a workflow
-here: a resume is handed to the workers, see :meth:`Source.resume`).
+here: a resume is handed to the workers, see :meth:`Source.resume`). It keeps the task tables
+of workflows at rest, which do not change until a resume or restart rewrites their run record.
 
-Where the Reader has no call for what a view needs, the gap is filled here, in one marked
-place each, through the Reader's public ``store`` / ``storage`` attributes:
+Where the Reader has no call for what a view needs, the gap is filled in one marked place
+each, through the Reader's public ``store`` / ``storage`` attributes:
 
-- :meth:`Source.task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``);
-- :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``);
-- :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled;
-- :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``);
+- :meth:`Source.task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``,
+  :mod:`~durableflow.dashboard.hooks`);
+- :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``,
+  :mod:`~durableflow.dashboard.hooks`);
 - :meth:`Source.attempt_record` -- a task's stored attempt record when the read model dropped
-  it as older than the task's latest attempt (``ATTEMPTS HOOK``): its history is still the
-  task's earlier attempts.
+  it as older than the task's latest attempt (``ATTEMPTS HOOK``,
+  :mod:`~durableflow.dashboard.hooks`);
+- :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled
+  (:mod:`~durableflow.dashboard.preview`);
+- :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import reprlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from durableflow.client import Client, Reader
+from durableflow.dashboard import hooks
+from durableflow.dashboard.preview import PREVIEW_MAX_BYTES, output_preview
 from durableflow.errors import (
     WorkflowError,
     WorkflowNotFoundError,
@@ -39,16 +42,8 @@ from durableflow.model.status import ACTIVE, WorkflowStatus
 
 __all__ = ["PREVIEW_MAX_BYTES", "ActionRefused", "Source"]
 
-PREVIEW_MAX_BYTES = 1 << 20
-"""Checkpoints larger than this (pickled) are described, never unpickled by the dashboard."""
 TASK_TABLES_KEPT = 8
 """Task tables of workflows at rest kept in memory (the most recently read)."""
-PREVIEW_CHARS = 2000
-"""The longest output repr shown."""
-
-_WORKERS_PREFIX = "v1/workers/"  # WORKERS FALLBACK: storage layout v1, until Reader.live_workers
-_OUTPUT_KEY = "v1/workflows/{wid}/outputs/{tid}"  # storage layout v1 (output_preview)
-_ATTEMPT_KEY = "v1/workflows/{wid}/attempts/{tid}"  # storage layout v1 (ATTEMPTS HOOK)
 
 
 class ActionRefused(WorkflowError):
@@ -193,22 +188,10 @@ class Source:
     def attempt_record(self, task: TaskInfo) -> AttemptRecord | None:
         """ATTEMPTS HOOK: the task's attempt record, with its earlier attempts.
 
-        ``task.last_attempt`` when the read model kept it. Else, when the task made more than
-        one attempt, the stored record (storage layout v1), kept only if it is about an earlier
-        attempt: the read model drops such a record (the latest attempt ended with a checkpoint
-        or an error record and wrote none), and its ``previous`` history with it.
+        ``task.last_attempt``, or the stored record of an earlier attempt when the read model
+        dropped it (see :func:`durableflow.dashboard.hooks.attempt_record`).
         """
-        if task.last_attempt is not None or task.attempts < 2:
-            return task.last_attempt
-        key = _ATTEMPT_KEY.format(wid=task.workflow_id, tid=task.task_id)
-        raw = self.reader.storage.get(key)
-        if raw is None:
-            return None
-        try:
-            record = AttemptRecord.from_bytes(raw)
-        except (ValueError, KeyError, TypeError):  # informational: garbled reads as none
-            return None
-        return record if record.attempt < task.attempts else None
+        return hooks.attempt_record(self.reader, task)
 
     def attempt_records(
         self, tasks: list[TaskInfo], info: WorkflowInfo | None = None
@@ -267,117 +250,26 @@ class Source:
     def task_logs(self, workflow_id: str, task_id: str) -> list[dict[str, Any]] | None:
         """LOGS HOOK: the captured logs of each attempt of a task, or None if none are kept.
 
-        Uses the read API of per-task log capture when this version has it
-        (``Reader.get_logs(workflow_id, task_id=...)``, per-task log capture); each entry is
-        ``{"attempt": n, "text": str, "truncated": bool, "start", "end"}``.
+        Each entry is ``{"attempt": n, "text": str, "truncated": bool, "start", "end"}`` (see
+        :func:`durableflow.dashboard.hooks.task_logs`).
         """
-        get_logs = getattr(self.reader, "get_logs", None)
-        if get_logs is None:
-            return None
-        try:
-            found = get_logs(workflow_id, task_id=task_id)
-        except WorkflowNotFoundError:
-            return None
-        except Exception as err:  # logs are for display: never fail the page
-            return [
-                {
-                    "attempt": None,
-                    "text": f"the logs cannot be read: {type(err).__name__}: {err}",
-                    "truncated": False,
-                    "start": None,
-                    "end": None,
-                }
-            ]
-        return _log_entries(found, task_id)
+        return hooks.task_logs(self.reader, workflow_id, task_id)
 
     def workers(self) -> list[dict[str, Any]]:
         """Live workers (``owner``, ``host``, ``pid``, ``expires_at``) and what they hold.
 
-        WORKERS FALLBACK: reads the heartbeat records (storage layout v1) until the Reader
-        has ``live_workers``; a heartbeat counts until its expiry. ``holds``: the RUNNING
-        workflows whose lease this worker's owner id holds.
+        ``holds``: the RUNNING workflows whose lease this worker's owner id holds (WORKERS
+        FALLBACK, see :func:`durableflow.dashboard.hooks.live_workers`).
         """
-        live_workers = getattr(self.reader, "live_workers", None)
-        if live_workers is not None:
-            workers: list[dict[str, Any]] = [dict(w) for w in live_workers()]
-        else:
-            workers = []
-            storage = self.reader.storage
-            now = self.clock()
-            for key in storage.list(_WORKERS_PREFIX):
-                raw = storage.get(key)
-                if raw is None:
-                    continue
-                try:
-                    data = json.loads(raw)
-                    expires = float(data["expires_at"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-                if expires >= now:
-                    workers.append(
-                        {
-                            "owner": str(data.get("owner", "")),
-                            "host": str(data.get("host", "")),
-                            "pid": int(data.get("pid", 0)),
-                            "expires_at": expires,
-                        }
-                    )
-        for worker in workers:
-            worker.setdefault("holds", [])
-        by_owner = {w["owner"]: w for w in workers}
-        running, _ = self.reader.list_workflows(WorkflowStatus.RUNNING, limit=200)
-        for row in running:
-            try:
-                lease, _raw = self.reader.store.read_lease(row.workflow_id)
-            except Exception:
-                continue
-            if lease is not None and lease.owner in by_owner:
-                by_owner[lease.owner]["holds"].append(row.workflow_id)
-        return workers
+        return hooks.live_workers(self.reader, self.clock)
 
     def output_preview(self, workflow_id: str, task_id: str) -> dict[str, Any]:
-        """What a task's checkpoint holds: type, size and a truncated repr.
+        """What a task's checkpoint holds: type, size and a truncated repr (see :mod:`.preview`).
 
-        The checkpoint's bytes are read (the storage API has no size call) but a value whose
-        pickle is over :data:`PREVIEW_MAX_BYTES` is not unpickled, and a value that fails
-        signature verification is never unpickled: the preview says so.
+        A value whose pickle is over :data:`PREVIEW_MAX_BYTES`, or that fails signature
+        verification, is never unpickled: the preview says so.
         """
-        store = self.reader.store
-        current = task_id
-        for _ in range(10_000):
-            key = _OUTPUT_KEY.format(wid=workflow_id, tid=current)
-            raw = store.storage.get(key)
-            if raw is None:
-                return {"available": False, "note": "no checkpoint"}
-            what = f"output of task {current!r}"
-            try:
-                header, payload = store.serializer.unwrap(raw, what=what, key=key)
-            except Exception as err:
-                return {
-                    "available": False,
-                    "size": len(raw),
-                    "note": f"not shown: {type(err).__name__}: {err}",
-                }
-            if "forward" in header:
-                current = str(header["forward"])
-                continue
-            size = len(payload)
-            if size > PREVIEW_MAX_BYTES:
-                return {
-                    "available": False,
-                    "size": size,
-                    "note": f"not unpickled: {size:,} bytes is over the preview limit",
-                }
-            try:
-                value = store.serializer.loads(raw, what=what, key=key)
-            except Exception as err:
-                return {
-                    "available": False,
-                    "size": size,
-                    "note": f"cannot be loaded here: {type(err).__name__}: {err}",
-                }
-            return {"available": True, "size": size, **preview(value, size)}
-        return {"available": False, "note": "continuation chain too long"}
+        return output_preview(self.reader, workflow_id, task_id)
 
     # --- actions -----------------------------------------------------------------------------
     def _actor(self) -> Client:
@@ -443,65 +335,3 @@ class Source:
             for key in [k for k in self._info_cache if k[0] == workflow_id]:
                 del self._info_cache[key]
         return {"deleted": workflow_id}
-
-
-FULL_REPR_BYTES = 64 * 1024
-"""Values whose pickle is at most this big get a plain ``repr`` (then cut); bigger ones a
-``reprlib`` one that never builds the whole text."""
-
-
-def preview(value: Any, size: int) -> dict[str, Any]:
-    """``{"type", "repr", "truncated"}`` of a value, its repr cut at PREVIEW_CHARS.
-
-    Args:
-        value: the value.
-        size: the size of its pickle, in bytes.
-    """
-    try:
-        if size <= FULL_REPR_BYTES:
-            text = repr(value)
-            truncated = len(text) > PREVIEW_CHARS
-            text = text[:PREVIEW_CHARS]
-        else:
-            shorten = reprlib.Repr()
-            shorten.maxstring = shorten.maxother = PREVIEW_CHARS
-            shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 50
-            shorten.maxlevel = 4
-            text = shorten.repr(value)[:PREVIEW_CHARS]
-            truncated = True  # the value is bigger than any preview of it
-    except Exception as err:
-        text, truncated = f"<repr failed: {type(err).__name__}: {err}>", False
-    kind = type(value)
-    return {
-        "type": f"{kind.__module__}.{kind.__qualname__}",
-        "repr": text + ("…" if truncated else ""),
-        "truncated": truncated,
-    }
-
-
-def _log_entries(found: Any, task_id: str) -> list[dict[str, Any]]:
-    """What the logs API returns, as ``[{"attempt", "text", "truncated", "start", "end"}]``.
-
-    ``Reader.get_logs`` answers ``{task_id: [AttemptLog, ...]}`` (oldest attempt first).
-    """
-    if isinstance(found, dict):
-        found = found.get(task_id, [])
-    entries = []
-    for item in found or ():
-        data = (
-            dataclasses.asdict(item)
-            if dataclasses.is_dataclass(item) and not isinstance(item, type)
-            else item
-        )
-        if not isinstance(data, dict):
-            data = {"text": str(data)}
-        entries.append(
-            {
-                "attempt": data.get("attempt"),
-                "text": str(data.get("text", "")),
-                "truncated": bool(data.get("dropped") or data.get("truncated")),
-                "start": data.get("start"),
-                "end": data.get("end"),
-            }
-        )
-    return entries
