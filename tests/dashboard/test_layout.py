@@ -77,3 +77,15 @@ def test_earlier_attempt_left_running_is_lost() -> None:
 def test_single_attempt_without_record() -> None:
     assert _outcomes(attempts_of(_task(1, None))) == [(1, "SUCCESSFUL")]
     assert attempts_of(_task(0, None, start_time=None, end_time=None)) == []
+
+
+def test_public_names_stay_importable_after_the_split() -> None:
+    import durableflow.dashboard as dashboard
+    from durableflow.dashboard import app, source
+
+    assert dashboard.__all__ == ["create_app", "serve"]
+    assert app.__all__ == ["POLL_SECONDS", "Settings", "create_app"]
+    assert all(hasattr(app, name) for name in app.__all__)
+    assert source.__all__ == ["PREVIEW_MAX_BYTES", "ActionRefused", "Source"]
+    assert all(hasattr(source, name) for name in source.__all__)
+    assert source.PREVIEW_MAX_BYTES == 1 << 20
