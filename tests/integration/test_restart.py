@@ -50,6 +50,17 @@ def step(name: str, value: int, log: str, bump_file: str = "", fail_file: str = 
 
 
 @workflow.task
+def noisy(name: str, value: int, log: str, fail_file: str = "") -> int:
+    """Prints which run of it this is (as counted in ``log``); fails once if ``fail_file`` is."""
+    _log(log, name)
+    print(f"{name} run {counts(log)[name]}")
+    if fail_file and os.path.exists(fail_file):
+        os.unlink(fail_file)
+        raise RuntimeError(f"{name} fails once")
+    return value + 1
+
+
+@workflow.task
 def join(*values: int, log: str) -> int:
     _log(log, "join")
     return sum(values)
@@ -131,6 +142,7 @@ from durableflow.errors import (  # noqa: E402
     WorkflowNotResumableError,
     WorkflowStillActiveError,
 )
+from durableflow.runtime.logs import get_logs  # noqa: E402
 from durableflow.runtime.restart import (  # noqa: E402
     finish_restart,
     restart,
@@ -225,6 +237,28 @@ def test_restart_of_a_failed_workflow(client, tmp_path):
     assert counts(log) == {"t1": 1, "t2": 2, "t3": 2, "t4": 1}
     history = restart_history(client.store, "w")[0]
     assert history["status"] == "FAILED" and "error" in history["tasks"]["t3"]
+
+
+def test_restart_sets_aside_the_logs_of_the_tasks_it_runs_again(client, tmp_path):
+    log, fail = str(tmp_path / "log"), tmp_path / "fail"
+    fail.touch()
+    a = noisy.options(task_id="a").bind("a", 0, log)
+    b = noisy.options(task_id="b", max_retries=1, retry_exceptions=True)
+    assert client.run(b.bind("b", a, log, str(fail)), workflow_id="w") == 2
+    before = get_logs(client.store, "w")
+    assert [(e.attempt, e.text) for e in before["b"]] == [(1, "b run 1\n"), (2, "b run 2\n")]
+    restart(client.store, client.leases, "w", ["b"])
+    assert get_logs(client.store, "w", "b") == {"b": []}  # set aside, not yet run again
+    assert client.resume("w") == 2
+    after = get_logs(client.store, "w")
+    # only the new run's attempt: the old attempt 2 does not trail it, attempt 1 is the new one
+    assert [(e.attempt, e.text) for e in after["b"]] == [(1, "b run 3\n")]
+    assert [e.text for e in after["a"]] == ["a run 1\n"]  # a did not run again: kept
+    old = get_logs(client.store, "w", restart=1)
+    assert list(old) == ["b"]
+    assert [(e.attempt, e.text) for e in old["b"]] == [(1, "b run 1\n"), (2, "b run 2\n")]
+    history = restart_history(client.store, "w")[0]["tasks"]
+    assert history["b"]["logs"] == [1, 2] and "logs" not in history.get("a", {})
 
 
 def test_restart_rules_for_running_canceled_and_unknown(client, tmp_path):

@@ -6,9 +6,12 @@ returns a new continuation). A continued task whose continuation's root runs aga
 own inputs did not change, is not run again: only its output (the forward record that says "my
 output is my continuation's") is set aside, and its stored continuation is kept.
 
-Nothing is deleted for good: the checkpoints, continuation specs, attempt and error records of
-those tasks are moved under ``history/<n>/`` of the workflow (``n``: the restart's number, 1 for
-the first), so the attempts before the restart stay readable (:func:`restart_history`).
+Nothing is deleted for good: the checkpoints, continuation specs, attempt and error records and
+captured logs (:mod:`durableflow.storage.logs`) of the tasks that run again are moved under
+``history/<n>/`` of the workflow (``n``: the restart's number, 1 for the first), so the attempts
+before the restart stay readable (:func:`restart_history`; their logs with
+``get_logs(..., restart=n)``). A task that runs again numbers its attempts from 1 again: its
+logs are set aside so that its new attempts' logs never mix with (or overwrite) the old ones.
 
 Protocol of :func:`restart` (each numbered step is a kill-test point of
 ``tests/integration/test_restart.py``):
@@ -60,6 +63,7 @@ from durableflow.runtime.lease import LeaseKeeper
 from durableflow.runtime.status import effective_status
 from durableflow.storage import layout
 from durableflow.storage.attempts import list_attempts
+from durableflow.storage.logs import list_logs, log_key
 from durableflow.storage.serializer import Serializer
 from durableflow.storage.store import WorkflowStore
 
@@ -263,6 +267,7 @@ def _keys_to_set_aside(
     ]
     keys += [layout.attempt_key(wid, t) for t in list_attempts(store, wid) if t in rerun]
     keys += [layout.error_key(wid, t) for t in store.list_task_errors(wid) if t in rerun]
+    keys += [log_key(wid, t, n) for t, n in list_logs(store.storage, wid) if t in rerun]
     return [_relative(wid, key) for key in keys]
 
 
@@ -348,7 +353,9 @@ def restart_history(store: WorkflowStore, workflow_id: str) -> list[dict[str, An
     Each entry: ``restart`` (its number), ``at``, ``from``, ``rerun``, ``forwarded``, ``status``
     (the status it restarted from) and ``tasks``: per task set aside, ``attempt`` (its attempt
     record as :meth:`AttemptRecord.to_json`, when there was one), ``checkpoint`` (the set-aside
-    checkpoint's header: times and attempts) and ``error`` (its last error record's JSON).
+    checkpoint's header: times and attempts), ``error`` (its last error record's JSON) and
+    ``logs`` (the numbers of the attempts whose logs were set aside, when any: read them with
+    :func:`~durableflow.runtime.logs.get_logs` and ``restart``; they are listed, not read).
     """
     record = store.read_run(workflow_id)
     if record is None:
@@ -361,8 +368,10 @@ def restart_history(store: WorkflowStore, workflow_id: str) -> list[dict[str, An
         tasks: dict[str, dict[str, Any]] = {}
         for key in storage.list(base):
             kind, _, task_id = key[len(base) :].partition("/")
+            if kind in ("specs", "logs"):  # logs: listed below, by their own layout
+                continue
             raw = storage.get(key)
-            if raw is None or kind == "specs":
+            if raw is None:
                 continue
             try:
                 if kind == "outputs":
@@ -375,5 +384,7 @@ def restart_history(store: WorkflowStore, workflow_id: str) -> list[dict[str, An
                     tasks.setdefault(task_id, {})["error"] = json.loads(raw)
             except (ValueError, KeyError, TypeError, CheckpointCorruptError):
                 continue  # history is for display: a garbled entry hides nothing else
+        for task_id, logged in list_logs(storage, workflow_id, restart=int(number)):
+            tasks.setdefault(task_id, {}).setdefault("logs", []).append(logged)
         history.append({**entry, "tasks": tasks})
     return history

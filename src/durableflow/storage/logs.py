@@ -24,10 +24,10 @@ number a later run reuses (a run that crashed before it recorded the attempt) ov
 attempt's blob.
 
 Restart, fork, delete: an in-place restart sets the logs of the tasks it runs again aside with
-their attempt records (``history/<n>/logs/...``, read with ``restart=n``; the lead wires it in
-:mod:`durableflow.runtime.restart`), since their attempts are numbered from 1 again; a fork
-starts with no logs (the source keeps its own). Deleting the workflow deletes its logs
-(everything under its folder goes, see
+their attempt records (``history/<n>/logs/...``, read with ``restart=n``; step 4 of
+:mod:`durableflow.runtime.restart` lists them), since their attempts are numbered from 1
+again; a fork starts with no logs (the source keeps its own). Deleting the workflow deletes its
+logs (everything under its folder goes, see
 :meth:`~durableflow.storage.status_index.StatusIndex.delete_workflow`); a blob put by an
 attempt still running after its workflow was deleted is a leftover that the next use of the
 id clears (:meth:`~durableflow.storage.status_index.StatusIndex.clear_leftovers`). Logs are
