@@ -21,13 +21,10 @@ Create (:meth:`ActorClass.get_or_create`, :meth:`ActorClass.create`):
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib
 import sys
-import threading
 import time
 import types
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -100,8 +97,11 @@ class _VirtualActorDecorator:
 
     readonly = staticmethod(readonly)
 
-    def __call__(self, cls: type) -> ActorClass:
-        return ActorClass(cls)
+    def __call__(self, cls: type | None = None, /, **ray_options: Any) -> Any:
+        """``@virtual_actor``, or ``@virtual_actor(num_cpus=..., ...)`` with Ray options."""
+        if cls is None:
+            return lambda cls: ActorClass(cls, options=ray_options)
+        return ActorClass(cls, options=ray_options)
 
     def __repr__(self) -> str:
         return "durableflow.actors.virtual_actor"
@@ -117,18 +117,24 @@ class ActorClass:
     Args:
         cls: the decorated class.
         client: the Client its actors live on; None: the default Client.
+        options: the Ray options its calls run with on Ray (``num_cpus``, ``num_gpus``,
+            ``resources``, ``runtime_env``...; ignored elsewhere).
 
     Raises:
         ActorDefinitionError: ``cls`` is not a class.
     """
 
-    def __init__(self, cls: type, client: Client | None = None) -> None:
+    def __init__(
+        self, cls: type, client: Client | None = None, options: dict[str, Any] | None = None
+    ) -> None:
         if not isinstance(cls, type):
             raise ActorDefinitionError(
                 f"@virtual_actor decorates a class, not {type(cls).__name__}"
             )
         self.cls = cls
         self._client = client
+        self.ray_options: dict[str, Any] = dict(options or {})
+        """The Ray options each call's body runs with on Ray (a Ray task's options)."""
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__module__ = cls.__module__
@@ -145,7 +151,11 @@ class ActorClass:
 
     def using(self, client: Client) -> ActorClass:
         """This class with its actors on ``client`` instead of the default Client."""
-        return ActorClass(self.cls, client)
+        return ActorClass(self.cls, client, self.ray_options)
+
+    def options(self, **ray_options: Any) -> ActorClass:
+        """This class with these Ray options added (``Counter.options(num_cpus=2)``)."""
+        return ActorClass(self.cls, self._client, {**self.ray_options, **ray_options})
 
     def get_or_create(self, actor_id: str, *args: Any, **kwargs: Any) -> ActorHandle:
         """The actor ``actor_id``, created with ``cls(*args, **kwargs)`` if it is not stored.
@@ -178,8 +188,9 @@ class ActorClass:
         # By reference when the decorated name imports to this class (the importing process
         # runs its current code); by value otherwise (a class defined in __main__).
         if importable(self.cls):
-            return (_import_actor_class, (self.cls.__module__, self.cls.__qualname__))
-        return (ActorClass, (self.cls,))
+            name = (self.cls.__module__, self.cls.__qualname__)
+            return (_import_actor_class, (*name, self.ray_options))
+        return (ActorClass, (self.cls, None, self.ray_options))
 
     def __repr__(self) -> str:
         return f"<virtual actor class {class_path(self.cls)}>"
@@ -200,11 +211,15 @@ def importable(cls: type) -> bool:
     return isinstance(found, ActorClass) and found.cls is cls
 
 
-def _import_actor_class(module: str, qualname: str) -> ActorClass:
+def _import_actor_class(
+    module: str, qualname: str, options: dict[str, Any] | None = None
+) -> ActorClass:
     importlib.import_module(module)
     found = _lookup(module, qualname)
     if not isinstance(found, ActorClass):
         raise ActorDefinitionError(f"{module}:{qualname} is not a @virtual_actor class")
+    if options is not None and options != found.ray_options:
+        return ActorClass(found.cls, None, options)  # made with .options(...)
     return found
 
 
@@ -289,31 +304,18 @@ class ActorHandle:
             raise AttributeError(f"virtual actor class {cls.__qualname__} has no method {name!r}")
         return ActorMethod(self._runtime, name, name in self._runtime.actor_class.readonly_methods)
 
-    def ready(self) -> Future[bool]:
-        """A future already resolved to True (Ray 1.x's ``ray.get(actor.ready())``)."""
-        future: Future[bool] = Future()
-        future.set_result(True)
-        return future
+    def ready(self) -> Any:
+        """A future already resolved to True (Ray 1.x's ``ray.get(actor.ready())``).
+
+        A ``ray.ObjectRef`` on the Ray runner, like ``run_async``'s.
+        """
+        return self._runtime.ready()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopen, (self.actor_id,))
 
     def __repr__(self) -> str:
         return f"<virtual actor {self.actor_id!r} of {class_path(self._runtime.actor_class.cls)}>"
-
-
-_readers: concurrent.futures.ThreadPoolExecutor | None = None
-_readers_lock = threading.Lock()
-
-
-def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _readers
-    with _readers_lock:
-        if _readers is None:
-            _readers = concurrent.futures.ThreadPoolExecutor(
-                max_workers=8, thread_name_prefix="durableflow-actor-read"
-            )
-        return _readers
 
 
 class ActorMethod:
@@ -334,10 +336,14 @@ class ActorMethod:
             return self._runtime.read(self.name, args, kwargs)
         return self._runtime.call(self.name, args, kwargs)
 
-    def run_async(self, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Submit the call now (after this thread's earlier calls); a future of its result."""
+    def run_async(self, *args: Any, **kwargs: Any) -> Any:
+        """Submit the call now (after this thread's earlier calls); a future of its result.
+
+        The future is what ``workflow.run_async`` returns: a ``concurrent.futures.Future``, or
+        a ``ray.ObjectRef`` when the actor's Client runs workflows on Ray (its runner).
+        """
         if self.readonly:
-            return _reader_pool().submit(self._runtime.read, self.name, args, kwargs)
+            return self._runtime.read_async(self.name, args, kwargs)
         return self._runtime.call_async(self.name, args, kwargs)
 
     def send(self, *args: Any, **kwargs: Any) -> int:

@@ -11,6 +11,7 @@ writer, claiming the lease at each poll.
 from __future__ import annotations
 
 import abc
+import concurrent.futures
 import logging
 import pickle
 import threading
@@ -33,6 +34,20 @@ _POLL_MAX = 0.05
 _STORAGE_RETRIES = 5
 
 
+_readers: concurrent.futures.ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _readers
+    with _readers_lock:
+        if _readers is None:
+            _readers = concurrent.futures.ThreadPoolExecutor(
+                max_workers=8, thread_name_prefix="durableflow-actor-read"
+            )
+        return _readers
+
+
 class ActorCalls(CommittedState, abc.ABC):
     """This process's pending calls of one actor and the threads that see them through.
 
@@ -50,6 +65,16 @@ class ActorCalls(CommittedState, abc.ABC):
         self._changed = threading.Condition()
         self._epoch = 0
         """Counts the ends of this process's drains and resolved calls (waiters wake on it)."""
+
+    def read_async(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """A readonly call on a reader thread (:meth:`read`); a future of its result."""
+        return _reader_pool().submit(self.read, method, args, kwargs)
+
+    def ready(self) -> Any:
+        """A future already resolved to True (Ray 1.x's ``ray.get(actor.ready())``)."""
+        future: Future[bool] = Future()
+        future.set_result(True)
+        return future
 
     @abc.abstractmethod
     def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str) -> int:

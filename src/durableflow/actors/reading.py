@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from durableflow.actors.body import LOCAL, MethodRunner
 from durableflow.actors.errors import ActorNotFoundError
-from durableflow.actors.records import load_state, restore
 from durableflow.actors.store import ActorStore
 
 __all__ = ["CommittedState"]
@@ -34,6 +34,8 @@ class CommittedState:
         self._lock = threading.Lock()
         self._committed_cache: tuple[int, bytes] | None = None
         self._state0: bytes | None = None
+        self.methods: MethodRunner = LOCAL
+        """Where method bodies run (:mod:`.body`); readonly ones too."""
 
     def _not_found(self) -> ActorNotFoundError:
         return ActorNotFoundError(
@@ -93,6 +95,6 @@ class CommittedState:
 
     def read(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run a readonly method on the last committed state; nothing is written."""
-        _, state = self.committed()
-        obj = restore(self.actor_class.cls, load_state(state))
-        return getattr(obj, method)(*args, **kwargs)
+        seq, state = self.committed()
+        name = f"actor.{self.actor_id}.{method}.read.{seq}"
+        return self.methods.read(self.actor_class, method, state, args, kwargs, name)

@@ -1,7 +1,13 @@
-"""This process's actor runtimes, one per (Client, actor), and their lease keeper per Client."""
+"""This process's actor runtimes, one per (Client, actor), and their lease keeper per Client.
+
+A Client on the Ray runner gets runtimes whose calls the cluster's coordinator applies
+(``RayActorRuntime`` of :mod:`durableflow.ray.actors`, imported by name when first used, as the
+Ray runner itself is); every other Client gets :class:`~durableflow.actors.runtime.ActorRuntime`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -14,7 +20,10 @@ from durableflow.runtime.ownership import OwnershipKeeper
 if TYPE_CHECKING:
     from durableflow.client import Client
 
-__all__ = ["forget_runtime", "keeper_for", "runtime_for"]
+__all__ = ["RAY_RUNTIME", "forget_runtime", "keeper_for", "runtime_for"]
+
+RAY_RUNTIME = "durableflow.ray.actors"
+"""The module of the runtime of actors on the Ray runner (``RayActorRuntime``)."""
 
 
 class _ClientActors:
@@ -55,12 +64,19 @@ def runtime_for(client: Client, actor_id: str, actor_class: Any) -> ActorRuntime
     with shared.lock:
         runtime = shared.runtimes.get(actor_id)
         if runtime is None:
-            runtime = shared.runtimes[actor_id] = ActorRuntime(
+            runtime = shared.runtimes[actor_id] = _runtime_class(client)(
                 client, actor_id, actor_class, shared.keeper
             )
         elif actor_class is not None:
             runtime.actor_class = actor_class
         return runtime
+
+
+def _runtime_class(client: Client) -> type[ActorRuntime]:
+    if client.runner.name == "ray":
+        found: type[ActorRuntime] = importlib.import_module(RAY_RUNTIME).RayActorRuntime
+        return found
+    return ActorRuntime
 
 
 def forget_runtime(client: Client, actor_id: str) -> None:

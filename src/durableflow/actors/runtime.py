@@ -72,19 +72,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from durableflow.actors import _layout
+from durableflow.actors.body import Body, method_runner
 from durableflow.actors.calls import ActorCalls
 from durableflow.actors.errors import ActorNotFoundError
-from durableflow.actors.records import (
-    dump_error,
-    dump_result,
-    dump_state,
-    load_state,
-    restore,
-    state_of,
-)
+from durableflow.actors.records import dump_error, dump_result
 from durableflow.actors.store import ActorStore, Outcome
 from durableflow.errors import WorkflowStillActiveError
-from durableflow.model.dag import as_node
 from durableflow.model.ownership import LeaseRecord
 from durableflow.runtime.ownership import OwnershipKeeper
 
@@ -126,6 +119,8 @@ class ActorRuntime(ActorCalls):
     ) -> None:
         super().__init__(ActorStore(client.storage, client.store.serializer), actor_id, actor_class)
         self.client = client
+        self.methods = method_runner(client)
+        """Where the bodies of this actor's methods run (here, or as Ray tasks)."""
         self._keeper = keeper
         self._submit_lock = threading.Lock()
         self._next_seq: int | None = None
@@ -286,7 +281,11 @@ class ActorRuntime(ActorCalls):
         call: tuple[dict[str, Any], tuple[tuple[Any, ...], dict[str, Any]]],
         state: bytes,
     ) -> tuple[dict[str, Any], bytes, bytes]:
-        """Run call ``seq`` on ``state``: its outcome header, pickled value and new state."""
+        """Run call ``seq`` on ``state``: its outcome header, pickled value and new state.
+
+        The body runs where :attr:`methods` says (here, or a Ray task); a DAG it returned runs
+        here, on the Client, as the call's sub-workflow.
+        """
         call_header, (args, kwargs) = call
         method = str(call_header.get("method"))
         header: dict[str, Any] = {
@@ -296,22 +295,20 @@ class ActorRuntime(ActorCalls):
             "started": time.time(),
             "state": True,
         }
-        try:
-            obj = restore(self.actor_class.cls, load_state(state))
-            result = getattr(obj, method)(*args, **kwargs)
-            node = as_node(result)
-            if node is not None:
-                header["workflow_id"] = subworkflow_id(self.actor_id, seq)
-                result = self.client.run(node, workflow_id=header["workflow_id"])
-            value = dump_result(result)
-            new_state = dump_state(state_of(obj))
-            header["ok"] = True
-        except WorkflowStillActiveError:
-            raise  # the sub-workflow runs elsewhere now: not this call's outcome
-        except Exception as err:
-            header["ok"] = False
-            header["error"] = f"{type(err).__name__}: {err}"
-            value = dump_error(err)
-            new_state = state
+        name = f"actor.{self.actor_id}.{method}.{seq}"
+        body = self.methods.run(self.actor_class, method, state, args, kwargs, name)
+        value, new_state = body.value, body.state
+        if body.ok and body.node is not None:
+            header["workflow_id"] = subworkflow_id(self.actor_id, seq)
+            try:
+                value = dump_result(self.client.run(body.node, workflow_id=header["workflow_id"]))
+            except WorkflowStillActiveError:
+                raise  # the sub-workflow runs elsewhere now: not this call's outcome
+            except Exception as err:
+                body = Body(False, dump_error(err), state, f"{type(err).__name__}: {err}")
+                value, new_state = body.value, body.state
+        header["ok"] = body.ok
+        if not body.ok:
+            header["error"] = body.error
         header["finished"] = time.time()
         return header, value, new_state

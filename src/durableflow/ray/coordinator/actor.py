@@ -12,6 +12,11 @@ A start is two calls, so that ``run_async`` returns only once the workflow is du
    its ObjectRef is the handle ``run_async`` gives back.
 
 Errors cross Ray pickled; a WorkflowError keeps its cause (``_cause``) for the driver to restore.
+
+Virtual actors (:mod:`durableflow.ray.actors`): :meth:`Coordinator.actor_call` sees a call a
+driver stored through to its result (this process is the actor's writer when it can be), and
+every storage the coordinator serves has its marked mailboxes drained here, as a worker does
+(every second, and at once on :meth:`Coordinator.actor_drain`).
 """
 
 from __future__ import annotations
@@ -69,12 +74,14 @@ class Coordinator:
         self._clients: dict[tuple[str, bytes | None], Client] = {}
         self._runs: dict[tuple[str, bytes | None, str], Future[Any]] = {}
         self._finished: collections.deque[tuple[str, bytes | None, str]] = collections.deque()
+        self._mailboxes: dict[tuple[str, bytes | None], Any] = {}
 
     def version(self) -> str:
         """The durableflow version the coordinator runs."""
         return version()
 
     def _client(self, settings: ClientSettings) -> Client:
+        from durableflow.ray.actors import CoordinatorMailboxes
         from durableflow.ray.executor import RayExecutor
 
         with self._lock:
@@ -84,6 +91,7 @@ class Coordinator:
                     settings.storage_url, executor=RayExecutor(), **settings.client_options()
                 )
                 self._clients[_key(settings)] = client
+                self._mailboxes[_key(settings)] = CoordinatorMailboxes(client)
             return client
 
     def _track(self, settings: ClientSettings, workflow_id: str, future: Future[Any]) -> None:
@@ -145,3 +153,21 @@ class Coordinator:
         if task_id is None:
             return self.wait(settings, workflow_id)
         return self._client(settings).get_output(workflow_id, task_id=task_id)
+
+    def actor_call(
+        self, settings: ClientSettings, actor_class: Any, actor_id: str, seq: int
+    ) -> Any:
+        """The result of a virtual actor's stored call ``seq``, applied here or by its writer."""
+        from durableflow.ray.actors import apply_call
+
+        try:
+            return apply_call(self._client(settings), actor_class, actor_id, seq)
+        except BaseException as err:
+            raise _portable(err) from err.__cause__
+
+    def actor_drain(self, settings: ClientSettings) -> None:
+        """Drain the storage's marked actor mailboxes now (a call was sent)."""
+        self._client(settings)
+        with self._lock:
+            mailboxes = self._mailboxes[_key(settings)]
+        mailboxes.poke()
