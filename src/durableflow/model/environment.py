@@ -8,9 +8,19 @@ A recorded environment (``RunRecord.runtime_env``) is a JSON object::
      "functions": {"mymod:step": "sha256:ab12...",         # task function -> source fingerprint
                    "__main__:<lambda>@run.py:12": "sha256:cd34..."},  # by value: with its place
      "task_runtime_envs": {"train": {"pip": [...],         # per-task runtime_env option,
-                                     "env_vars": {"DB_PASSWORD": "<redacted>"}}}}  # values hidden
+                                     "env_vars": {"DB_PASSWORD": "<redacted>"}}},  # values hidden
+     "task_env_digests": {"train": "9f2c..."},             # task -> its resolved environment
+     "resolved_task_envs": {"9f2c...": {                   # each resolved environment once
+         "python": None,                                   # the option's path; None: durableflow's
+         "python_version": "3.11.7",
+         "requirements": ["torch==1.13.1"],                # sorted
+         "venv": "0c1d...",                                # key of the cached virtualenv, or None
+         "env_vars": ["DB_PASSWORD"],                      # names only
+         "env_vars_digest": "<salt>:<sha256 of salt, names and values>",
+         "working_dir": "/abs/path"}}}
 
-It is captured by :mod:`durableflow.runtime.environment`; this module only compares two of them.
+It is captured by :mod:`durableflow.runtime.environment`; this module only compares two of them
+(:func:`diff_environments`; :func:`diff_task_env` for one task's resolved environment).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ __all__ = [
     "REDACTED",
     "EnvironmentDiff",
     "diff_environments",
+    "diff_task_env",
     "redact_executor_options",
     "redact_runtime_env",
     "validate_env_policy",
@@ -92,6 +103,9 @@ class EnvironmentDiff:
     """Task functions that cannot be imported now: ``function -> why``."""
     function_tasks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     """For changed or missing functions: the ids of the tasks that run them, when known."""
+    task_envs_changed: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """Tasks that will run again whose ``runtime_env`` resolves differently now:
+    ``task_id -> what changed`` (:func:`diff_task_env`)."""
 
     @property
     def is_empty(self) -> bool:
@@ -103,6 +117,7 @@ class EnvironmentDiff:
             or self.packages_removed
             or self.functions_changed
             or self.functions_missing
+            or self.task_envs_changed
         )
 
     def lines(self) -> list[str]:
@@ -126,6 +141,11 @@ class EnvironmentDiff:
         out += [
             f"task function {name}{self._tasks(name)}: cannot be imported ({why})"
             for name, why in sorted(self.functions_missing.items())
+        ]
+        out += [
+            f"task {task_id!r} runtime_env {change}"
+            for task_id, changes in sorted(self.task_envs_changed.items())
+            for change in changes
         ]
         return out
 
@@ -156,6 +176,7 @@ class EnvironmentDiff:
             "functions_changed": list(self.functions_changed),
             "functions_missing": dict(self.functions_missing),
             "function_tasks": {k: list(v) for k, v in self.function_tasks.items()},
+            "task_envs_changed": {k: list(v) for k, v in self.task_envs_changed.items()},
             "identical": self.is_empty,
         }
 
@@ -208,3 +229,39 @@ def diff_environments(
         functions_changed=tuple(functions_changed),
         functions_missing=missing,
     )
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def diff_task_env(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[str, ...]:
+    """What differs between a task's recorded resolved environment and the current one.
+
+    Both are resolved environments (the module docstring's ``resolved_task_envs`` entries);
+    ``current`` must hash its ``env_vars`` with the salt of ``recorded``'s digest. One line per
+    difference; the virtualenv key is named only when no other line explains it (a new build
+    of the same Python version). Fields missing from ``recorded`` are not compared.
+    """
+    if "error" in current:
+        return (f"cannot be resolved now: {current['error']}",)
+    out: list[str] = []
+    for name in ("python", "python_version", "requirements", "working_dir"):
+        if name in recorded and recorded.get(name) != current.get(name):
+            out.append(f"{name}: {_shown(recorded.get(name))} -> {_shown(current.get(name))}")
+    if "env_vars" in recorded:
+        then, now = set(recorded.get("env_vars") or ()), set(current.get("env_vars") or ())
+        if then != now:
+            added, removed = sorted(now - then), sorted(then - now)
+            parts = [f"added {', '.join(added)}"] if added else []
+            parts += [f"removed {', '.join(removed)}"] if removed else []
+            out.append(f"env_vars: {'; '.join(parts)}")
+        elif recorded.get("env_vars_digest") != current.get("env_vars_digest"):
+            out.append("env_vars: values changed (not shown: they may be secrets)")
+    if not out and "venv" in recorded and recorded.get("venv") != current.get("venv"):
+        out.append(f"virtualenv: {_shown(recorded.get('venv'))} -> {_shown(current.get('venv'))}")
+    return tuple(out)

@@ -15,7 +15,8 @@ Capture must be cheap, because it happens for every workflow started:
   per process and storage), and the record holds its digest.
 
 Each task's ``runtime_env`` option is recorded redacted
-(:func:`~durableflow.model.environment.redact_runtime_env`). Comparing a recorded environment
+(:func:`~durableflow.model.environment.redact_runtime_env`), and what it resolves to here
+(:mod:`durableflow.runtime.task_env`). Comparing a recorded environment
 with this process's, on resume, is :mod:`durableflow.runtime.environment`.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 from durableflow.model.dag import FlatDAG
 from durableflow.model.environment import redact_runtime_env
+from durableflow.runtime.task_env import record_task_envs
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.store import WorkflowStore
@@ -249,6 +251,7 @@ def capture_environment(flat: FlatDAG, store: WorkflowStore) -> dict[str, Any]:
     env["functions"] = functions
     if task_envs:
         env["task_runtime_envs"] = task_envs
+        env.update(record_task_envs(flat.specs))  # what each option resolves to here
     return env
 
 

@@ -5,12 +5,14 @@ content-addressed) is :mod:`durableflow.runtime.env_capture`; its names are re-e
 Readers get a recorded environment back expanded (:func:`expand_environment`).
 
 The check on resume (:func:`check_environment`) compares the recorded environment with this
-process's: package versions, Python, durableflow, and the source of every task function that
-is imported by reference (a function pickled by value, e.g. one defined in ``__main__``, runs
-the recorded code, so it is not compared). Task functions are recorded per function, not per
-name: a function pickled by value (a lambda, a nested function, one in ``__main__``) is keyed
-by its place too (``__main__:<lambda>@script.py:12``), so two lambdas are two entries, and a
-change is reported with the ids of the tasks that run the changed function.
+process's: package versions, Python, durableflow, what the ``runtime_env`` option of each
+task that will run again resolves to (:mod:`durableflow.runtime.task_env`), and the source of
+every task function that is imported by reference (a function pickled by value, e.g. one
+defined in ``__main__``, runs the recorded code, so it is not compared). Task functions are
+recorded per function, not per name: a function pickled by value (a lambda, a nested
+function, one in ``__main__``) is keyed by its place too (``__main__:<lambda>@script.py:12``),
+so two lambdas are two entries, and a change is reported with the ids of the tasks that run
+the changed function.
 
 What is recorded in clear, and what is not: the run record (and ``get_metadata``) holds the
 environment above and, per task, its ``runtime_env`` option with the **values of its
@@ -18,7 +20,8 @@ environment above and, per task, its ``runtime_env`` option with the **values of
 task still gets the real values where it runs: the option is passed to the executor as given,
 and it is kept, with the task's arguments, in the task specs, which are stored in clear (signed
 with a signing key, never encrypted), like outputs, errors and user metadata. Anyone who can
-read the storage can read those.
+read the storage can read those. What each task's option resolved to is recorded with the
+names of its ``env_vars`` and a salted digest of their values, never the values.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from durableflow.runtime.env_capture import (
     pickled_by_value,
     process_environment,
 )
+from durableflow.runtime.task_env import task_env_changes
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
 
@@ -121,6 +125,9 @@ def environment_diff(
     diff = diff_environments(
         workflow_id, full, current, current_functions(recorded.get("functions") or {})
     )
+    task_envs = task_env_changes(store, workflow_id, recorded)
+    if task_envs:
+        diff = dataclasses.replace(diff, task_envs_changed=task_envs)
     named = {*diff.functions_changed, *diff.functions_missing}
     if not named:
         return diff
@@ -171,9 +178,11 @@ def check_environment(
         return diff
     message = f"workflow {record.workflow_id!r} resumes in a changed environment: {diff.summary()}"
     if policy == "error":
+        tasks = sorted(diff.task_envs_changed)
         raise EnvironmentMismatchError(
             message + " (env_policy='error'; use 'warn' or 'ignore' to resume anyway)",
             workflow_id=record.workflow_id,
+            task_id=tasks[0] if len(tasks) == 1 else None,
             diff=diff,
         )
     warnings.warn(message, EnvironmentChangedWarning, stacklevel=4)

@@ -52,7 +52,16 @@ import cloudpickle
 from durableflow.errors import RuntimeEnvError
 from durableflow.runtime.gates import AttemptGate
 
-__all__ = ["ENV_KEYS", "cache_root", "check_runtime_env", "resolve_python", "run_isolated"]
+__all__ = [
+    "ENV_KEYS",
+    "cache_root",
+    "check_runtime_env",
+    "python_version",
+    "requirements_of",
+    "resolve_python",
+    "run_isolated",
+    "venv_key",
+]
 
 ENV_KEYS = frozenset({"python", "pip", "uv", "env_vars", "working_dir"})
 
@@ -149,9 +158,7 @@ def resolve_python(env: Mapping[str, Any], task: str) -> str:
     reqs = _requirements(env, task)
     if not reqs:
         return base
-    version = _version_of(base, task)
-    key_text = json.dumps({"python": version.strip(), "requirements": reqs})
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
+    key, key_text = venv_key(python_version(base, task), reqs)
     root = cache_root()
     venv = root / key
     python = venv / "bin" / "python"
@@ -172,16 +179,38 @@ def resolve_python(env: Mapping[str, Any], task: str) -> str:
     return str(python)
 
 
+def requirements_of(env: Mapping[str, Any], task: str) -> list[str]:
+    """The sorted requirements list of a ``runtime_env`` (``pip`` or ``uv``; [] for none).
+
+    Raises:
+        RuntimeEnvError: it is not a list of requirement strings.
+    """
+    return _requirements(env, task)
+
+
+def venv_key(version: str, reqs: list[str]) -> tuple[str, str]:
+    """``(key, key text)`` of the cached virtualenv for an interpreter version and requirements."""
+    key_text = json.dumps({"python": version.strip(), "requirements": reqs})
+    return hashlib.sha256(key_text.encode()).hexdigest()[:20], key_text
+
+
 _VERSIONS: dict[tuple[str, float], str] = {}
 """Interpreter versions asked already: (path, mtime) -> ``sys.version``."""
 
 
-def _version_of(python: str, task: str) -> str:
+def python_version(python: str, task: str) -> str:
+    """``sys.version`` of the interpreter ``python`` (asked once per binary and mtime).
+
+    Raises:
+        RuntimeEnvError: it cannot be run.
+    """
     path = shutil.which(python) or python
     try:
         key = (os.path.realpath(path), os.stat(path).st_mtime)
     except OSError:
         key = (path, 0.0)
+    if key[0] == os.path.realpath(sys.executable):
+        return sys.version  # this interpreter's binary: no need to start it
     if key not in _VERSIONS:
         asked = _run([python, "-c", "import sys; print(sys.version)"], task, "ask its version")
         _VERSIONS[key] = asked.strip()
