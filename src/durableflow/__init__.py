@@ -14,6 +14,7 @@ from durableflow.errors import (
     EnvironmentMismatchError,
     InvalidWorkflowIdError,
     ResumeNotFoundError,
+    RuntimeEnvError,
     SerializationError,
     StorageError,
     StorageFullError,
@@ -28,6 +29,7 @@ from durableflow.errors import (
     WorkflowNotResumableError,
     WorkflowQueueFullError,
     WorkflowStillActiveError,
+    WorkflowTimeoutError,
 )
 from durableflow.model.dag import InputNode, WorkflowRef
 from durableflow.model.status import WorkflowStatus
@@ -44,6 +46,7 @@ __all__ = [
     "InputNode",
     "InvalidWorkflowIdError",
     "ResumeNotFoundError",
+    "RuntimeEnvError",
     "SerializationError",
     "Storage",
     "StorageError",
@@ -63,6 +66,7 @@ __all__ = [
     "WorkflowRef",
     "WorkflowStatus",
     "WorkflowStillActiveError",
+    "WorkflowTimeoutError",
     "__version__",
     "install_ray_workflow",
     "task",

@@ -34,7 +34,15 @@ __all__ = [
 ]
 
 _NAMES = frozenset(
-    {"task_id", "metadata", "catch_exceptions", "checkpoint", "max_retries", "retry_exceptions"}
+    {
+        "task_id",
+        "metadata",
+        "catch_exceptions",
+        "checkpoint",
+        "max_retries",
+        "retry_exceptions",
+        "timeout_s",
+    }
 )
 
 ALIASES = {

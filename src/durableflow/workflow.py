@@ -23,16 +23,19 @@ from typing import Any
 
 from durableflow import common
 from durableflow import errors as exceptions
+from durableflow.actors import delete_actor, get_actor, list_actors, upgrade_actor, virtual_actor
 from durableflow.client import Client
 from durableflow.client.routing import load_dag_plugins
 from durableflow.compat import WorkflowOptions, resume_not_found_as_not_resumable
 from durableflow.errors import (
+    RuntimeEnvError,
     WorkflowCancellationError,
     WorkflowError,
     WorkflowExecutionError,
     WorkflowNotFoundError,
     WorkflowNotResumableError,
     WorkflowStillActiveError,
+    WorkflowTimeoutError,
 )
 from durableflow.facade.default import client, init, is_initialized, shutdown
 from durableflow.facade.managing import (
@@ -41,6 +44,7 @@ from durableflow.facade.managing import (
     delete,
     delete_all,
     fork,
+    get_logs,
     get_metadata,
     get_retention,
     get_status,
@@ -48,6 +52,7 @@ from durableflow.facade.managing import (
     restart,
     set_retention,
 )
+from durableflow.model import events
 from durableflow.model.dag import (
     Continuation,
     InputNode,
@@ -57,10 +62,11 @@ from durableflow.model.dag import (
     execute,
     register_hook,
 )
-from durableflow.model.events import EventListener, sleep, wait_for_event
+from durableflow.model.events import EventListener
 from durableflow.model.status import WorkflowStatus
 from durableflow.model.task import TaskFunction, task  # noqa: F401
 from durableflow.runtime.context import current_task_id, current_workflow_id, in_task
+from durableflow.runtime.gates import cancelled, check_cancelled
 
 __all__ = [
     "CANCELED",
@@ -72,6 +78,7 @@ __all__ = [
     "Client",
     "EventListener",
     "InputNode",
+    "RuntimeEnvError",
     "WorkflowCancellationError",
     "WorkflowError",
     "WorkflowExecutionError",
@@ -80,17 +87,23 @@ __all__ = [
     "WorkflowRef",
     "WorkflowStatus",
     "WorkflowStillActiveError",
+    "WorkflowTimeoutError",
     "cancel",
     "cancel_all",
+    "cancelled",
+    "check_cancelled",
     "client",
     "common",
     "continuation",
     "delete",
+    "delete_actor",
     "delete_all",
     "exceptions",
     "fork",
+    "get_actor",
     "get_current_task_id",
     "get_current_workflow_id",
+    "get_logs",
     "get_metadata",
     "get_output",
     "get_output_async",
@@ -98,6 +111,7 @@ __all__ = [
     "get_status",
     "init",
     "is_initialized",
+    "list_actors",
     "list_all",
     "options",
     "restart",
@@ -113,6 +127,8 @@ __all__ = [
     "step",
     "submit",
     "task",
+    "upgrade_actor",
+    "virtual_actor",
     "wait_for_event",
 ]
 
@@ -149,10 +165,17 @@ def run(
     *args: Any,
     workflow_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
     **kwargs: Any,
 ) -> Any:
-    """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead."""
-    return client().run(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+    """Run a DAG durably and return its output; a stored ``workflow_id`` is resumed instead.
+
+    ``timeout_s``: the workflow's time limit; each run (a resume too) gets it afresh. Past it
+    the workflow is FAILED with ``WorkflowTimeoutError`` (the cause of the error raised here).
+    """
+    return client().run(
+        dag, *args, workflow_id=workflow_id, metadata=metadata, timeout_s=timeout_s, **kwargs
+    )
 
 
 def run_async(
@@ -161,15 +184,22 @@ def run_async(
     workflow_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     detached: bool = False,
+    timeout_s: float | None = None,
     **kwargs: Any,
 ) -> Any:
     """Start a DAG durably; returns a future of its output (a ``ray.ObjectRef`` on Ray).
 
     ``detached=True``: store it PENDING for a ``durableflow worker`` and return a future already
-    resolved to the workflow id (see :func:`submit`).
+    resolved to the workflow id (see :func:`submit`). ``timeout_s``: as in :func:`run`.
     """
     return client().run_async(
-        dag, *args, workflow_id=workflow_id, metadata=metadata, detached=detached, **kwargs
+        dag,
+        *args,
+        workflow_id=workflow_id,
+        metadata=metadata,
+        detached=detached,
+        timeout_s=timeout_s,
+        **kwargs,
     )
 
 
@@ -178,10 +208,16 @@ def submit(
     *args: Any,
     workflow_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    timeout_s: float | None = None,
     **kwargs: Any,
 ) -> str:
-    """Store a DAG as a PENDING workflow for a ``durableflow worker``; return its id at once."""
-    return client().submit(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+    """Store a DAG as a PENDING workflow for a ``durableflow worker``; return its id at once.
+
+    ``timeout_s``: as in :func:`run`, counted from the start of each run on a worker.
+    """
+    return client().submit(
+        dag, *args, workflow_id=workflow_id, metadata=metadata, timeout_s=timeout_s, **kwargs
+    )
 
 
 def schedule(
@@ -239,12 +275,31 @@ def get_output_async(workflow_id: str, *, task_id: str | None = None) -> Any:
     return client().get_output_async(workflow_id, task_id=task_id)
 
 
+def sleep(seconds: float) -> TaskNode:
+    """A node that finishes ``seconds`` after it first starts, durably (output None).
+
+    Inside a task of a canceled workflow it raises ``WorkflowCancellationError`` instead.
+    """
+    check_cancelled()
+    return events.sleep(seconds)
+
+
+def wait_for_event(listener_type: type[EventListener], *args: Any, **kwargs: Any) -> TaskNode:
+    """A node whose output is the next event of ``listener_type`` (polled with ``args``).
+
+    Inside a task of a canceled workflow it raises ``WorkflowCancellationError`` instead.
+    """
+    check_cancelled()
+    return events.wait_for_event(listener_type, *args, **kwargs)
+
+
 def continuation(dag: Any) -> Any:
     """Inside a task: continue the workflow with ``dag``. Outside: run ``dag`` now."""
     node = as_node(load_dag_plugins(dag))
     if not isinstance(node, TaskNode):
         raise TypeError(f"continuation() takes a DAG node (from .bind()), got {dag!r}")
     if in_task():
+        check_cancelled()
         return Continuation(node)
     if node is not dag and "ray" in sys.modules:  # a Ray DAG: run it on Ray, like Ray did
         from durableflow.ray.dag import execute_ray_dag, is_ray_dag

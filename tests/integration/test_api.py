@@ -51,6 +51,7 @@ def wait_gate(value: int, gate: str) -> int:
     deadline = time.monotonic() + 30
     while not os.path.exists(gate):
         assert time.monotonic() < deadline, "gate never opened"
+        workflow.check_cancelled()  # a canceled workflow's thread task stops here
         time.sleep(0.005)
     return value
 

@@ -49,9 +49,9 @@ class Recording(Runner):
     def _inner(self) -> EmbeddedRunner:
         return self.client._embedded
 
-    def start(self, workflow_id, dag, args, kwargs, metadata):  # type: ignore[no-untyped-def]
+    def start(self, workflow_id, dag, args, kwargs, metadata, timeout_s=None):  # type: ignore[no-untyped-def]
         self.calls.append(("start", workflow_id))
-        return self._inner.start(workflow_id, dag, args, kwargs, metadata)
+        return self._inner.start(workflow_id, dag, args, kwargs, metadata, timeout_s)
 
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Future[Any]:
         self.calls.append(("resume", workflow_id))

@@ -77,6 +77,7 @@ def test_public_names_are_pinned():
         "InputNode",
         "InvalidWorkflowIdError",
         "ResumeNotFoundError",
+        "RuntimeEnvError",
         "SerializationError",
         "Storage",
         "StorageError",
@@ -96,6 +97,7 @@ def test_public_names_are_pinned():
         "WorkflowRef",
         "WorkflowStatus",
         "WorkflowStillActiveError",
+        "WorkflowTimeoutError",
         "__version__",
         "install_ray_workflow",
         "task",
@@ -131,11 +133,7 @@ def test_import_durableflow_does_not_import_ray_boto3_or_web_libraries():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- task kinds that cannot be tasks yet (issue 10.10) -------------------------------------------
-
-
-async def _async_add(a: int, b: int) -> int:
-    return a + b
+# --- task kinds that cannot be tasks (issue 10.10; async def tasks run since issue 15) -----------
 
 
 def _gen_numbers(n: int):
@@ -147,22 +145,15 @@ async def _async_gen_numbers(n: int):
         yield i
 
 
-class _AsyncCallable:
-    async def __call__(self, x: int) -> int:
-        return x
-
-
 @pytest.mark.parametrize(
     ("func", "words"),
     [
-        (_async_add, "async def"),
         (_gen_numbers, "generator function"),
         (_async_gen_numbers, "async generator"),
-        (_AsyncCallable(), "async def"),
     ],
-    ids=["async-def", "generator", "async-generator", "async-callable-object"],
+    ids=["generator", "async-generator"],
 )
-def test_async_and_generator_functions_are_refused_at_decoration(func, words):
+def test_generator_functions_are_refused_at_decoration(func, words):
     from durableflow import workflow
 
     for decorate in (workflow.task, workflow.task(max_retries=1), workflow.step):
@@ -173,22 +164,6 @@ def test_async_and_generator_functions_are_refused_at_decoration(func, words):
         assert "not supported" in message or "cannot be checkpointed" in message, message
     name = getattr(func, "__qualname__", None) or repr(func)
     assert name in message
-
-
-def test_an_async_task_never_reaches_storage(tmp_path):
-    from durableflow import Client, workflow
-
-    with pytest.raises(TypeError, match="async tasks are not supported yet"):
-
-        @workflow.task
-        async def fetch() -> int:
-            return 1
-
-    client = Client(str(tmp_path / "store"))
-    try:
-        assert client.list_all() == []
-    finally:
-        client.close()
 
 
 # --- calling a task directly (issue 10.11: kept, warned once per function) -----------------------

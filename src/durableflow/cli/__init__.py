@@ -19,6 +19,7 @@ import click
 
 from durableflow.cli._common import CliState, convert_errors, install_warning_printer, setup_logging
 from durableflow.cli.actions import cancel, delete, resume
+from durableflow.cli.actors import actor
 from durableflow.cli.env import env
 from durableflow.cli.logs import logs
 from durableflow.cli.retention import prune, retention
@@ -95,6 +96,7 @@ for command in (
     schedule,
     env,
     ui,
+    actor,
 ):
     cli.add_command(command)
 

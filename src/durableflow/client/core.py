@@ -19,21 +19,17 @@ from durableflow.client.runners import EmbeddedRunner, Handle
 from durableflow.client.scheduling import Scheduling
 from durableflow.client.steering import Steering
 from durableflow.client.stopping import Stopping
+from durableflow.client.submitting import Submitting
 from durableflow.errors import WorkflowError
 from durableflow.executors.base import Executor
-from durableflow.model.dag import FlatDAG, flatten
 from durableflow.model.environment import validate_env_policy
 from durableflow.model.ids import new_workflow_id, validate_workflow_id
-from durableflow.model.records import check_metadata
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.lease import DEFAULT_TTL, LeaseKeeper
-from durableflow.runtime.listing import waiting_for_runner
 from durableflow.runtime.reader import Reader, StatusFilter
 from durableflow.runtime.run_queue import RunQueue
 from durableflow.runtime.scheduler import Scheduler
-from durableflow.runtime.starting import Launcher, new_record
-from durableflow.runtime.submission import submit_detached
-from durableflow.runtime.workers import warn_if_no_worker
+from durableflow.runtime.starting import Launcher
 from durableflow.storage import layout
 from durableflow.storage.base import Storage
 from durableflow.storage.serializer import Serializer
@@ -134,11 +130,14 @@ class Client:
         """Where the workflows this Client starts and resumes run (:mod:`.runners`)."""
         self._stopping = Stopping(self.store, self.leases, self._runs)
         self._steering = Steering(self.store, self.leases, self, self._bulk_size())
-        self._scheduling = Scheduling(self.storage, self.store, self._submit_flat)
+        self._submitting = Submitting(self.store, self.leases, self._check_open)
+        self._scheduling = Scheduling(self.storage, self.store, self._submitting.submit_flat)
         self._closed = False
         log.info("durableflow storage: %s", self.storage.url)
 
     # The calls its parts answer (each part's module documents its protocols); reads: Reader.
+    submit = forward("_submitting", Submitting.submit)
+    waiting_workflows = forward("_submitting", Submitting.waiting_workflows)
     cancel = forward("_stopping", Stopping.cancel)
     delete = forward("_stopping", Stopping.delete)
     restart = forward("_steering", Steering.restart)
@@ -159,6 +158,7 @@ class Client:
     get_output = forward("reader", Reader.get_output)
     get_metadata = forward("reader", Reader.get_metadata)
     environment_diff = forward("reader", Reader.environment_diff)
+    get_logs = forward("reader", Reader.get_logs)
 
     @property
     def scheduler(self) -> Scheduler:
@@ -185,17 +185,22 @@ class Client:
         *args: Any,
         workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run a DAG to the end and return its output (resumes a stored ``workflow_id``).
 
+        ``timeout_s``: the workflow's time limit, stored with it; each run (a resume too) gets
+        it afresh from its own start. Past it no task starts, running ones are stopped and the
+        workflow is FAILED with a ``WorkflowTimeoutError``.
+
         Raises:
-            WorkflowExecutionError: a task failed; its exception is the cause.
+            WorkflowExecutionError: a task failed (or the time limit passed); the cause says.
             WorkflowStillActiveError: the id is running elsewhere now.
         """
         self._check_open()
         return self.runner.run(
-            self._new_id(workflow_id), load_dag_plugins(dag), args, kwargs, metadata
+            self._new_id(workflow_id), load_dag_plugins(dag), args, kwargs, metadata, timeout_s
         )
 
     def run_async(
@@ -205,6 +210,7 @@ class Client:
         workflow_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         detached: bool = False,
+        timeout_s: float | None = None,
         **kwargs: Any,
     ) -> Handle:
         """Start a DAG and return a future of its output (a ``ray.ObjectRef`` on Ray's runner).
@@ -215,12 +221,19 @@ class Client:
         if detached:
             submitted: Future[Any] = Future()
             submitted.set_result(
-                self.submit(dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs)
+                self.submit(
+                    dag,
+                    *args,
+                    workflow_id=workflow_id,
+                    metadata=metadata,
+                    timeout_s=timeout_s,
+                    **kwargs,
+                )
             )
             return submitted
         self._check_open()
         wid = self._new_id(workflow_id)
-        return self.runner.start(wid, load_dag_plugins(dag), args, kwargs, metadata)
+        return self.runner.start(wid, load_dag_plugins(dag), args, kwargs, metadata, timeout_s)
 
     def resume(
         self,
@@ -276,12 +289,6 @@ class Client:
         return validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
 
     # --- inspecting -------------------------------------------------------------------------
-    def waiting_workflows(
-        self, include_resumable: bool = True, skip: frozenset[str] = frozenset()
-    ) -> list[str]:
-        """Workflows a worker may run, oldest first: PENDING with no owner (and RESUMABLE)."""
-        return waiting_for_runner(self.store, include_resumable, skip)
-
     def get_output_async(self, workflow_id: str, *, task_id: str | None = None) -> Handle:
         """Like :meth:`get_output`, returning a future (a ``ray.ObjectRef`` on Ray's runner)."""
         return self.runner.output(validate_workflow_id(workflow_id), task_id)
@@ -329,39 +336,7 @@ class Client:
         if self._owns_storage:
             self.storage.close()
 
-    # --- operating: detached runs, schedules, environments (durableflow worker, CLI) ----------
-    def submit(
-        self,
-        dag: Any,
-        *args: Any,
-        workflow_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        """Store a DAG as a PENDING workflow for a worker to run, and return its id at once.
-
-        Nothing runs in this process (start one with ``durableflow worker``). Task functions
-        travel pickled: by reference when importable (the worker must import the same module),
-        by value when defined in ``__main__`` or a notebook. An id already stored is left as it is.
-
-        Raises:
-            WorkflowStillActiveError: another process submits or runs this id right now.
-        """
-        self._check_open()
-        workflow_id = (
-            validate_workflow_id(workflow_id) if workflow_id is not None else new_workflow_id()
-        )
-        metadata = check_metadata(metadata, workflow_id)
-        flat = flatten(load_dag_plugins(dag), inputs=(args, kwargs))
-        self._submit_flat(workflow_id, flat, metadata)
-        warn_if_no_worker(self.storage)
-        return workflow_id
-
-    def _submit_flat(self, workflow_id: str, flat: FlatDAG, metadata: dict[str, Any]) -> bool:
-        data = self.store.encode_specs(workflow_id, flat)
-        record = new_record(self.store, workflow_id, flat, metadata)
-        return submit_detached(self.store, self.leases, record, data)
-
+    # --- operating ---------------------------------------------------------------------------
     def stop(self, workflow_id: str) -> bool:
         """Stop a workflow this Client runs, leaving it RESUMABLE; False if it does not run here."""
         active = self._runs.active(workflow_id)

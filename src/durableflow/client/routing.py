@@ -78,9 +78,10 @@ class AutoRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Handle:
         """The start of the runner that claims ``dag``."""
-        return self._for(dag=dag).start(workflow_id, dag, args, kwargs, metadata)
+        return self._for(dag=dag).start(workflow_id, dag, args, kwargs, metadata, timeout_s)
 
     def run(
         self,
@@ -89,9 +90,10 @@ class AutoRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Any:
         """The run of the runner that claims ``dag``."""
-        return self._for(dag=dag).run(workflow_id, dag, args, kwargs, metadata)
+        return self._for(dag=dag).run(workflow_id, dag, args, kwargs, metadata, timeout_s)
 
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Handle:
         """The resume of the runner that claims the stored workflow."""

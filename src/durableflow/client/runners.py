@@ -61,9 +61,11 @@ class Runner(abc.ABC):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Handle:
         """Store and claim a new workflow (a stored id is resumed) and start it.
 
+        ``timeout_s``: the workflow's time limit (stored with it, each run from its start).
         Returns once the workflow is durable (its errors, such as a bad input or an id running
         elsewhere, are raised here), with the handle of its output.
         """
@@ -75,9 +77,10 @@ class Runner(abc.ABC):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Any:
         """:meth:`start`, then wait for the output."""
-        return self.result(self.start(workflow_id, dag, args, kwargs, metadata))
+        return self.result(self.start(workflow_id, dag, args, kwargs, metadata, timeout_s))
 
     @abc.abstractmethod
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Handle:
@@ -133,9 +136,10 @@ class EmbeddedRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Future[Any]:
         """Flatten the DAG with its inputs and start it in a thread (:meth:`Launcher.start`)."""
-        return self._launch(workflow_id, dag, args, kwargs, metadata, inline=False)
+        return self._launch(workflow_id, dag, args, kwargs, metadata, timeout_s, inline=False)
 
     def run(
         self,
@@ -144,9 +148,12 @@ class EmbeddedRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Any:
         """Like :meth:`start`, driving the workflow in the calling thread."""
-        return self._launch(workflow_id, dag, args, kwargs, metadata, inline=True).result()
+        return self._launch(
+            workflow_id, dag, args, kwargs, metadata, timeout_s, inline=True
+        ).result()
 
     def _launch(
         self,
@@ -155,12 +162,13 @@ class EmbeddedRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None,
         *,
         inline: bool,
     ) -> Future[Any]:
         metadata = check_metadata(metadata, workflow_id)
         flat = flatten(dag, inputs=(args, kwargs))
-        return self._launcher.start(workflow_id, flat, metadata, inline=inline)
+        return self._launcher.start(workflow_id, flat, metadata, inline=inline, timeout_s=timeout_s)
 
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Future[Any]:
         """:meth:`Launcher.resume` in a thread."""

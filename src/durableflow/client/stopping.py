@@ -44,11 +44,14 @@ class Stopping:
     def _status(self, workflow_id: str) -> WorkflowStatus:
         return effective_status(self.store, self._record(workflow_id))
 
-    def cancel(self, workflow_id: str, timeout: float = 30.0) -> None:
+    def cancel(self, workflow_id: str, timeout: float = 30.0, *, wait: bool = True) -> None:
         """Cancel a workflow: no new task starts; its status becomes CANCELED.
 
         A finished (SUCCESSFUL) or already CANCELED workflow is left as it is. A workflow run by
-        another process is asked through storage; this waits up to ``timeout`` seconds for it.
+        another process is asked through storage. ``wait`` (the default): return once nothing of
+        the workflow runs any more (its running attempts stopped: killed on the process pool and
+        Ray, cooperatively on threads), waiting up to ``timeout`` seconds; ``wait=False``: return
+        once the cancel is requested.
         """
         record = self._record(workflow_id)
         queued = self._runs.take_queued(workflow_id)
@@ -64,6 +67,8 @@ class Stopping:
         active = self._runs.active(workflow_id)
         if active is not None:
             active[0].request_cancel()
+            if not wait:
+                return
             try:
                 active[1].exception(timeout)
             except TimeoutError:
@@ -76,6 +81,8 @@ class Stopping:
             return
         if status in ACTIVE and self.store.read_lease(workflow_id)[1] is not None:  # owned
             self.store.request_cancel(workflow_id)
+            if not wait:
+                return
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self._status(workflow_id) not in ACTIVE:

@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any
 
+from durableflow import telemetry
 from durableflow.client import Client
 from durableflow.compat import check_limit
 from durableflow.executors.base import Executor
@@ -31,11 +32,15 @@ def init(
     max_pending_workflows: int | None = None,
     executor: str | Executor | None = None,
     signing_key: bytes | str | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
     **client_options: Any,
 ) -> Client:
     """Create the default Client (optional: every call below does it on first use).
 
     Calling it again with the same (or no) settings returns the same Client.
+    ``tracer_provider`` / ``meter_provider``: OpenTelemetry providers durableflow traces and
+    measures with instead of the global ones (:func:`durableflow.telemetry.configure`).
 
     Raises:
         TypeError: a limit that is not an int.
@@ -46,6 +51,8 @@ def init(
     global _client
     check_limit("max_running_workflows", max_running_workflows, 1)
     check_limit("max_pending_workflows", max_pending_workflows, 0)
+    if tracer_provider is not None or meter_provider is not None:
+        telemetry.configure(tracer_provider=tracer_provider, meter_provider=meter_provider)
     with _lock:
         if _client is not None:
             if storage is not None and not _same_storage(_client, storage):

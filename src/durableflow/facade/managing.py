@@ -21,6 +21,7 @@ __all__ = [
     "delete",
     "delete_all",
     "fork",
+    "get_logs",
     "get_metadata",
     "get_retention",
     "get_status",
@@ -40,6 +41,15 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
     return client().get_metadata(workflow_id, task_id)
 
 
+def get_logs(workflow_id: str, task_id: str | None = None) -> dict[str, list[Any]]:
+    """What each task attempt printed and logged: ``{task_id: [AttemptLog, ...]}``, oldest first.
+
+    Raises:
+        WorkflowNotFoundError: no such workflow, or no such task in it.
+    """
+    return client().get_logs(workflow_id, task_id)
+
+
 def list_all(
     status_filter: str | WorkflowStatus | Iterable[str | WorkflowStatus] | None = None,
     **filters: Any,
@@ -51,9 +61,13 @@ def list_all(
     return client().list_all(status_filter, **filters)
 
 
-def cancel(workflow_id: str) -> None:
-    """Cancel a workflow; its checkpoints are kept, and it cannot be resumed."""
-    client().cancel(workflow_id)
+def cancel(workflow_id: str, *, wait: bool = True, timeout: float = 30.0) -> None:
+    """Cancel a workflow; its checkpoints are kept, and it cannot be resumed.
+
+    ``wait``: return once nothing of it runs any more (up to ``timeout`` seconds); else once
+    the cancel is requested (``Client.cancel``).
+    """
+    client().cancel(workflow_id, timeout, wait=wait)
 
 
 def delete(workflow_id: str) -> None:

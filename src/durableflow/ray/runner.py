@@ -70,6 +70,7 @@ class RayRunner(Runner):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> Any:
         """Start a workflow on the cluster once it is stored; the ObjectRef of its output."""
         from durableflow.ray.dag import portable
@@ -80,7 +81,9 @@ class RayRunner(Runner):
         shipped = pack(node) if isinstance(node, TaskNode) else node  # deep DAGs pickle packed
         args = tuple(portable(a, argument=True) for a in args)  # ObjectRefs stored by value
         kwargs = {k: portable(v, argument=True) for k, v in kwargs.items()}
-        result(actor.start.remote(settings, shipped, args, kwargs, workflow_id, metadata))
+        result(
+            actor.start.remote(settings, shipped, args, kwargs, workflow_id, metadata, timeout_s)
+        )
         return actor.wait.remote(settings, workflow_id)
 
     def resume_async(self, workflow_id: str, *, wait: bool = True) -> Any:
