@@ -117,13 +117,22 @@ class Coordinator:
         kwargs: dict[str, Any],
         workflow_id: str,
         metadata: dict[str, Any] | None,
+        timeout_s: float | None = None,
     ) -> None:
-        """Store and claim a new workflow (or resume a stored one) and start running it."""
+        """Store and claim a new workflow (or resume a stored one) and start running it.
+
+        ``timeout_s``: the workflow's time limit (``Client.run``'s).
+        """
         if isinstance(dag, PackedDAG):
             dag = unpack(dag)
         try:
             future = self._client(settings).run_async(
-                dag, *args, workflow_id=workflow_id, metadata=metadata, **kwargs
+                dag,
+                *args,
+                workflow_id=workflow_id,
+                metadata=metadata,
+                timeout_s=timeout_s,
+                **kwargs,
             )
         except BaseException as err:
             raise _portable(err) from err.__cause__
