@@ -15,6 +15,8 @@ Layout version 1::
     v1/index/<STATUS>/<wid>                status index entry (empty)
     v1/index/dirty/<wid>                   a status change in flight (JSON: old and new status),
                                            or a delete in progress (the tombstone: no new status)
+    v1/created/<created_at>~<wid>          creation index entry (empty): the run record's
+                                           created_at (repr, exact) before the id
     v1/schedules/<name>/spec               a recurring workflow's schedule (JSON)
     v1/schedules/<name>/dag                its DAG or DAG factory (pickled envelope)
     v1/schedules/<name>/state              its firing cursor (JSON, compare-and-swap)
@@ -35,6 +37,8 @@ __all__ = [
     "attempt_key",
     "attempts_prefix",
     "cancel_key",
+    "created_key",
+    "created_prefix",
     "dirty_key",
     "dirty_prefix",
     "environment_key",
@@ -46,6 +50,7 @@ __all__ = [
     "lease_key",
     "output_key",
     "outputs_prefix",
+    "parse_created",
     "run_key",
     "schedule_dag_key",
     "schedule_key",
@@ -150,6 +155,36 @@ def index_key(status: str, workflow_id: str) -> str:
 def dirty_prefix() -> str:
     """Prefix of the in-flight status change markers."""
     return f"{_ROOT}/index/dirty/"
+
+
+def created_prefix() -> str:
+    """Prefix of the creation index: one empty entry ``<created_at>~<wid>`` per workflow."""
+    return f"{_ROOT}/created/"
+
+
+def created_key(created_at: float, workflow_id: str) -> str | None:
+    """A workflow's creation index entry, or None when its name would pass 255 bytes.
+
+    The name is ``repr`` of the run record's ``created_at`` (exact when parsed back), ``~``,
+    and the id: one listing of :func:`created_prefix` orders every workflow by creation time.
+    A name longer than a file name may be (an id near 255 bytes) gets no entry; readers then
+    read the run record, as for workflows stored before the index existed.
+    """
+    name = f"{float(created_at)!r}~{workflow_id}"
+    if len(name.encode()) > 255:
+        return None
+    return f"{_ROOT}/created/{name}"
+
+
+def parse_created(name: str) -> tuple[float, str] | None:
+    """``(created_at, workflow_id)`` of a creation index entry's name; None if it is not one."""
+    stamp, sep, workflow_id = name.partition("~")
+    if not sep or not workflow_id:
+        return None
+    try:
+        return float(stamp), workflow_id
+    except ValueError:
+        return None
 
 
 def dirty_key(workflow_id: str) -> str:
