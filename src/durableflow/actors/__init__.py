@@ -20,10 +20,12 @@
 
 The modules: :mod:`.api` (the decorator, classes, handles, methods), :mod:`.manage` (get, list,
 delete, upgrade, inspect; the workers' drain), :mod:`.runtime` (the call protocol: submit,
-drain, commit) over :mod:`.reading` (the committed state, readonly calls), :mod:`.registry`
-and :mod:`.drivers` (this process's runtimes and threads), :mod:`.store` and :mod:`._layout`
-(storage keys and values), :mod:`.records` (plain data, state and result codecs),
-:mod:`.environment` (the class and environment recorded and checked), :mod:`.errors`.
+drain, commit) over :mod:`.calls` (the callers' futures and driver) and :mod:`.reading` (the
+committed state, readonly calls), :mod:`.body` (running a method's body, here or as a Ray task
+by :mod:`durableflow.ray.actors`), :mod:`.draining` (the workers' mailbox drain),
+:mod:`.registry` and :mod:`.drivers` (this process's runtimes and threads), :mod:`.store` and
+:mod:`._layout` (storage keys and values), :mod:`.records` (plain data, state and result
+codecs), :mod:`.environment` (the class and environment recorded and checked), :mod:`.errors`.
 """
 
 from durableflow.actors.api import ActorClass, ActorHandle, ActorMethod, readonly, virtual_actor
