@@ -145,6 +145,22 @@ def test_times_come_from_the_attempt_that_the_status_is_about():
     assert lost.lost and (lost.start_time, lost.end_time, lost.duration) == (10.0, None, None)
 
 
+def test_an_attempt_record_older_than_the_latest_attempt_stays_in_the_history():
+    first = record(1, AttemptState.FAILED, end=11.0, error=BOOM).summary()
+    second = record(2, AttemptState.FAILED, end=13.0, error=BOOM, previous=(first,))
+    # Attempt 3 succeeded too fast to write a record: its checkpoint header says so.
+    header = {"start": 20.0, "end": 20.01, "attempt": 3}
+    done = observe(W.SUCCESSFUL, header=header, attempt=second)
+    assert (done.status, done.attempts, done.last_attempt) == (S.SUCCESSFUL, 3, None)
+    assert [entry["attempt"] for entry in done.history] == [1, 2]
+    assert done.history[1] == second.summary()
+    # The latest record kept: its own earlier attempts are the history.
+    running = observe(W.RUNNING, attempt=record(3, previous=(first, second.summary())))
+    assert running.last_attempt is not None and running.last_attempt.attempt == 3
+    assert [entry["attempt"] for entry in running.history] == [1, 2]
+    assert observe(W.RUNNING).history == ()
+
+
 def test_a_continuation_header_gives_the_parent_its_attempt_when_no_record_does():
     own = {"tasks": 1, "start": 5.0, "end": 6.0, "attempt": 2}
     running = observe(W.RUNNING, continuation=own)

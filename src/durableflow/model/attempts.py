@@ -220,6 +220,10 @@ class TaskView:
     lost: bool = False
     """The latest attempt has no outcome and nobody waits for it: its worker or runner was
     lost (a crash); it counts in ``attempts``."""
+    history: tuple[dict[str, Any], ...] = ()
+    """Earlier attempts known from the attempt record, oldest first (the entries of
+    :attr:`AttemptRecord.previous`): kept when the record itself is older than the latest
+    attempt (a last attempt too short to write one), so readers never lose them."""
 
     @property
     def duration(self) -> float | None:
@@ -291,7 +295,9 @@ def observe_task(
         attempt.attempt if attempt else 0,
         error.attempts if error else 0,
     )
+    history = attempt.previous if attempt is not None else ()
     if attempt is not None and attempt.attempt < attempts:
+        history = (*attempt.previous, attempt.summary())  # it stays part of the history
         attempt = None  # an older attempt's record: the checkpoint or error record is newer
     if error is not None and error.attempts < attempts:
         error = None  # about an earlier attempt
@@ -304,7 +310,7 @@ def observe_task(
 
     def view(status: ObservedTaskStatus, *, lost: bool = False) -> TaskView:
         shown = failure if failed else None
-        return TaskView(status, attempts, start, end, shown, attempt, lost)
+        return TaskView(status, attempts, start, end, shown, attempt, lost, history)
 
     if header:
         if "start" in header:  # written by the worker: the successful attempt's own times

@@ -199,6 +199,10 @@ class TaskInfo:
     """How many continuations deep it is (0: the submitted DAG)."""
     options: TaskOptions | None
     """Its options (None when its spec cannot be loaded here)."""
+    history: tuple[dict[str, Any], ...] = ()
+    """Its earlier attempts, oldest first (``attempt, start, end, state, host, pid, error``):
+    the attempt record's ``previous``, plus the record's own attempt when a later one left no
+    record. With :attr:`last_attempt`, every attempt up to the 20 before the latest."""
 
     @property
     def duration(self) -> float | None:

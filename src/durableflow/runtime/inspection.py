@@ -105,6 +105,7 @@ def task_info(
         parent=parent,
         depth=depth,
         options=options,
+        history=view.history,
     )
 
 
