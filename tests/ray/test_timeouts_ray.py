@@ -101,3 +101,23 @@ def _result(ref: object) -> object:
     if isinstance(ref, ray.ObjectRef):
         return ray.get(ref)
     return ref.result(timeout=60)  # type: ignore[attr-defined]
+
+
+@workflow.task
+def naps(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+def test_a_workflow_timeout_on_the_ray_runner_fails_it_on_the_coordinator(
+    storage_dir: Path,
+) -> None:
+    """``run(timeout_s=)`` reaches the coordinator that runs the workflow (the Ray runner)."""
+    with Client(str(storage_dir), runner="ray") as ray_client:
+        start = time.monotonic()
+        with pytest.raises(WorkflowExecutionError) as caught:
+            ray_client.run(naps.bind(30), workflow_id="ray-limit", timeout_s=1.0)
+        assert time.monotonic() - start < 25
+        assert isinstance(caught.value.__cause__, WorkflowTimeoutError)
+        assert ray_client.get_status("ray-limit") is WorkflowStatus.FAILED
+        assert ray_client.store.read_run("ray-limit").extra["timeout_s"] == 1.0
