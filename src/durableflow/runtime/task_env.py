@@ -62,29 +62,47 @@ def _vars_digest(env_vars: Mapping[str, str], salt: str) -> str:
     return f"{salt}:{hashlib.sha256((salt + canonical).encode()).hexdigest()[:32]}"
 
 
-def resolve_task_env(option: Any, task: str, salt: str) -> dict[str, Any]:
+def _interpreter(given: Any, task: str) -> tuple[str | None, str]:
+    """``(absolute path or None for durableflow's own, sys.version)`` of a ``python`` option."""
+    if not given:
+        return None, sys.version
+    base = str(given)
+    found = shutil.which(base) or base
+    if not os.path.exists(found):
+        raise RuntimeEnvError(f"task {task!r}: runtime_env python {base!r} does not exist")
+    return os.path.abspath(found), python_version(base, task)
+
+
+def resolve_task_env(
+    option: Any,
+    task: str,
+    salt: str,
+    interpreters: dict[str, tuple[str | None, str]] | None = None,
+) -> dict[str, Any]:
     """A task's ``runtime_env`` option resolved here, as it is recorded (step 1).
 
     Args:
         option: the option (``None`` or ``{}``: durableflow's own interpreter, nothing else).
         task: the task's id, for errors.
         salt: mixed into the digest of the ``env_vars`` values.
+        interpreters: interpreters resolved already, by ``python`` option (one resolution for
+            many tasks), filled as it goes.
 
     Raises:
         RuntimeEnvError: the option is malformed or its interpreter cannot be run.
     """
     env = check_runtime_env(option or {}, task)
-    given = env.get("python")
-    base = str(given or sys.executable)
-    found = shutil.which(base) or base
-    if not os.path.exists(found):
-        raise RuntimeEnvError(f"task {task!r}: runtime_env python {base!r} does not exist")
-    version = python_version(base, task)
+    given = str(env.get("python") or "")
+    if interpreters is None:
+        interpreters = {}
+    if given not in interpreters:
+        interpreters[given] = _interpreter(given, task)
+    path, version = interpreters[given]
     reqs = requirements_of(env, task)
     env_vars: Mapping[str, str] = env.get("env_vars") or {}
     working_dir = env.get("working_dir")
     return {
-        "python": None if not given else os.path.abspath(found),
+        "python": path,
         "python_version": version.split()[0] if version.split() else version,
         "requirements": reqs,
         "venv": venv_key(version, reqs)[0] if reqs else None,
@@ -100,6 +118,7 @@ def record_task_envs(specs: Iterable[TaskSpec]) -> dict[str, Any]:
     resolved: dict[str, dict[str, Any]] = {}
     digests: dict[str, str] = {}
     seen: dict[str, str | None] = {}  # an option as text (in memory only) -> its digest
+    interpreters: dict[str, tuple[str | None, str]] = {}
     for spec in specs:
         option = spec.options.executor_options.get("runtime_env")
         if option is None:
@@ -110,7 +129,7 @@ def record_task_envs(specs: Iterable[TaskSpec]) -> dict[str, Any]:
             text = repr(option)
         if text not in seen:  # a fan-out's tasks share a few options: each resolved once
             try:
-                entry = resolve_task_env(option, spec.task_id, salt)
+                entry = resolve_task_env(option, spec.task_id, salt, interpreters)
             except RuntimeEnvError as err:  # reported when the task runs
                 log.debug("task %r: runtime_env not recorded: %s", spec.task_id, err)
                 seen[text] = None
@@ -144,6 +163,7 @@ def task_env_changes(
         log.debug("workflow %r: specs not loaded to compare task envs: %s", workflow_id, err)
         return {}
     changes: dict[str, tuple[str, ...]] = {}
+    interpreters: dict[str, tuple[str | None, str]] = {}
     for flat in batches.values():
         for spec in flat.specs:
             then = envs.get(digests.get(spec.task_id, "")) if spec.task_id in again else None
@@ -152,7 +172,7 @@ def task_env_changes(
             salt = str(then.get("env_vars_digest") or "").partition(":")[0]
             option = spec.options.executor_options.get("runtime_env")
             try:
-                now = resolve_task_env(option, spec.task_id, salt or secrets.token_hex(8))
+                now = resolve_task_env(option, spec.task_id, salt or "-", interpreters)
             except RuntimeEnvError as err:
                 now = {"error": str(err)}
             lines = diff_task_env(then, now)
