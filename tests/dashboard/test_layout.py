@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from durableflow.dashboard.layout import attempts_of, layout_timeline
-from durableflow.model.attempts import AttemptRecord, AttemptState, ObservedTaskStatus
+from durableflow.model.attempts import (
+    AttemptRecord,
+    AttemptState,
+    ObservedTaskStatus,
+    observe_task,
+)
 from durableflow.model.info import TaskInfo
+from durableflow.model.status import WorkflowStatus
 
 
 def _task(attempts: int, record: AttemptRecord | None, **fields: object) -> TaskInfo:
+    """A SUCCESSFUL task whose latest attempt ``attempts`` ran 30.0 - 31.0.
+
+    ``record`` is the stored attempt record: the read model (``observe_task``) decides what
+    becomes ``last_attempt`` and ``history``, as the Reader does.
+    """
+    header = {"attempt": attempts, "start": 30.0, "end": 31.0} if attempts else None
+    view = observe_task(
+        workflow=WorkflowStatus.SUCCESSFUL,
+        epoch=None,
+        options=None,
+        header=header,
+        continued=False,
+        attempt=record,
+        error=None,
+    )
     values: dict[str, object] = {
         "workflow_id": "w",
         "task_id": "t",
@@ -18,10 +39,11 @@ def _task(attempts: int, record: AttemptRecord | None, **fields: object) -> Task
         "end_time": 31.0,
         "error": None,
         "lost": False,
-        "last_attempt": record,
+        "last_attempt": view.last_attempt,
         "parent": None,
         "depth": 0,
         "options": None,
+        "history": view.history,
     }
     values.update(fields)
     return TaskInfo(**values)  # type: ignore[arg-type]
@@ -48,12 +70,13 @@ def _outcomes(found: list[dict[str, object]]) -> list[tuple[object, object]]:
 def test_record_of_an_earlier_attempt_gives_it_and_its_history() -> None:
     """Attempt 3 ended with a checkpoint and wrote no record: attempt 2's record has 1 and 2."""
     record = _failed(2, previous=(_failed(1),))
-    task = _task(3, None)  # the read model drops the record older than the checkpoint
-    found = attempts_of(task, record)
+    task = _task(3, record)
+    assert task.last_attempt is None  # the read model drops the record older than the checkpoint
+    found = attempts_of(task)
     assert _outcomes(found) == [(1, "FAILED"), (2, "FAILED"), (3, "SUCCESSFUL")]
     assert [a["start"] for a in found] == [10.0, 20.0, 30.0]
     assert found[2]["host"] is None  # the record is not the latest attempt's
-    bars = layout_timeline([task], now=40.0, records={"t": record}).bars
+    bars = layout_timeline([task], now=40.0).bars
     assert [(b.attempt, b.outcome) for b in bars] == _outcomes(found)
 
 
@@ -70,7 +93,7 @@ def test_latest_attempt_listed_once_with_the_task_outcome() -> None:
 def test_earlier_attempt_left_running_is_lost() -> None:
     lost = AttemptRecord("t", 1, 10.0, "h", 1)  # its worker died: no outcome recorded
     record = _failed(2).after(lost)
-    found = attempts_of(_task(3, None), record)
+    found = attempts_of(_task(3, record))
     assert _outcomes(found) == [(1, "LOST"), (2, "FAILED"), (3, "SUCCESSFUL")]
 
 

@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse, Response
 from durableflow.dashboard import layout
 from durableflow.dashboard.board import Dashboard
 from durableflow.dashboard.params import multi_params, query_of
-from durableflow.model.attempts import AttemptRecord
 from durableflow.model.info import TaskInfo, WorkflowInfo
 
 __all__ = ["ACTIONS", "Api", "json_error", "task_json", "workflow_json"]
@@ -36,11 +35,11 @@ def json_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def task_json(task: TaskInfo, record: AttemptRecord | None) -> dict[str, Any]:
-    """A task's row with its attempts (``record``: its stored attempt record) and error."""
+def task_json(task: TaskInfo) -> dict[str, Any]:
+    """A task's row with its attempts and error."""
     return {
         **task.to_row(),
-        "attempt_list": layout.attempts_of(task, record),
+        "attempt_list": layout.attempts_of(task),
         "error_detail": task.error.to_json() if task.error else None,
     }
 
@@ -84,13 +83,12 @@ class Api:
         info = source.workflow(workflow_id)
         tasks = source.tasks(workflow_id, info)
         upstream = source.edges(workflow_id, tasks)
-        records = source.attempt_records(tasks, info)
         return JSONResponse(
             {
                 **workflow_json(info),
                 "tasks": [
                     {
-                        **task_json(t, records.get(t.task_id)),
+                        **task_json(t),
                         "upstream": list(upstream.get(t.task_id, ())),
                     }
                     for t in tasks
@@ -111,7 +109,7 @@ class Api:
         )
         return JSONResponse(
             {
-                **task_json(task, source.attempt_record(task)),
+                **task_json(task),
                 "options": task.options.to_json() if task.options else None,
                 "output": output,
                 "logs": source.task_logs(workflow_id, task_id),

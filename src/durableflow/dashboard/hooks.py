@@ -4,10 +4,7 @@ Each reads through the Reader's public ``store`` / ``storage`` attributes, and i
 :class:`~durableflow.dashboard.source.Source` answers with:
 
 - :func:`task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``);
-- :func:`live_workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``);
-- :func:`attempt_record` -- a task's stored attempt record when the read model dropped it as
-  older than the task's latest attempt (``ATTEMPTS HOOK``): its history is still the task's
-  earlier attempts.
+- :func:`live_workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``).
 """
 
 from __future__ import annotations
@@ -19,14 +16,11 @@ from typing import Any
 
 from durableflow.client import Reader
 from durableflow.errors import WorkflowNotFoundError
-from durableflow.model.attempts import AttemptRecord
-from durableflow.model.info import TaskInfo
 from durableflow.model.status import WorkflowStatus
 
-__all__ = ["attempt_record", "live_workers", "task_logs"]
+__all__ = ["live_workers", "task_logs"]
 
 _WORKERS_PREFIX = "v1/workers/"  # WORKERS FALLBACK: storage layout v1, until Reader.live_workers
-_ATTEMPT_KEY = "v1/workflows/{wid}/attempts/{tid}"  # storage layout v1 (ATTEMPTS HOOK)
 
 
 def task_logs(reader: Reader, workflow_id: str, task_id: str) -> list[dict[str, Any]] | None:
@@ -128,24 +122,3 @@ def live_workers(reader: Reader, clock: Callable[[], float]) -> list[dict[str, A
         if lease is not None and lease.owner in by_owner:
             by_owner[lease.owner]["holds"].append(row.workflow_id)
     return workers
-
-
-def attempt_record(reader: Reader, task: TaskInfo) -> AttemptRecord | None:
-    """ATTEMPTS HOOK: the task's attempt record, with its earlier attempts.
-
-    ``task.last_attempt`` when the read model kept it. Else, when the task made more than
-    one attempt, the stored record (storage layout v1), kept only if it is about an earlier
-    attempt: the read model drops such a record (the latest attempt ended with a checkpoint
-    or an error record and wrote none), and its ``previous`` history with it.
-    """
-    if task.last_attempt is not None or task.attempts < 2:
-        return task.last_attempt
-    key = _ATTEMPT_KEY.format(wid=task.workflow_id, tid=task.task_id)
-    raw = reader.storage.get(key)
-    if raw is None:
-        return None
-    try:
-        record = AttemptRecord.from_bytes(raw)
-    except (ValueError, KeyError, TypeError):  # informational: garbled reads as none
-        return None
-    return record if record.attempt < task.attempts else None

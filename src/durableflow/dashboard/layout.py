@@ -15,10 +15,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Mapping
 from typing import Any
 
-from durableflow.model.attempts import AttemptRecord
 from durableflow.model.info import TaskInfo
 
 __all__ = [
@@ -187,27 +185,22 @@ class Timeline:
     total: int
 
 
-def attempts_of(task: TaskInfo, record: AttemptRecord | None = None) -> list[dict[str, Any]]:
+def attempts_of(task: TaskInfo) -> list[dict[str, Any]]:
     """Every attempt known for a task, oldest first: ``attempt, start, end, outcome, host, pid``.
 
     In order, each attempt once (a later source replaces an earlier one of the same number):
 
-    1. the attempt record's ``previous`` history (the earlier attempts it keeps);
-    2. the record's own attempt, which is not always the latest: a short attempt that ended
-       with a checkpoint writes no record, and the read model then drops the older record
-       (``TaskInfo.last_attempt`` is None), so the caller passes the stored ``record``;
+    1. ``task.history``, the earlier attempts the read model knows (the attempt record's
+       ``previous``, and the record's own attempt when a later, short attempt that ended with
+       a checkpoint wrote none);
+    2. ``task.last_attempt``, the latest attempt's record, when it has one;
     3. the latest attempt, from the task's view (its outcome is the task's).
 
     An earlier attempt whose record still says RUNNING never ended: it was lost.
-
-    Args:
-        task: the task.
-        record: its stored attempt record (default: ``task.last_attempt``).
     """
     last = task.last_attempt
-    record = record or last
     by_number: dict[int | None, dict[str, Any]] = {}
-    for old in (*record.previous, record.summary()) if record else ():  # 1, 2
+    for old in (*task.history, *((last.summary(),) if last else ())):  # 1, 2
         if isinstance(old, dict) and old.get("start") is not None:
             state = str(old.get("state", "FAILED"))
             by_number[old.get("attempt")] = {
@@ -260,18 +253,12 @@ def layout_timeline(
     tasks: list[TaskInfo],
     now: float,
     width: float = 900,
-    *,
-    records: Mapping[str, AttemptRecord] | None = None,
 ) -> Timeline:
-    """One bar per attempt (see :func:`attempts_of`); RUNNING bars end at ``now``.
-
-    ``records``: stored attempt records by task id, for tasks whose view has none.
-    """
+    """One bar per attempt (see :func:`attempts_of`); RUNNING bars end at ``now``."""
     label_w, row_h, bar_h, top = 200.0, 22.0, 14.0, 24.0
     drawn = [t for t in tasks if t.start_time is not None][:TIMELINE_TASK_LIMIT]
     total = sum(1 for t in tasks if t.start_time is not None)
-    records = records or {}
-    per_task = [(t, attempts_of(t, records.get(t.task_id))) for t in drawn]
+    per_task = [(t, attempts_of(t)) for t in drawn]
     starts = [a["start"] for _, found in per_task for a in found]
     ends = [a["end"] if a["end"] is not None else now for _, found in per_task for a in found]
     t0 = min(starts, default=now)

@@ -77,9 +77,7 @@ class Pages:
             "tasks": tasks[:TASK_TABLE_LIMIT],
             "tasks_total": len(tasks),
             "dag": layout.layout_dag(tasks, upstream),
-            "timeline": layout.layout_timeline(
-                tasks, now, records=source.attempt_records(tasks, info)
-            ),
+            "timeline": layout.layout_timeline(tasks, now),
             "duration": layout_duration(info, now),
             "active": info.status in ACTIVE,
             "upstream": upstream,
@@ -114,7 +112,7 @@ class Pages:
             "task.html",
             workflow_id=workflow_id,
             task=task,
-            attempts=layout.attempts_of(task, board.source.attempt_record(task)),
+            attempts=layout.attempts_of(task),
             output=output,
             logs=board.source.task_logs(workflow_id, task_id),
             options=task.options.to_json() if task.options else None,

@@ -13,9 +13,6 @@ each, through the Reader's public ``store`` / ``storage`` attributes:
   :mod:`~durableflow.dashboard.hooks`);
 - :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``,
   :mod:`~durableflow.dashboard.hooks`);
-- :meth:`Source.attempt_record` -- a task's stored attempt record when the read model dropped
-  it as older than the task's latest attempt (``ATTEMPTS HOOK``,
-  :mod:`~durableflow.dashboard.hooks`);
 - :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled
   (:mod:`~durableflow.dashboard.preview`);
 - :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
@@ -36,7 +33,7 @@ from durableflow.errors import (
     WorkflowNotFoundError,
     WorkflowStillActiveError,
 )
-from durableflow.model.attempts import AttemptRecord, ObservedTaskStatus
+from durableflow.model.attempts import ObservedTaskStatus
 from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo
 from durableflow.model.status import ACTIVE, WorkflowStatus
 
@@ -86,7 +83,6 @@ class Source:
         self._lock = threading.Lock()
         self._info_cache: dict[tuple[str, WorkflowStatus], WorkflowInfo] = {}
         self._tasks_cache: dict[tuple[str, WorkflowStatus, float], list[TaskInfo]] = {}
-        self._records_cache: dict[tuple[str, WorkflowStatus, float], dict[str, AttemptRecord]] = {}
 
     @property
     def url(self) -> str:
@@ -183,40 +179,6 @@ class Source:
         for dag in batches.values():
             for spec in dag.specs:
                 found[spec.task_id] = tuple(spec.upstream)
-        return found
-
-    def attempt_record(self, task: TaskInfo) -> AttemptRecord | None:
-        """ATTEMPTS HOOK: the task's attempt record, with its earlier attempts.
-
-        ``task.last_attempt``, or the stored record of an earlier attempt when the read model
-        dropped it (see :func:`durableflow.dashboard.hooks.attempt_record`).
-        """
-        return hooks.attempt_record(self.reader, task)
-
-    def attempt_records(
-        self, tasks: list[TaskInfo], info: WorkflowInfo | None = None
-    ) -> dict[str, AttemptRecord]:
-        """:meth:`attempt_record` of each task that has one, by task id.
-
-        Kept with the task table of a workflow at rest (see :meth:`tasks`).
-        """
-        key = None
-        if tasks and info is not None and info.status not in ACTIVE:
-            key = (tasks[0].workflow_id, info.status, info.updated_at)
-            with self._lock:
-                cached = self._records_cache.get(key)
-            if cached is not None:
-                return cached
-        found = {}
-        for task in tasks:
-            record = self.attempt_record(task)
-            if record is not None:
-                found[task.task_id] = record
-        if key is not None:
-            with self._lock:
-                while len(self._records_cache) >= TASK_TABLES_KEPT:
-                    self._records_cache.pop(next(iter(self._records_cache)))
-                self._records_cache[key] = found
         return found
 
     def environment(self, workflow_id: str) -> dict[str, Any]:
