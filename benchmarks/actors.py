@@ -2,15 +2,18 @@
 
 Usage::
 
-    python -m benchmarks.actors [--backends file,sqlite,s3] [--calls 200] [--json OUT]
+    python -m benchmarks.actors [--backends file,sqlite,s3,ray] [--calls 200] [--json OUT]
 
-For each backend (S3: a SeaweedFS server started on 127.0.0.1 for the run), on a fresh storage:
+For each backend (S3: a SeaweedFS server started on 127.0.0.1 for the run; ``ray``: file
+storage and a Client on the Ray runner, so calls are applied by the coordinator of a local Ray
+started for the run, 2 CPUs, and each body is a Ray task), on a fresh storage:
 
 - ``mutating``: ``counter.incr.run(1)`` one after another, from one thread;
 - ``mutating x8``: the same calls from 8 threads at once (one actor: they queue);
 - ``readonly``: ``counter.get.run()`` one after another;
 - ``one-task workflow``: ``client.run(one.bind(i), workflow_id=...)`` one after another, the
-  cost a mutating call is compared with (the issue's goal: no more than it).
+  cost a mutating call is compared with (the issue's goal: no more than it; on ``ray`` a
+  workflow on the coordinator, its task a Ray task).
 
 It prints calls per second and the median cost of one call (ms); it measures and never fails
 on a time. Each number is the best of ``--repeat`` rounds (the machine is shared).
@@ -59,14 +62,31 @@ def one(i: int) -> int:
 @contextmanager
 def storage_url(backend: str, workdir: Path) -> Iterator[str]:
     """A fresh storage of ``backend`` for one measurement."""
-    if backend == "file":
-        yield str(workdir / f"file-{uuid.uuid4().hex[:8]}")
+    if backend in ("file", "ray"):
+        yield str(workdir / f"{backend}-{uuid.uuid4().hex[:8]}")
     elif backend == "sqlite":
         yield f"sqlite://{workdir / f'{uuid.uuid4().hex[:8]}.db'}"
     elif backend == "s3":
         yield _s3().url(f"bench/{uuid.uuid4().hex}")
     else:
-        raise ValueError(f"unknown backend {backend!r}; expected file, sqlite or s3")
+        raise ValueError(f"unknown backend {backend!r}; expected file, sqlite, s3 or ray")
+
+
+def open_client(backend: str, url: str) -> Client:
+    """The Client of one measurement: on the Ray runner for ``ray`` (a local Ray started)."""
+    if backend != "ray":
+        return Client(url)
+    import ray
+
+    if not ray.is_initialized():
+        root = str(Path(__file__).resolve().parents[1])  # workers import benchmarks.actors
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level="ERROR",
+            runtime_env={"env_vars": {"PYTHONPATH": root}},
+        )
+    return Client(url, executor="ray", runner="ray")
 
 
 _server: Any = None
@@ -97,7 +117,7 @@ def _per_call(fn: Callable[[int], Any], calls: int) -> list[float]:
 def measure(backend: str, calls: int, workdir: Path) -> dict[str, dict[str, float]]:
     """One round on ``backend``: every kind of call, ``calls`` times each."""
     results: dict[str, dict[str, float]] = {}
-    with storage_url(backend, workdir) as url, Client(url) as client:
+    with storage_url(backend, workdir) as url, open_client(backend, url) as client:
         counter = BenchCounter.using(client).get_or_create("bench")  # type: ignore[attr-defined]
         counter.incr.run(1)  # warm: record, environment, connections
         times = _per_call(lambda _: counter.incr.run(1), calls)

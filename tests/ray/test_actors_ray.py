@@ -72,6 +72,15 @@ class Counter:
         self.value = -1000
         raise ValueError("refused")
 
+    def incr_crashing_once(self, n: int, marker: str, runs: str) -> int:
+        with open(runs, "a") as handle:
+            handle.write("run\n")
+        if not os.path.exists(marker):
+            Path(marker).touch()
+            os._exit(1)  # the Ray worker dies in the middle of the body, the first time
+        self.value += n
+        return self.value
+
 
 @virtual_actor
 class Log:
@@ -212,3 +221,15 @@ def test_a_client_on_the_ray_executor_drains_here_and_runs_bodies_as_ray_tasks(
         assert future.result(timeout=60) == 4
         assert_ray_task(c.seen.run()[0], cpus=0.5)
         assert actor_info("local", client=client).owner is None
+
+
+@pytest.mark.slow  # Ray takes seconds to see the dead worker and start another
+def test_a_ray_worker_lost_during_a_body_is_retried_and_the_call_applies_once(
+    wf_ray: Any, tmp_path: Path
+) -> None:
+    c = Counter.get_or_create("lost", 0)
+    runs = tmp_path / "runs"
+    assert c.incr_crashing_once.run(5, str(tmp_path / "marker"), str(runs)) == 5
+    assert runs.read_text().splitlines() == ["run", "run"]  # the body ran again, in a new worker
+    assert c.get.run() == 5
+    assert [(x.seq, x.ok, x.result) for x in actor_calls("lost")] == [(1, True, "5")]
