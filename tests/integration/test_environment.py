@@ -109,6 +109,10 @@ def test_package_scan_matches_importlib_metadata_and_is_cached():
 
 
 class RecordingExecutor(ThreadExecutor):
+    """Passes ``runtime_env`` through to the executor, as Ray's does (nothing is built here)."""
+
+    handles_runtime_env = True
+
     def __init__(self) -> None:
         super().__init__()
         self.options: list[dict[str, Any]] = []
