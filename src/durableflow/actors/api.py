@@ -25,7 +25,8 @@ import importlib
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
 
 import cloudpickle
 
@@ -97,7 +98,15 @@ class _VirtualActorDecorator:
 
     readonly = staticmethod(readonly)
 
-    def __call__(self, cls: type | None = None, /, **ray_options: Any) -> Any:
+    @overload
+    def __call__(self, cls: type, /) -> ActorClass: ...
+
+    @overload
+    def __call__(self, cls: None = None, /, **ray_options: Any) -> Callable[[type], ActorClass]: ...
+
+    def __call__(
+        self, cls: type | None = None, /, **ray_options: Any
+    ) -> ActorClass | Callable[[type], ActorClass]:
         """``@virtual_actor``, or ``@virtual_actor(num_cpus=..., ...)`` with Ray options."""
         if cls is None:
             return lambda cls: ActorClass(cls, options=ray_options)
