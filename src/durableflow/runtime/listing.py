@@ -9,9 +9,13 @@ is read beyond that depends on what is asked:
 - ids and statuses, by id (the default): nothing more, however big the storage;
 - ``times=True``: the run record of each row returned (``limit`` reads for a page);
 - ``since``: the run record of each candidate, in id order, until the page is full;
-- ``newest_first=True``: the run record of every candidate (created_at orders them: no index
-  holds times), then the page. On a storage of 100,000 workflows that is 100,000 reads;
-  prefer id order (or a ``prefix``) for big storages.
+- ``newest_first=True``: one listing more, of the creation index
+  (:mod:`durableflow.storage._creation`), which orders the candidates by creation time, then
+  the run record of each row returned. A candidate without its own entry (stored by a version
+  before the index, or an id near 255 bytes) is read from its run record to be placed, as
+  every candidate was before; each row's record is checked against its entry, and a mismatch
+  (an entry left by an older version's delete) makes the page fall back to reading every
+  candidate.
 
 A cursor is an opaque string that resumes a listing after the last row of its page, in the
 same order; workflows created or deleted meanwhile appear or vanish as they would in a new
@@ -103,8 +107,8 @@ def list_workflows(
         limit: at most this many rows (None: all).
         cursor: the ``next_cursor`` of the previous page.
         times: fill each row's times (one run record read per row).
-        newest_first: order by creation time, newest first, instead of by id (reads every
-            candidate's run record; rows carry their times).
+        newest_first: order by creation time, newest first, instead of by id (from the
+            creation index; rows carry their times).
 
     Raises:
         ValueError: ``limit`` below 1, or a cursor this listing did not give.
@@ -126,13 +130,20 @@ def _page(
     after: Any,
     times: bool,
     newest_first: bool,
+    use_index: bool = True,
 ) -> tuple[list[WorkflowSummary], str | None]:
+    """One page (see :func:`list_workflows`); ``use_index`` False: no creation index."""
     order = _NEWEST if newest_first else _BY_ID
     records: dict[str, RunRecord | None]
     candidates: Iterable[tuple[str, WorkflowStatus]]
+    placed: dict[str, float] = {}  # creation times taken from the creation index
     if newest_first:
         found = scan_index(store, wanted, prefix)
         records = {w: r for w, (_, r) in found.items() if r is not None}
+        if use_index:
+            placed = {
+                w: t for w, t in store.list_created().items() if w in found and w not in records
+            }
     else:
         candidates, records = _by_id(store, wanted, prefix, after, lazy=limit is not None)
 
@@ -144,9 +155,12 @@ def _page(
     if newest_first:
         keyed: list[tuple[tuple[float, str], str]] = []
         for workflow_id in found:
-            read = record_of(workflow_id)
-            if read is not None:
+            if workflow_id in placed:
+                keyed.append(((placed[workflow_id], workflow_id), workflow_id))
+            elif (read := record_of(workflow_id)) is not None:
                 keyed.append(((read.created_at, workflow_id), workflow_id))
+        if since is not None:  # older ones are not read: each row's time is checked below
+            keyed = [item for item in keyed if item[0][0] >= since]
         keyed.sort(reverse=True)
         candidates = [(w, found[w][0]) for key, w in keyed if after is None or key < after]
     rows: list[WorkflowSummary] = []
@@ -161,6 +175,9 @@ def _page(
             record = record_of(workflow_id)
             if record is None:
                 continue
+            if workflow_id in placed and placed[workflow_id] != record.created_at:
+                # An entry left by an older version's delete: read every candidate instead.
+                return _page(store, wanted, prefix, since, limit, after, times, True, False)
             if since is not None and record.created_at < since:
                 continue
             if record.status is not status and status not in ACTIVE:

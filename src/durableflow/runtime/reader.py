@@ -164,8 +164,8 @@ class Reader:
         """A page of workflows and the cursor of the next one (None: the last page).
 
         By id, rows carry the id and the status only (no run record is read for a workflow at
-        rest) unless ``times``; ``newest_first`` reads every candidate's run record (see
-        :mod:`durableflow.runtime.listing` for the costs).
+        rest) unless ``times``; ``newest_first`` orders them by the creation index and reads
+        the run record of each row returned (see :mod:`durableflow.runtime.listing`).
 
         Args:
             statuses: only these statuses (as :meth:`list_all`).

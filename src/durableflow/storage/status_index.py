@@ -1,5 +1,8 @@
 """StatusIndex: run records, the status index protocol, and the delete protocol.
 
+The run records' reads and fenced writes are :class:`~durableflow.storage._runs.RunRecords`,
+its base; the creation index is :mod:`durableflow.storage._creation`.
+
 The status index lets ``list_all(status)`` be a listing instead of a read of every workflow:
 an empty entry ``index/<STATUS>/<wid>`` per workflow, beside its run record.
 
@@ -16,8 +19,8 @@ or a power cut, leaves a state that reads as the old or the new status:
 
 A. The first status of a new workflow, an active one (``old`` None, RUNNING or PENDING):
 
-   1. put the root task specs, if given, and the entry ``index/<NEW>/<wid>``; sync (one
-      batch);
+   1. put the root task specs, if given, the creation entry (:mod:`._creation`) and the entry
+      ``index/<NEW>/<wid>``; sync (one batch);
    2. put the run record; sync.
 
    A crash after 1 leaves specs and an entry with no run record: readers skip it, and the
@@ -37,7 +40,8 @@ B. From an active status (``old`` RUNNING or PENDING, no dirty marker):
 C. Every other change (from FAILED, RESUMABLE, SUCCESSFUL or CANCELED; from nothing to an
    inactive status; or when a dirty marker shows an interrupted change):
 
-   1. put the dirty marker ``index/dirty/<wid>`` (old and new status); sync;
+   1. put the dirty marker ``index/dirty/<wid>`` (old and new status) and, for a first status,
+      the creation entry; sync;
    2. put the run record and the entry ``index/<NEW>/<wid>``, delete the entries of the old
       status and of the active statuses (of every status after an interrupted change); sync;
       2'. as 1' of path B;
@@ -60,15 +64,15 @@ Each numbered step is a fault-injection point of the crash tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
 
-from durableflow.errors import CheckpointCorruptError, StorageError, WorkflowStillActiveError
+from durableflow.errors import CheckpointCorruptError, StorageError
 from durableflow.model.records import RunRecord
 from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.storage import layout
-from durableflow.storage._access import KeyAccess
+from durableflow.storage._runs import UNFENCED, RecordChangedError, RunRecords
 
 __all__ = ["UNFENCED", "RecordChangedError", "StatusIndex"]
 
@@ -84,61 +88,12 @@ def _is_tombstone(raw: bytes) -> bool:
     return isinstance(data, dict) and data.get("to") is None
 
 
-class _Unfenced:
-    def __repr__(self) -> str:
-        return "UNFENCED"
-
-
-UNFENCED: Any = _Unfenced()
-"""``expected`` of :meth:`WorkflowStore.set_status` for tools and tests: write unconditionally."""
-
-
-class RecordChangedError(WorkflowStillActiveError):
-    """The run record is not what this runner last wrote: another runner took the workflow."""
-
-
-class StatusIndex(KeyAccess):
+class StatusIndex(RunRecords):
     """Run records and the status index of a storage (see the module docstring)."""
 
     def put_specs(self, workflow_id: str, batch: str, data: bytes) -> None:
         """Store specs encoded by :meth:`encode_specs`."""
         self._put(layout.spec_key(workflow_id, batch), data, workflow_id)
-
-    # --- run record -----------------------------------------------------------------------
-    def read_run(self, workflow_id: str) -> RunRecord | None:
-        """The run record, or None if the workflow does not exist."""
-        return self.read_run_raw(workflow_id)[0]
-
-    def read_run_raw(self, workflow_id: str) -> tuple[RunRecord | None, bytes | None]:
-        """The run record and its stored bytes (the ``expected`` of a fenced write)."""
-        key = layout.run_key(workflow_id)
-        raw = self._get(key, workflow_id)
-        if raw is None:
-            return None, None
-        return self._parse_run(raw, workflow_id, key), raw
-
-    def _parse_run(self, raw: bytes, workflow_id: str, key: str) -> RunRecord:
-        what = f"run record of workflow {workflow_id!r} ({key})"
-        try:
-            data = self.serializer.open(raw, key=key, what=what)
-        except CheckpointCorruptError as err:
-            raise type(err)(str(err), workflow_id=workflow_id, key=key) from None
-        try:
-            return RunRecord.from_bytes(data)
-        except (ValueError, KeyError, TypeError) as err:
-            raise CheckpointCorruptError(
-                f"run record of workflow {workflow_id!r} is corrupt ({key}): {err}",
-                workflow_id=workflow_id,
-                key=key,
-            ) from err
-
-    def write_run(self, record: RunRecord) -> None:
-        """Overwrite the run record without changing the status index."""
-        self._put(layout.run_key(record.workflow_id), self._seal_run(record), record.workflow_id)
-
-    def _seal_run(self, record: RunRecord) -> bytes:
-        """The stored bytes of a run record: sealed (signed) when a signing key is set."""
-        return self.serializer.seal(record.to_bytes(), key=layout.run_key(record.workflow_id))
 
     def set_status(
         self,
@@ -175,6 +130,7 @@ class StatusIndex(KeyAccess):
             with storage.batch():  # A1
                 if specs is not None:
                     self._first_specs(wid, specs, fenced=expected is not UNFENCED)
+                self._put_created(wid, record.created_at)
                 self._put(new_key, b"", wid)
             self._write_run(wid, data, expected)  # A2
             return data
@@ -190,7 +146,10 @@ class StatusIndex(KeyAccess):
                     self._delete(layout.index_key(old.value, wid), wid)
         else:  # C
             marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
-            self._put(layout.dirty_key(wid), marker, wid)  # C1
+            with storage.batch():  # C1
+                if old is None:
+                    self._put_created(wid, record.created_at)
+                self._put(layout.dirty_key(wid), marker, wid)
             with storage.batch():  # C2
                 self._write_run(wid, data, expected)
                 self._put(new_key, b"", wid)
@@ -254,25 +213,6 @@ class StatusIndex(KeyAccess):
                 workflow_id=workflow_id,
             )
 
-    def _write_run(self, workflow_id: str, data: bytes, expected: bytes | None) -> None:
-        key = layout.run_key(workflow_id)
-        if expected is UNFENCED:
-            self._put(key, data, workflow_id)
-            return
-        if expected is None:
-            won = self._create(key, data, workflow_id, None)
-        else:
-            try:
-                won = self.storage.swap(key, expected, data)
-            except StorageError as err:
-                raise self._tag(err, workflow_id, None, key) from None
-        if not won:
-            raise RecordChangedError(
-                f"workflow {workflow_id!r}: its run record changed under this runner (another "
-                "runner took the workflow over); stopping without writing",
-                workflow_id=workflow_id,
-            )
-
     def list_index(self, status: WorkflowStatus) -> list[str]:
         """Ids of workflows whose index entry says ``status``, sorted (one folder listing)."""
         return self.storage.list_children(layout.index_prefix(status.value))
@@ -301,7 +241,7 @@ class StatusIndex(KeyAccess):
            read under the lease): a deleter paused past its lease, whose workflow was taken
            over meanwhile, fails here having written nothing (:class:`RecordChangedError`);
         2. put the tombstone ``index/dirty/<wid>`` = ``{"to": null}`` (sync);
-        3. delete the workflow's index entries, every status;
+        3. delete the workflow's index entries, every status, and its creation entry;
         4. delete the run record: from here on the workflow does not exist for any reader;
         5. delete everything else under the workflow's folder except the lease;
         6. delete the tombstone;
@@ -311,17 +251,22 @@ class StatusIndex(KeyAccess):
         """
         wid = workflow_id
         check = fence or (lambda: None)
+        record: RunRecord | None = None
         if expected is not None:
             check()
             record = self._parse_run(expected, wid, layout.run_key(wid))
             marked = record.replace(extra={**record.extra, "deleting": True})
             self._write_run(wid, self._seal_run(marked), expected)  # 1
+        else:  # the stored record, if any, names the creation entry (a garbled one: a listing)
+            with contextlib.suppress(CheckpointCorruptError):
+                record = self.read_run(wid)
         check()
         self._put(layout.dirty_key(wid), _TOMBSTONE, wid)  # 2
         check()
         with self.storage.batch():  # 3
             for status in WorkflowStatus:
                 self._delete(layout.index_key(status.value, wid), wid)
+            self._delete_created(wid, None if record is None else record.created_at)
         check()
         self._clear(wid, tombstone=True)  # 4, 5, 6
 
