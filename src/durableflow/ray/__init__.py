@@ -12,6 +12,9 @@
 - :mod:`.runner`: :class:`~durableflow.ray.runner.RayRunner`, the Client runner that sends
   starts and resumes to the coordinator (``Client(runner="ray")``, or ``"auto"`` as the facade
   chooses: see :mod:`durableflow.client.runners`), registered by name like the executor.
+- :mod:`.actors`: virtual actors on Ray (method bodies as Ray tasks with the class's Ray options;
+  calls of a Client on the Ray runner applied by the coordinator, ``run_async`` an ObjectRef),
+  imported by name from :mod:`durableflow.actors`.
 
 Only :mod:`.executor` and :mod:`.dag` import Ray at module level; this package itself imports
 nothing, so ``import durableflow`` (and any module outside this package) never needs Ray. In the
