@@ -8,6 +8,7 @@ the coordinator actor, so a test fails if the embedded path served the call.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from durableflow.actors import (
     get_actor,
     virtual_actor,
 )
+from durableflow.ray.coordinator import shutdown_coordinator
 from helpers import wait_until
 
 
@@ -71,6 +73,16 @@ class Counter:
     def fail(self) -> None:
         self.value = -1000
         raise ValueError("refused")
+
+    def slow_incr(self, gate: str, started: str) -> int:
+        Path(started).touch()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate):
+            assert time.monotonic() < deadline, "the test never opened the gate"
+            time.sleep(0.01)
+        self.value += 1
+        self.places.append(where())
+        return self.value
 
     def incr_crashing_once(self, n: int, marker: str, runs: str) -> int:
         with open(runs, "a") as handle:
@@ -233,3 +245,25 @@ def test_a_ray_worker_lost_during_a_body_is_retried_and_the_call_applies_once(
     assert runs.read_text().splitlines() == ["run", "run"]  # the body ran again, in a new worker
     assert c.get.run() == 5
     assert [(x.seq, x.ok, x.result) for x in actor_calls("lost")] == [(1, True, "5")]
+
+
+@pytest.mark.slow  # a new coordinator actor is started
+def test_a_call_of_a_killed_coordinator_stays_stored_and_the_next_call_applies_it_first(
+    wf_ray: Any, tmp_path: Path
+) -> None:
+    c = Counter.get_or_create("orphan", 0)
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    ref = c.slow_incr.run_async(str(gate), str(started))
+    wait_until(started.exists, timeout=60)
+    shutdown_coordinator()  # the writer dies in the middle of the call
+    with pytest.raises(ray.exceptions.RayError):
+        ray.get(ref, timeout=60)
+    assert actor_info("orphan").pending == (1,)
+    gate.touch()
+    assert c.incr.run(10) == 11  # a new coordinator: the dead writer's lease taken over at once
+    assert [(x.seq, x.method, x.ok) for x in actor_calls("orphan")] == [
+        (1, "slow_incr", True),
+        (2, "incr", True),
+    ]
+    for place in c.seen.run():
+        assert_ray_task(place, cpus=0.5)
