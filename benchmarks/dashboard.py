@@ -1,7 +1,7 @@
 """Dashboard numbers (issue 13): the list on a big store, the page of a big fan-out.
 
 ``python -m benchmarks.dashboard [--workflows 100000] [--fanout 10000] [--repeat 10] [--s3]
-[--keep DIR]``
+[--keep DIR] [--profile N]``
 
 1. A file store of ``--workflows`` workflows: 20 run through a Client (1 of them FAILED), the
    rest written at rest as ``benchmarks.stores.build_store`` does (a copy of a real run record
@@ -13,7 +13,9 @@
    :mod:`durableflow.dashboard.listing`), then warm (median of ``--repeat``), also filtered
    (``status=FAILED``) and a later page (by cursor).
 2. A workflow of a ``--fanout``-task fan-out (N sources into one gather), run for real; its
-   page ``GET /workflows/{id}`` and ``GET /api/workflows/{id}``, cold then warm.
+   page ``GET /workflows/{id}`` and ``GET /api/workflows/{id}``, cold then warm. With
+   ``--profile N``, the page's first view is also rendered in this thread under cProfile (a
+   fresh dashboard, no HTTP) and the N costliest calls printed (cumulative time).
 
 With ``--s3`` the list is measured on a local SeaweedFS S3 server instead (built fresh each
 time: about 6 ms per workflow to build, 3 ms to list for the first time). Prints one line per
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import os
+import pstats
 import statistics
 import tempfile
 import time
@@ -37,6 +41,8 @@ import httpx
 from benchmarks import tasks
 from durableflow import Client, WorkflowExecutionError
 from durableflow.dashboard.app import Settings
+from durableflow.dashboard.board import Dashboard
+from durableflow.dashboard.pages import Pages
 from durableflow.dashboard.server import BackgroundServer
 from durableflow.storage import layout
 from durableflow.storage.store import WorkflowStore
@@ -182,6 +188,34 @@ def bench_fanout(root: Path, width: int, repeat: int) -> None:
         server.stop()
 
 
+def profile_fanout(root: Path, width: int, top: int) -> None:
+    """The fan-out page's first view under cProfile: the ``top`` costliest calls."""
+    board = Dashboard(Settings(storage=str(root / f"fanout-{width}"), warm=False, read_only=True))
+    pages = Pages(board)
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.enable()
+    context = pages.workflow_context("fanout")
+    html = board.templates.get_template("workflow.html").render(
+        live_url="",
+        fragment=False,
+        read_only=True,
+        csrf="",
+        poll_ms=2000,
+        storage_url="",
+        statuses=[],
+        request_path="",
+        env=None,
+        workers=None,
+        **context,
+    )
+    profile.disable()
+    line("profiled: the fan-out page's first view, in-process", time.perf_counter() - start)
+    print(f"{len(html) / 1024:.0f} KiB of HTML", flush=True)
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(top)
+    board.source.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflows", type=int, default=100_000)
@@ -192,6 +226,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--keep", default=None, help="build the stores in this directory and reuse them next time"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, help="profile the fan-out page: print the N top calls"
     )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
@@ -205,6 +242,8 @@ def main() -> None:
             bench_list(root, args.workflows, args.repeat, args.s3)
         if args.fanout:
             bench_fanout(root, args.fanout, args.repeat)
+            if args.profile:
+                profile_fanout(root, args.fanout, args.profile)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from durableflow.model.attempts import ObservedTaskStatus
 from durableflow.model.info import TaskInfo
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "TIMELINE_TASK_LIMIT",
     "Bar",
     "Dag",
+    "DagTask",
     "Edge",
     "Node",
     "Timeline",
@@ -85,33 +88,55 @@ class Dag:
     grouped: bool
 
 
+class DagTask(Protocol):
+    """What the DAG's layout reads of a task (a :class:`TaskInfo` has it)."""
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+
+    @property
+    def name(self) -> str:
+        """Its name (nodes of a big DAG are grouped by it)."""
+
+    @property
+    def parent(self) -> str | None:
+        """The task whose continuation it belongs to."""
+
+    @property
+    def status(self) -> ObservedTaskStatus:
+        """Its status (the node's colour)."""
+
+
 def _short(text: str, size: int = 24) -> str:
     return text if len(text) <= size else "…" + text[-(size - 1) :]
 
 
-def layout_dag(tasks: list[TaskInfo], upstream: dict[str, tuple[str, ...]]) -> Dag:
+def layout_dag(tasks: Sequence[DagTask], upstream: dict[str, tuple[str, ...]]) -> Dag:
     """Columns by longest path; continuations after their parent; big DAGs grouped."""
     known = {t.task_id for t in tasks}
     preds: dict[str, list[tuple[str, bool]]] = {}
-    for task in tasks:
-        inside = [(u, False) for u in upstream.get(task.task_id, ()) if u in known]
-        if task.parent is not None and task.parent in known and not inside:
-            inside.append((task.parent, True))
-        preds[task.task_id] = inside
     # list_tasks gives tasks upstream first (a continuation's right under its parent), so one
-    # pass in that order sees every predecessor's column first.
+    # pass in that order sees every predecessor's column first. Most tasks of a big DAG have
+    # no predecessor (a fan-out's sources): they cost a lookup each, no list.
     column: dict[str, int] = {}
-    for task in tasks:
-        column[task.task_id] = 1 + max(
-            (column[p] for p, _ in preds[task.task_id] if p in column), default=-1
-        )
     grouped = len(tasks) > DAG_TASK_LIMIT
-    members: dict[str, list[TaskInfo]] = defaultdict(list)
+    members: dict[str, list[DagTask]] = defaultdict(list)
     key_of: dict[str, str] = {}
     order: list[str] = []
     for task in tasks:
-        key = f"{column[task.task_id]}|{task.name}|{task.status.value}" if grouped else task.task_id
-        key_of[task.task_id] = key
+        task_id = task.task_id
+        ups = upstream.get(task_id)
+        inside = [(u, False) for u in ups if u in known] if ups else []
+        if not inside and task.parent is not None and task.parent in known:
+            inside.append((task.parent, True))
+        col = 0
+        if inside:
+            preds[task_id] = inside
+            col = 1 + max((column.get(p, -1) for p, _ in inside), default=-1)
+        column[task_id] = col
+        key = f"{col}|{task.name}|{task.status.value}" if grouped else task_id
+        key_of[task_id] = key
         if key not in members:
             order.append(key)
         members[key].append(task)
@@ -134,9 +159,9 @@ def layout_dag(tasks: list[TaskInfo], upstream: dict[str, tuple[str, ...]]) -> D
             y=PAD + r * (NODE_H + ROW_GAP),
         )
     edges: dict[tuple[str, str], Edge] = {}
-    for task in tasks:
-        dst = nodes[key_of[task.task_id]]
-        for pred, cont in preds[task.task_id]:
+    for task_id, inside in preds.items():
+        dst = nodes[key_of[task_id]]
+        for pred, cont in inside:
             src = nodes[key_of[pred]]
             if src.key == dst.key or (src.key, dst.key) in edges:
                 continue
@@ -253,11 +278,17 @@ def layout_timeline(
     tasks: list[TaskInfo],
     now: float,
     width: float = 900,
+    *,
+    started: int | None = None,
 ) -> Timeline:
-    """One bar per attempt (see :func:`attempts_of`); RUNNING bars end at ``now``."""
+    """One bar per attempt (see :func:`attempts_of`); RUNNING bars end at ``now``.
+
+    ``started``: how many tasks of the workflow started, when ``tasks`` are its first ones
+    only (default: those of ``tasks``).
+    """
     label_w, row_h, bar_h, top = 200.0, 22.0, 14.0, 24.0
     drawn = [t for t in tasks if t.start_time is not None][:TIMELINE_TASK_LIMIT]
-    total = sum(1 for t in tasks if t.start_time is not None)
+    total = sum(1 for t in tasks if t.start_time is not None) if started is None else started
     per_task = [(t, attempts_of(t)) for t in drawn]
     starts = [a["start"] for _, found in per_task for a in found]
     ends = [a["end"] if a["end"] is not None else now for _, found in per_task for a in found]

@@ -69,18 +69,18 @@ class Pages:
         """What the workflow page shows: info, task table, DAG and timeline."""
         source = self.board.source
         info = source.workflow(workflow_id)
-        tasks = source.tasks(workflow_id, info)
-        upstream = source.edges(workflow_id, tasks)
+        table = source.page_tasks(info, table=TASK_TABLE_LIMIT, timeline=layout.TIMELINE_TASK_LIMIT)
+        tasks = table.tasks
         now = time.time()
         return {
             "info": info,
-            "tasks": tasks[:TASK_TABLE_LIMIT],
+            "tasks": table.shown[:TASK_TABLE_LIMIT],
             "tasks_total": len(tasks),
-            "dag": layout.layout_dag(tasks, upstream),
-            "timeline": layout.layout_timeline(tasks, now),
+            "dag": layout.layout_dag(tasks, table.upstream),
+            "timeline": layout.layout_timeline(table.shown, now, started=table.started),
             "duration": layout_duration(info, now),
             "active": info.status in ACTIVE,
-            "upstream": upstream,
+            "upstream": table.upstream,
         }
 
     def workflow(self, request: Request) -> Response:
