@@ -136,14 +136,14 @@ def _page(
     order = _NEWEST if newest_first else _BY_ID
     records: dict[str, RunRecord | None]
     candidates: Iterable[tuple[str, WorkflowStatus]]
-    placed: dict[str, float] = {}  # creation times taken from the creation index
+    placed: dict[str, float] = {}  # creation times of the creation index
+    scanned: frozenset[str] = frozenset()  # ids the scan read: their records place them
     if newest_first:
         found = scan_index(store, wanted, prefix)
         records = {w: r for w, (_, r) in found.items() if r is not None}
+        scanned = frozenset(records)
         if use_index:
-            placed = {
-                w: t for w, t in store.list_created().items() if w in found and w not in records
-            }
+            placed = store.list_created()
     else:
         candidates, records = _by_id(store, wanted, prefix, after, lazy=limit is not None)
 
@@ -153,16 +153,21 @@ def _page(
         return records[workflow_id]
 
     if newest_first:
-        keyed: list[tuple[tuple[float, str], str]] = []
+        keyed: list[tuple[float, str]] = []
         for workflow_id in found:
-            if workflow_id in placed:
-                keyed.append(((placed[workflow_id], workflow_id), workflow_id))
-            elif (read := record_of(workflow_id)) is not None:
-                keyed.append(((read.created_at, workflow_id), workflow_id))
+            created_at = None if workflow_id in scanned else placed.get(workflow_id)
+            if created_at is None:
+                read = record_of(workflow_id)
+                if read is None:
+                    continue
+                created_at = read.created_at
+            keyed.append((created_at, workflow_id))
         if since is not None:  # older ones are not read: each row's time is checked below
-            keyed = [item for item in keyed if item[0][0] >= since]
+            keyed = [item for item in keyed if item[0] >= since]
         keyed.sort(reverse=True)
-        candidates = [(w, found[w][0]) for key, w in keyed if after is None or key < after]
+        if after is not None:
+            keyed = [item for item in keyed if item < after]
+        candidates = ((w, found[w][0]) for _, w in keyed)  # a page reads only its rows
     rows: list[WorkflowSummary] = []
     more = False
     for workflow_id, listed in candidates:
@@ -175,7 +180,11 @@ def _page(
             record = record_of(workflow_id)
             if record is None:
                 continue
-            if workflow_id in placed and placed[workflow_id] != record.created_at:
+            if (
+                placed
+                and workflow_id not in scanned
+                and record.created_at != placed.get(workflow_id, record.created_at)
+            ):
                 # An entry left by an older version's delete: read every candidate instead.
                 return _page(store, wanted, prefix, since, limit, after, times, True, False)
             if since is not None and record.created_at < since:

@@ -61,8 +61,9 @@ class CreationIndex(KeyAccess):
         """Creation time by workflow id, from one listing; ids with several entries left out."""
         times: dict[str, float] = {}
         seen_twice: set[str] = set()
+        parse = layout.parse_created
         for name in self.storage.list_children(layout.created_prefix()):
-            parsed = layout.parse_created(name)
+            parsed = parse(name)
             if parsed is None:
                 continue
             created_at, workflow_id = parsed
