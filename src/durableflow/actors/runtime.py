@@ -27,8 +27,10 @@ Drain (:meth:`ActorRuntime.drain`, by a caller's driver thread or a worker):
    and the state after it (in ``done/<n>``; the state ``__init__`` made for ``n = 0``);
 3. read call ``n+1``; none: go to 6;
 4. check the lease (no I/O before its deadline), restore the state into an instance, run the
-   method. A method that returns a DAG runs it as the workflow ``actor.<aid>.call.<n+1>``
-   (checkpointed; a rerun resumes it). A method that raises leaves the state as it was;
+   method (:mod:`.body`: here, or as a Ray task with the class's Ray options when the Client
+   runs tasks on Ray; either way it writes nothing). A method that returns a DAG runs it, here,
+   as the workflow ``actor.<aid>.call.<n+1>`` (checkpointed; a rerun resumes it). A method
+   that raises leaves the state as it was;
 5. check the lease, then **commit**: create ``done/<n+1>`` holding the result (or the
    exception) *and* the new state, in one value, create-only. If it exists, an earlier writer
    committed it: its value wins and its state is adopted. Then move the head hint, compact
