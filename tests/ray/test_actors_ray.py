@@ -151,8 +151,9 @@ def wf_ray(url: str) -> Iterator[Any]:
 
 
 def test_the_ray_1x_counter_runs_each_call_as_a_ray_task_with_the_class_options(
-    wf_ray: Any,
+    wf: Any,
 ) -> None:
+    assert workflow.client().runner.name == "ray"  # on file and S3 storage
     c = Counter.get_or_create("visits", 0)
     assert c.incr.run(5) == 5
     ref = c.incr.run_async(2)
@@ -210,7 +211,7 @@ def test_a_call_sent_from_a_process_off_ray_is_drained_by_the_coordinator(
     assert_ray_task(c.seen.run()[1], cpus=0.5)
 
 
-def test_a_method_returning_a_dag_runs_it_as_a_sub_workflow_of_ray_tasks(wf_ray: Any) -> None:
+def test_a_method_returning_a_dag_runs_it_as_a_sub_workflow_of_ray_tasks(wf: Any) -> None:
     planner = Planner.get_or_create("planner")
     value, task_place = planner.grow.run()
     assert value == 5  # (1 + 1) * 2 + 1
