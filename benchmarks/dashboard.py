@@ -6,7 +6,7 @@
 1. A file store of ``--workflows`` workflows: 20 run through a Client (1 of them FAILED), the
    rest written at rest as ``benchmarks.stores.build_store`` does (a copy of a real run record
    with its own id and creation time, and its status index entry, with ``put_many`` in the
-   storage's fastest mode), 1 % FAILED. The dashboard is served by uvicorn in a thread
+   storage's fastest mode) with its creation index entry, 1 % FAILED. The dashboard is served by uvicorn in a thread
    (:class:`~durableflow.dashboard.server.BackgroundServer`) and asked over HTTP by httpx:
    ``GET /api/workflows?limit=50`` and ``GET /workflows`` (the list page, HTML), first cold
    (the server's first listing reads every run record once, see
@@ -56,8 +56,11 @@ def _wid(i: int) -> str:
     return f"wf-{i:07d}"
 
 
-def build_big_store(root: Path, size: int, url: str, bulk_url: str) -> float:
-    """Step 1's store at ``url`` (written through ``bulk_url``); returns the seconds it took."""
+def build_big_store(root: Path, size: int, url: str, bulk_url: str, bare: bool = False) -> float:
+    """Step 1's store at ``url`` (written through ``bulk_url``); returns the seconds it took.
+
+    ``bare``: without the creation index entries (a store of a version before the index).
+    """
     start = time.perf_counter()
     client = Client(url)
     marker = root / "marker"
@@ -83,6 +86,9 @@ def build_big_store(root: Path, size: int, url: str, bulk_url: str) -> float:
             record = template.replace(workflow_id=_wid(i), created_at=base + i)
             items.append((layout.run_key(record.workflow_id), record.to_bytes()))
             items.append((layout.index_key(record.status.value, record.workflow_id), b""))
+            created = layout.created_key(record.created_at, record.workflow_id)
+            if created is not None and not bare:  # the creation index, as a Client writes it
+                items.append((created, b""))
         bulk.put_many(items)
 
     chunks = [range(i, min(i + 500, size)) for i in range(REAL, size, 500)]

@@ -67,3 +67,36 @@ def test_pages_filters_and_cursor(empty: Seeded) -> None:
             listing.page(Query(limit=0))
     finally:
         reader.close()
+
+
+def test_first_page_before_any_snapshot_reads_only_its_rows_records(
+    empty: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first snapshot, the Reader's newest-first page answers (creation index)."""
+    for i in range(12):
+        empty.successful(f"c-{i:02d}")
+    empty.failed("c-12")
+    reader = Reader(empty.storage)
+    read: list[str] = []
+    real = reader.store.read_run
+
+    def counted(workflow_id: str) -> object:
+        read.append(workflow_id)
+        return real(workflow_id)
+
+    monkeypatch.setattr(reader.store, "read_run", counted)
+    listing = Listing(reader, max_age=60.0)
+    try:
+        page, cursor = listing.page(Query(limit=3))
+        assert [r.workflow_id for r in page] == ["c-12", "c-11", "c-10"]
+        assert page[0].status is WorkflowStatus.FAILED and page[0].root_task_id
+        assert sorted(read) == ["c-10", "c-11", "c-12"]  # not the 10 older ones
+        assert listing.page(Query(limit=2, prefix="c-0"))[0][0].workflow_id == "c-09"
+        assert not listing.warmed.is_set() and cursor is not None
+        later, _ = listing.page(Query(limit=3, cursor=cursor))  # the snapshot takes over
+        assert [r.workflow_id for r in later] == ["c-09", "c-08", "c-07"]
+        assert listing.warmed.is_set() and len(set(read)) == 13
+        snap_page, snap_cursor = listing.page(Query(limit=3))
+        assert (snap_page, snap_cursor) == (page, cursor)  # the same page either way
+    finally:
+        reader.close()

@@ -1,9 +1,10 @@
-"""Newest-first listing of a big storage, fast after the first pass.
+"""Newest-first listing of a big storage, fast from the first request.
 
-No index of the storage holds times, so ``Reader.list_workflows(newest_first=True)`` reads the
-run record of every candidate on every call (100,000 reads on a storage of 100,000 workflows),
-and even one pass over the status index costs a listing of every entry. The dashboard lists the
-same storage again and again, so it keeps a **snapshot**:
+``Reader.list_workflows(newest_first=True)`` orders the workflows from the storage's creation
+index (one listing) and reads the run records of the page's rows only; still, each call lists
+the status index and the creation index and sorts every id. The dashboard lists the same
+storage again and again, and filters by what the Reader does not (a root task name, an upper
+time bound), so it keeps a **snapshot**:
 
 1. one pass over the status index (``Reader.list_all``: id and status of every workflow, no run
    record read for a workflow at rest);
@@ -18,7 +19,9 @@ filters (statuses, id prefix, root task name, time range) until it has ``limit +
 older than ``max_age`` seconds is refreshed by the request that finds it so (others wait for
 that refresh rather than start their own); while the dashboard is in use, :meth:`Listing.start`
 keeps refreshing it in the background, so requests seldom wait. The first snapshot of a
-storage pays step 2 for every workflow (the server starts it at startup).
+storage pays step 2 for every workflow (the server starts it at startup); until it is taken, a
+first page that the Reader can answer (no cursor, no name or ``until`` filter) is the Reader's
+newest-first page, and does not wait for it.
 
 A cursor is an opaque string: the ``(created_at, id)`` of the last row; rows created meanwhile
 appear on the first page, not in the middle.
@@ -290,6 +293,8 @@ class Listing:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {query.limit}")
         if query.cursor:
             decode_cursor(query.cursor)  # a bad one fails before any work
+        elif self._snapshot is None and query.name is None and query.until is None:
+            return self._first_page(query)
         page: list[Row] = []
         for row in self.matching(query, self.snapshot()):
             page.append(row)
@@ -298,6 +303,21 @@ class Listing:
         more = len(page) > query.limit
         page = page[: query.limit]
         return page, (encode_cursor(page[-1]) if more and page else None)
+
+    def _first_page(self, query: Query) -> tuple[list[Row], str | None]:
+        """The first page from ``Reader.list_workflows(newest_first=True)``, before a snapshot.
+
+        The next page's cursor is this listing's (it resumes in the snapshot).
+        """
+        found, more = self.reader.list_workflows(
+            query.statuses, query.prefix, query.since, query.limit, newest_first=True
+        )
+        page = [
+            Row(row.workflow_id, row.status, row.created_at, row.root_task_id)
+            for row in found
+            if row.created_at is not None
+        ]
+        return page, (encode_cursor(page[-1]) if more is not None and page else None)
 
     def rows(self, max_age: float | None = None) -> list[Row]:
         """Every workflow of a snapshot, newest first."""
