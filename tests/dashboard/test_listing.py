@@ -72,7 +72,8 @@ def test_pages_filters_and_cursor(empty: Seeded) -> None:
 def test_first_page_before_any_snapshot_reads_only_its_rows_records(
     empty: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Before the first snapshot, the Reader's newest-first page answers (creation index)."""
+    """Before the first snapshot, the Reader's newest-first page answers; the snapshot places
+    every workflow by the creation index and reads root tasks only when a filter needs them."""
     for i in range(12):
         empty.successful(f"c-{i:02d}")
     empty.failed("c-12")
@@ -95,8 +96,14 @@ def test_first_page_before_any_snapshot_reads_only_its_rows_records(
         assert not listing.warmed.is_set() and cursor is not None
         later, _ = listing.page(Query(limit=3, cursor=cursor))  # the snapshot takes over
         assert [r.workflow_id for r in later] == ["c-09", "c-08", "c-07"]
-        assert listing.warmed.is_set() and len(set(read)) == 13
+        assert listing.warmed.is_set() and len(read) == 5  # the two pages: none since
         snap_page, snap_cursor = listing.page(Query(limit=3))
-        assert (snap_page, snap_cursor) == (page, cursor)  # the same page either way
+        assert [(r.workflow_id, r.status, r.created_at) for r in snap_page] == [
+            (r.workflow_id, r.status, r.created_at) for r in page
+        ]
+        assert snap_cursor == cursor  # the same page either way
+        assert [r.workflow_id for r in listing.page(Query(name="fail_*"))[0]] == ["c-12"]
+        assert len(set(read)) == 13  # the name filter needs every root task
+        assert listing.page(Query(limit=3))[0] == page
     finally:
         reader.close()

@@ -171,7 +171,7 @@ class Dashboard:
 
     def counts(self) -> dict[str, Any]:
         """Home: workflows per status, FAILED and RESUMABLE of the last 24 h, recent names."""
-        snap = self.listing.snapshot()
+        snap = self.listing.snapshot(roots=True)
         now = time.time()
         per_status = {s.value: 0 for s in WorkflowStatus}
         for status, n in collections.Counter(snap.status.values()).items():

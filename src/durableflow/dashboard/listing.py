@@ -8,20 +8,26 @@ time bound), so it keeps a **snapshot**:
 
 1. one pass over the status index (``Reader.list_all``: id and status of every workflow, no run
    record read for a workflow at rest);
-2. the run record of each id not seen before is read once (in parallel, 16 at a time), and what
-   never changes about a workflow kept: when it was created and its root task; ids gone from the
-   index are forgotten;
+2. the creation time of each id not seen before, from one listing of the creation index (the
+   Reader's ``store.list_created``); the run record of an id without an entry (a workflow
+   stored before the index) is read (in parallel, 16 at a time); what never changes about a
+   workflow is kept: when it was created and, once read, its root task; ids gone from the index
+   are forgotten;
 3. the ids sorted by ``(created_at, id)``: a new id is inserted in place (bisect), so a snapshot
    of a storage that gained a few workflows costs no new sort.
+
+Root tasks (the name filter, the home page's runs per name) need every run record: they are
+read in the background after the first snapshot, a chunk at a time, and at once by a request
+that needs them before that is done.
 
 A page walks the snapshot from the newest (or from the cursor) and keeps the rows that pass the
 filters (statuses, id prefix, root task name, time range) until it has ``limit + 1``. A snapshot
 older than ``max_age`` seconds is refreshed by the request that finds it so (others wait for
 that refresh rather than start their own); while the dashboard is in use, :meth:`Listing.start`
 keeps refreshing it in the background, so requests seldom wait. The first snapshot of a
-storage pays step 2 for every workflow (the server starts it at startup); until it is taken, a
-first page that the Reader can answer (no cursor, no name or ``until`` filter) is the Reader's
-newest-first page, and does not wait for it.
+storage costs two listings and a sort (the server starts it at startup); when none is taken
+nor being taken, a first page that the Reader can answer (no cursor, no name or ``until``
+filter) is the Reader's newest-first page.
 
 A cursor is an opaque string: the ``(created_at, id)`` of the last row; rows created meanwhile
 appear on the first page, not in the middle.
@@ -48,6 +54,8 @@ __all__ = ["Listing", "Query", "Row", "Snapshot", "decode_cursor", "encode_curso
 MAX_LIMIT = 500
 IDLE_AFTER = 60.0
 """Seconds without a request after which the background refresh pauses."""
+ROOTS_CHUNK = 500
+"""Run records the background reads between two looks at the requests (root tasks)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +103,8 @@ class Snapshot:
     keys: list[tuple[float, str]]
     """``(created_at, id)`` of every workflow, ascending."""
     roots: dict[str, str | None]
+    """Root task ids read so far (all of them once :attr:`complete`)."""
+    complete: bool = True
 
     def newest_first(self, after: tuple[float, str] | None = None) -> Iterator[Row]:
         """Every row, newest first, after ``after`` (a cursor's key) if given."""
@@ -147,7 +157,8 @@ class Listing:
         self.reader = reader
         self.max_age = max_age
         self.clock = clock
-        self._facts: dict[str, tuple[float, str | None]] = {}
+        self._created: dict[str, float] = {}
+        self._roots: dict[str, str | None] = {}
         self._keys: list[tuple[float, str]] = []
         self._snapshot: Snapshot | None = None
         self._refreshing = threading.Lock()
@@ -157,36 +168,51 @@ class Listing:
         self.warmed = threading.Event()
 
     # --- snapshots -------------------------------------------------------------------------
-    def snapshot(self, max_age: float | None = None) -> Snapshot:
-        """A snapshot at most ``max_age`` seconds old (default: the listing's)."""
+    def snapshot(self, max_age: float | None = None, *, roots: bool = False) -> Snapshot:
+        """A snapshot at most ``max_age`` seconds old (default: the listing's).
+
+        ``roots``: with every root task read (see the module docstring).
+        """
         self._last_use = self.clock()
         limit = self.max_age if max_age is None else max_age
         current = self._snapshot
-        if current is not None and self.clock() - current.taken <= limit:
-            return current
-        asked = self.clock()
-        with self._refreshing:
-            current = self._snapshot
-            if current is not None and current.taken >= asked:
-                return current  # refreshed by another request while this one waited
-            return self.refresh()
+        if current is None or self.clock() - current.taken > limit:
+            asked = self.clock()
+            with self._refreshing:
+                current = self._snapshot
+                if current is None or current.taken < asked:
+                    current = self.refresh()
+        if roots and not current.complete:
+            with self._refreshing:
+                current = self._fill_roots(current, None)
+        return current
 
     def refresh(self) -> Snapshot:
         """Steps 1 to 3 now (the caller holds ``_refreshing``, or is the only user)."""
         taken = self.clock()
         found = self.reader.list_all(None)
         status = dict(found)
-        missing = [wid for wid, _ in found if wid not in self._facts]
+        missing = [wid for wid, _ in found if wid not in self._created]
         if missing:
-            self._read(missing)
-        gone = [wid for wid in self._facts if wid not in status]
+            created = self.reader.store.list_created()
+            unplaced = []
+            for wid in missing:
+                at = created.get(wid)
+                if at is None:
+                    unplaced.append(wid)
+                else:
+                    self._created[wid] = at
+            if unplaced:
+                self._read(unplaced)
+        gone = [wid for wid in self._created if wid not in status]
         if gone:
             for wid in gone:
-                del self._facts[wid]
+                del self._created[wid]
+                self._roots.pop(wid, None)
             dead = set(gone)
             self._keys = [key for key in self._keys if key[1] not in dead]
         if missing:
-            fresh = sorted((self._facts[w][0], w) for w in missing if w in self._facts)
+            fresh = sorted((self._created[w], w) for w in missing if w in self._created)
             if len(fresh) > 1000 or not self._keys:
                 self._keys = sorted(self._keys + fresh)
             else:
@@ -196,24 +222,41 @@ class Listing:
             taken=taken,
             status=status,
             keys=list(self._keys),
-            roots={w: facts[1] for w, facts in self._facts.items()},
+            roots=dict(self._roots),
+            complete=self._all_roots(),
         )
         self._snapshot = snap
         self.warmed.set()
         return snap
 
+    def _fill_roots(self, snap: Snapshot, most: int | None) -> Snapshot:
+        """Read the root tasks ``snap`` lacks (at most ``most``; the caller holds the lock)."""
+        lacking = [wid for wid in self._created if wid not in self._roots]
+        self._read(lacking[:most] if most is not None else lacking)
+        done = self._all_roots()
+        filled = dataclasses.replace(snap, roots=dict(self._roots), complete=done)
+        if self._snapshot is snap:
+            self._snapshot = filled
+        return filled
+
+    def _all_roots(self) -> bool:
+        return all(wid in self._roots for wid in self._created)
+
     def _read(self, ids: list[str]) -> None:
+        """Read the run records of ``ids``: their creation times and root tasks."""
         store = self.reader.store
 
-        def read(chunk: list[str]) -> dict[str, tuple[float, str | None]]:
-            found: dict[str, tuple[float, str | None]] = {}
+        def read(chunk: list[str]) -> dict[str, tuple[float | None, str | None]]:
+            found: dict[str, tuple[float | None, str | None]] = {}
             for wid in chunk:
                 try:
                     record = store.read_run(wid)
                 except Exception:  # a garbled record: listed, as the oldest
                     found[wid] = (0.0, None)
                     continue
-                if record is not None:
+                if record is None:  # deleted meanwhile: the next pass forgets it
+                    found[wid] = (None, None)
+                else:
                     found[wid] = (float(record.created_at), record.root_task_id)
             return found
 
@@ -225,7 +268,11 @@ class Listing:
             with ThreadPoolExecutor(min(self._workers, len(chunks))) as pool:
                 results = list(pool.map(read, chunks))
         for part in results:
-            self._facts.update(part)
+            for wid, (created, root) in part.items():
+                if created is not None:
+                    self._created.setdefault(wid, created)
+                if wid in self._created:
+                    self._roots[wid] = root
 
     def invalidate(self) -> None:
         """Make the next request take a new snapshot (after an action changed statuses)."""
@@ -242,7 +289,10 @@ class Listing:
                 if began - self._last_use <= IDLE_AFTER or self._snapshot is None:
                     try:
                         with self._refreshing:
-                            self.refresh()
+                            snap = self.refresh()
+                        while not snap.complete and not self._stop.is_set():
+                            with self._refreshing:  # a chunk at a time: requests go between
+                                snap = self._fill_roots(self._snapshot or snap, ROOTS_CHUNK)
                     except Exception:  # the next request refreshes, or says why
                         pass
                 took = self.clock() - began
@@ -281,7 +331,7 @@ class Listing:
 
     def select(self, query: Query, max_age: float | None = None) -> list[Row]:
         """Every row that passes the query's filters, newest first (no paging)."""
-        return list(self.matching(query, self.snapshot(max_age)))
+        return list(self.matching(query, self.snapshot(max_age, roots=query.name is not None)))
 
     def page(self, query: Query) -> tuple[list[Row], str | None]:
         """The page after the cursor and the next page's cursor (None: the last).
@@ -293,10 +343,15 @@ class Listing:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {query.limit}")
         if query.cursor:
             decode_cursor(query.cursor)  # a bad one fails before any work
-        elif self._snapshot is None and query.name is None and query.until is None:
+        elif (
+            self._snapshot is None
+            and not self._refreshing.locked()  # else the snapshot is near: it is cheaper
+            and query.name is None
+            and query.until is None
+        ):
             return self._first_page(query)
         page: list[Row] = []
-        for row in self.matching(query, self.snapshot()):
+        for row in self.matching(query, self.snapshot(roots=query.name is not None)):
             page.append(row)
             if len(page) > query.limit:
                 break
