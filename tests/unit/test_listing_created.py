@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import pytest
 
+from durableflow.errors import StorageUnavailableError
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus
 from durableflow.runtime.listing import list_workflows
 from durableflow.storage import layout
 from durableflow.storage.memory import MemoryStorage
 from durableflow.storage.store import UNFENCED, RecordChangedError, WorkflowStore
+from durableflow.testing import FaultyStorage
 
 S = WorkflowStatus
 
@@ -138,3 +140,24 @@ def test_since_and_cursors_follow_the_creation_index() -> None:
     rest, last = list_workflows(store, newest_first=True, cursor=cursor)
     assert [r.workflow_id for r in first + rest] == [f"wf-{i}" for i in range(7, -1, -1)]
     assert last is None
+
+
+@pytest.mark.parametrize("first", [S.RUNNING, S.RESUMABLE], ids=["path-A", "path-C"])
+def test_a_first_write_stopped_after_its_creation_entry_leaves_no_workflow_nor_orphan(
+    first: WorkflowStatus,
+) -> None:
+    inner = MemoryStorage()
+    storage = FaultyStorage(inner, "create", key="/run", error=True)  # step 2: the run record
+    store = WorkflowStore(storage)
+    with pytest.raises(StorageUnavailableError):
+        store.set_status(_record("w", 1.0, first), None, specs=b"specs", expected=None)
+    assert _created(inner) == ["1.0~w"]  # step 1' was done
+    assert store.read_run("w") is None
+    assert _newest(store) == []
+    storage.heal()
+    store.clear_leftovers("w")  # what the next run of the id does first, under its lease
+    assert _created(inner) == []
+    store.set_status(_record("w", 2.0, first), None, specs=b"specs", expected=None)
+    assert _newest(store) == ["w"]
+    store.delete_workflow("w")
+    assert inner.list("") == []

@@ -4,10 +4,10 @@
 newest-first listing order every workflow from one folder listing instead of one run record
 read per workflow. The entry follows the steps of :mod:`~durableflow.storage.status_index`:
 
-- it is put with a workflow's first status, in the synced batch of path A's step 1 (beside the
-  first index entry) or of path C's step 1 (beside the dirty marker): before the run record,
-  so a run record written by this version has its entry (unless the name would pass 255
-  bytes: an id near the longest gets none);
+- it is put with a workflow's first status, after the first index entry or dirty marker and
+  before the run record (step 1' of paths A and C), so a run record written by this version
+  has its entry (unless the name would pass 255 bytes: an id near the longest gets none);
+  without sync: an entry that a power cut takes only sends readers to the run record;
 - it is deleted in step 3 of the delete protocol, with the status index entries, before the
   run record, and by a first write whose create-only run record a rival stored first.
 
@@ -32,10 +32,11 @@ class CreationIndex(KeyAccess):
     """The creation index of a storage (see the module docstring); a base of StatusIndex."""
 
     def _put_created(self, workflow_id: str, created_at: float) -> None:
-        """Put the entry of a workflow's first status (none for a name that is too long)."""
+        """Put the entry of a workflow's first status, without sync (none for a long name)."""
         key = layout.created_key(created_at, workflow_id)
         if key is not None:
-            self._put(key, b"", workflow_id)
+            with self.storage.volatile():
+                self._put(key, b"", workflow_id)
 
     def _delete_created(self, workflow_id: str, created_at: float | None) -> None:
         """Delete a workflow's entry: the one of ``created_at``, else every one of the id.

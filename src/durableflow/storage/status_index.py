@@ -19,8 +19,9 @@ or a power cut, leaves a state that reads as the old or the new status:
 
 A. The first status of a new workflow, an active one (``old`` None, RUNNING or PENDING):
 
-   1. put the root task specs, if given, the creation entry (:mod:`._creation`) and the entry
-      ``index/<NEW>/<wid>``; sync (one batch);
+   1. put the root task specs, if given, and the entry ``index/<NEW>/<wid>``; sync (one
+      batch);
+      1'. put the creation entry (:mod:`._creation`), without sync;
    2. put the run record; sync.
 
    A crash after 1 leaves specs and an entry with no run record: readers skip it, and the
@@ -40,8 +41,8 @@ B. From an active status (``old`` RUNNING or PENDING, no dirty marker):
 C. Every other change (from FAILED, RESUMABLE, SUCCESSFUL or CANCELED; from nothing to an
    inactive status; or when a dirty marker shows an interrupted change):
 
-   1. put the dirty marker ``index/dirty/<wid>`` (old and new status) and, for a first status,
-      the creation entry; sync;
+   1. put the dirty marker ``index/dirty/<wid>`` (old and new status); sync;
+      1'. a first status (``old`` None): as 1' of path A;
    2. put the run record and the entry ``index/<NEW>/<wid>``, delete the entries of the old
       status and of the active statuses (of every status after an interrupted change); sync;
       2'. as 1' of path B;
@@ -130,8 +131,8 @@ class StatusIndex(RunRecords):
             with storage.batch():  # A1
                 if specs is not None:
                     self._first_specs(wid, specs, fenced=expected is not UNFENCED)
-                self._put_created(wid, record.created_at)
                 self._put(new_key, b"", wid)
+            self._put_created(wid, record.created_at)  # A1'
             self._write_run(wid, data, expected)  # A2
             return data
         if specs is not None:
@@ -146,10 +147,9 @@ class StatusIndex(RunRecords):
                     self._delete(layout.index_key(old.value, wid), wid)
         else:  # C
             marker = json.dumps({"from": old.value if old else None, "to": new.value}).encode()
-            with storage.batch():  # C1
-                if old is None:
-                    self._put_created(wid, record.created_at)
-                self._put(layout.dirty_key(wid), marker, wid)
+            self._put(layout.dirty_key(wid), marker, wid)  # C1
+            if old is None:
+                self._put_created(wid, record.created_at)  # C1'
             with storage.batch():  # C2
                 self._write_run(wid, data, expected)
                 self._put(new_key, b"", wid)
