@@ -193,6 +193,7 @@ class Listing:
         found = self.reader.list_all(None)
         status = dict(found)
         missing = [wid for wid, _ in found if wid not in self._created]
+        fresh: list[tuple[float, str]] = []
         if missing:
             created = self.reader.store.list_created()
             unplaced = []
@@ -201,9 +202,11 @@ class Listing:
                 if at is None:
                     unplaced.append(wid)
                 else:
-                    self._created[wid] = at
+                    fresh.append((at, wid))
+            self._created.update((wid, at) for at, wid in fresh)
             if unplaced:
                 self._read(unplaced)
+                fresh.extend((self._created[w], w) for w in unplaced if w in self._created)
         gone = [wid for wid in self._created if wid not in status]
         if gone:
             for wid in gone:
@@ -211,10 +214,12 @@ class Listing:
                 self._roots.pop(wid, None)
             dead = set(gone)
             self._keys = [key for key in self._keys if key[1] not in dead]
-        if missing:
-            fresh = sorted((self._created[w], w) for w in missing if w in self._created)
-            if len(fresh) > 1000 or not self._keys:
-                self._keys = sorted(self._keys + fresh)
+        if fresh:
+            fresh.sort()
+            if not self._keys:
+                self._keys = fresh
+            elif len(fresh) > 1000:
+                self._keys = sorted(self._keys + fresh)  # two sorted runs: one merge
             else:
                 for key in fresh:
                     bisect.insort(self._keys, key)
@@ -291,8 +296,10 @@ class Listing:
                         with self._refreshing:
                             snap = self.refresh()
                         while not snap.complete and not self._stop.is_set():
+                            chunk = self.clock()
                             with self._refreshing:  # a chunk at a time: requests go between
                                 snap = self._fill_roots(self._snapshot or snap, ROOTS_CHUNK)
+                            self._stop.wait(self.clock() - chunk)  # at most half the time
                     except Exception:  # the next request refreshes, or says why
                         pass
                 took = self.clock() - began
