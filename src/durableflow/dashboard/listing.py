@@ -296,10 +296,11 @@ class Listing:
                         with self._refreshing:
                             snap = self.refresh()
                         while not snap.complete and not self._stop.is_set():
-                            chunk = self.clock()
                             with self._refreshing:  # a chunk at a time: requests go between
-                                snap = self._fill_roots(self._snapshot or snap, ROOTS_CHUNK)
-                            self._stop.wait(self.clock() - chunk)  # at most half the time
+                                snap = self._snapshot or snap
+                                if self.clock() - snap.taken > self.max_age:
+                                    snap = self.refresh()  # kept fresh meanwhile
+                                snap = self._fill_roots(snap, ROOTS_CHUNK)
                     except Exception:  # the next request refreshes, or says why
                         pass
                 took = self.clock() - began
