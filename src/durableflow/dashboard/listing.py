@@ -298,7 +298,7 @@ class Listing:
                         while not snap.complete and not self._stop.is_set():
                             with self._refreshing:  # a chunk at a time: requests go between
                                 snap = self._snapshot or snap
-                                if self.clock() - snap.taken > self.max_age:
+                                if 0 < self.max_age < self.clock() - snap.taken:
                                     snap = self.refresh()  # kept fresh meanwhile
                                 snap = self._fill_roots(snap, ROOTS_CHUNK)
                     except Exception:  # the next request refreshes, or says why
