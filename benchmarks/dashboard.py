@@ -9,7 +9,7 @@
    storage's fastest mode) with its creation index entry, 1 % FAILED. The dashboard is served by uvicorn in a thread
    (:class:`~durableflow.dashboard.server.BackgroundServer`) and asked over HTTP by httpx:
    ``GET /api/workflows?limit=50`` and ``GET /workflows`` (the list page, HTML), first cold
-   (the server's first listing reads every run record once, see
+   (the server's first snapshot lists the status and creation indexes, see
    :mod:`durableflow.dashboard.listing`), then warm (median of ``--repeat``), also filtered
    (``status=FAILED``) and a later page (by cursor).
 2. A workflow of a ``--fanout``-task fan-out (N sources into one gather), run for real; its
