@@ -5,10 +5,11 @@
 
 1. A file store of ``--workflows`` workflows: 20 run through a Client (1 of them FAILED), the
    rest written at rest as ``benchmarks.stores.build_store`` does (a copy of a real run record
-   with its own id and creation time, and its status index entry, with ``put_many`` in the
-   storage's fastest mode) with its creation index entry, 1 % FAILED. The dashboard is served by uvicorn in a thread
-   (:class:`~durableflow.dashboard.server.BackgroundServer`) and asked over HTTP by httpx:
-   ``GET /api/workflows?limit=50`` and ``GET /workflows`` (the list page, HTML), first cold
+   with its own id and creation time, its status index entry and its creation index entry,
+   with ``put_many`` in the storage's fastest mode), 1 % FAILED. The dashboard is served by
+   uvicorn in a thread (:class:`~durableflow.dashboard.server.BackgroundServer`) and asked
+   over HTTP by httpx: ``GET /api/workflows?limit=50`` and ``GET /workflows`` (the list page,
+   HTML), first cold
    (the server's first snapshot lists the status and creation indexes, see
    :mod:`durableflow.dashboard.listing`), then warm (median of ``--repeat``), also filtered
    (``status=FAILED``) and a later page (by cursor).
