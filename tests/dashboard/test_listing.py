@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dashseed import Seeded
+from dashseed import Seeded, wait_until
 
 from durableflow import WorkflowStatus
 from durableflow.client import Reader
+from durableflow.dashboard import listing as listing_module
 from durableflow.dashboard.listing import Listing, Query, decode_cursor
 
 
@@ -106,4 +107,28 @@ def test_first_page_before_any_snapshot_reads_only_its_rows_records(
         assert len(set(read)) == 13  # the name filter needs every root task
         assert listing.page(Query(limit=3))[0] == page
     finally:
+        reader.close()
+
+
+def test_background_reads_every_root_task_then_keeps_the_snapshot_fresh(
+    empty: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(7):
+        empty.successful(f"r-{i}")
+    empty.failed("r-7")
+    reader = Reader(empty.storage)
+    monkeypatch.setattr(listing_module, "ROOTS_CHUNK", 3)  # several chunks
+    listing = Listing(reader, max_age=0.2)
+    listing.start()
+    try:
+        assert listing.warmed.wait(10)
+        wait_until(lambda: listing.snapshot(max_age=60.0).complete)  # filled by the background
+        snap = listing.snapshot()
+        assert len(snap.roots) == 8 and snap.roots["r-7"] == "dashtasks.fail_unless"
+        empty.successful("r-8")
+        wait_until(lambda: "r-8" in listing.snapshot(max_age=60.0).status)
+        wait_until(lambda: listing.snapshot(max_age=60.0).complete)
+        assert [r.workflow_id for r in listing.page(Query(name="fail_*"))[0]] == ["r-7"]
+    finally:
+        listing.stop()
         reader.close()
