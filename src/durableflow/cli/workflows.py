@@ -87,8 +87,10 @@ def list_workflows(
 
     The 50 most recent by default (``--limit N``, ``--all``).
 
-    One pass over the status index, then one run record read per workflow (for its times:
-    no index holds them); no metadata, environment or lease is read for a finished workflow.
+    One pass over the status index and one listing of the creation index (which orders the
+    workflows by creation time), then only the shown page's run records are read (for their
+    times); a workflow without a creation entry (stored by an older version) is placed by its
+    run record. No metadata, environment or lease is read for a finished workflow.
     ``--short`` lists ids and statuses by id and reads no run record of a finished workflow.
     ``--name`` reads each candidate's run record and root task spec.
     """
