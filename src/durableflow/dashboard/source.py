@@ -13,8 +13,6 @@ each, through the Reader's public ``store`` / ``storage`` attributes:
   :mod:`~durableflow.dashboard.hooks`);
 - :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``,
   :mod:`~durableflow.dashboard.hooks`);
-- :meth:`Source.page_tasks` -- a workflow page's tasks, with the times of the first screen's
-  tasks only (``PAGE TABLE HOOK``, :mod:`~durableflow.dashboard.tasktable`);
 - :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled
   (:mod:`~durableflow.dashboard.preview`);
 - :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
@@ -30,14 +28,13 @@ from typing import Any
 from durableflow.client import Client, Reader
 from durableflow.dashboard import hooks
 from durableflow.dashboard.preview import PREVIEW_MAX_BYTES, output_preview
-from durableflow.dashboard.tasktable import PageTasks, page_tasks
 from durableflow.errors import (
     WorkflowError,
     WorkflowNotFoundError,
     WorkflowStillActiveError,
 )
 from durableflow.model.attempts import ObservedTaskStatus
-from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo
+from durableflow.model.info import ScheduleInfo, TaskInfo, TaskPage, WorkflowInfo
 from durableflow.model.status import ACTIVE, WorkflowStatus
 
 __all__ = ["PREVIEW_MAX_BYTES", "ActionRefused", "Source"]
@@ -86,7 +83,7 @@ class Source:
         self._lock = threading.Lock()
         self._info_cache: dict[tuple[str, WorkflowStatus], WorkflowInfo] = {}
         self._tasks_cache: dict[tuple[str, WorkflowStatus, float], list[TaskInfo]] = {}
-        self._pages_cache: dict[tuple[str, WorkflowStatus, float, int, int], PageTasks] = {}
+        self._pages_cache: dict[tuple[str, WorkflowStatus, float, int, int], TaskPage] = {}
 
     @property
     def url(self) -> str:
@@ -156,23 +153,24 @@ class Source:
             self._tasks_cache[key] = tasks
         return tasks
 
-    def page_tasks(self, info: WorkflowInfo, *, table: int, timeline: int) -> PageTasks:
-        """PAGE TABLE HOOK: a workflow page's tasks, times of the first screen's only.
+    def page_tasks(self, info: WorkflowInfo, *, table: int, timeline: int) -> TaskPage:
+        """A workflow page's tasks, times of the first screen's only.
 
         The times of the first ``table`` tasks and the first ``timeline`` started ones are
-        read (see :mod:`.tasktable`). Kept while the workflow is at rest, as :meth:`tasks`.
+        read (``Reader.list_tasks_page``). Kept while the workflow is at rest, as :meth:`tasks`.
 
         Raises:
             WorkflowNotFoundError: the workflow is gone.
         """
+        workflow_id = info.workflow_id
         if info.status in ACTIVE:
-            return page_tasks(self.reader, info, table=table, timeline=timeline)
-        key = (info.workflow_id, info.status, info.updated_at, table, timeline)
+            return self.reader.list_tasks_page(workflow_id, full=table, started=timeline)
+        key = (workflow_id, info.status, info.updated_at, table, timeline)
         with self._lock:
             cached = self._pages_cache.get(key)
         if cached is not None:
             return cached
-        found = page_tasks(self.reader, info, table=table, timeline=timeline)
+        found = self.reader.list_tasks_page(workflow_id, full=table, started=timeline)
         with self._lock:
             while len(self._pages_cache) >= TASK_TABLES_KEPT:
                 self._pages_cache.pop(next(iter(self._pages_cache)))

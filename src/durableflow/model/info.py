@@ -14,14 +14,16 @@ What each costs to build, in storage reads:
   and on ``get_workflow`` the spec batches (``name``, ``tasks_total``) and one listing of the
   checkpoints (``tasks_done``);
 - :class:`TaskInfo`: see :func:`durableflow.model.attempts.observe_task`; a whole task table
-  lists the checkpoints, attempt and error records once.
+  lists the checkpoints, attempt and error records once;
+- :class:`TaskPage` (``list_tasks_page``): as a whole task table, but only the first tasks'
+  checkpoint headers; a later task with a checkpoint is a :class:`BriefTask`, read no further.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from durableflow.model.attempts import AttemptRecord, ObservedTaskStatus
 from durableflow.model.records import ErrorInfo
@@ -29,8 +31,10 @@ from durableflow.model.status import ACTIVE, WorkflowStatus
 from durableflow.model.task import TaskOptions
 
 __all__ = [
+    "BriefTask",
     "ScheduleInfo",
     "TaskInfo",
+    "TaskPage",
     "WorkflowInfo",
     "WorkflowSummary",
     "running_duration",
@@ -260,6 +264,40 @@ class TaskInfo:
             **self._shared(),
             "error": self.error.to_json() if self.error else None,
         }
+
+
+class BriefTask(NamedTuple):
+    """A task with a checkpoint whose keys were not read: all a DAG drawing needs of it."""
+
+    task_id: str
+    """The task's id."""
+    name: str
+    """The task's name."""
+    parent: str | None
+    """The task whose continuation it belongs to (None: a task of the submitted DAG)."""
+    depth: int
+    """How many continuations deep it is (0: the submitted DAG)."""
+    status: ObservedTaskStatus = ObservedTaskStatus.SUCCESSFUL
+    """SUCCESSFUL: it has a checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPage:
+    """A workflow's tasks as its page needs them (``Reader.list_tasks_page``)."""
+
+    shown: list[TaskInfo]
+    """The first tasks, read in full: the same as the start of ``Reader.list_tasks``."""
+    rest: list[TaskInfo | BriefTask]
+    """The tasks after them, a task with a checkpoint as a :class:`BriefTask`."""
+    started: int
+    """Tasks that started (the brief ones included: a checkpoint means a run)."""
+    upstream: dict[str, tuple[str, ...]]
+    """Each task's upstream task ids, from the specs."""
+
+    @property
+    def tasks(self) -> list[TaskInfo | BriefTask]:
+        """Every task, in the order of ``Reader.list_tasks``."""
+        return [*self.shown, *self.rest]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ status are :func:`durableflow.model.attempts.observe_task`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from durableflow.errors import SerializationError, WorkflowNotFoundError
 from durableflow.model.attempts import TaskView, observe_task
@@ -22,7 +23,15 @@ from durableflow.storage.attempts import list_attempts, read_attempt
 from durableflow.storage.layout import ROOT_BATCH
 from durableflow.storage.store import WorkflowStore
 
-__all__ = ["Observer", "task_info", "task_infos", "task_rows"]
+__all__ = [
+    "Observer",
+    "PlacedTask",
+    "placed_tasks",
+    "read_batches",
+    "task_info",
+    "task_infos",
+    "task_rows",
+]
 
 
 class Observer:
@@ -59,6 +68,10 @@ class Observer:
     def known_ids(self) -> list[str]:
         """Every task id that left something in storage (when specs cannot be loaded)."""
         return sorted((self._done or set()) | (self._errors or set()) | (self._attempts or set()))
+
+    def has_checkpoint(self, task_id: str) -> bool:
+        """The task's checkpoint is listed (True when the checkpoints were not listed)."""
+        return _has(self._done, task_id)
 
     def observe(self, task_id: str, options: TaskOptions | None, continued: bool) -> TaskView:
         """The view of one task."""
@@ -109,6 +122,51 @@ def task_info(
     )
 
 
+class PlacedTask(NamedTuple):
+    """A task where a task table lists it: what its spec says, its parent and its depth."""
+
+    task_id: str
+    name: str
+    """Its name (``?`` when the specs cannot be loaded here)."""
+    options: TaskOptions | None
+    upstream: tuple[str, ...] | None
+    """The ids of the tasks it needs (None when the specs cannot be loaded here)."""
+    parent: str | None
+    depth: int
+
+
+def read_batches(store: WorkflowStore, workflow_id: str) -> dict[str, FlatDAG]:
+    """The workflow's spec batches by batch name; none when they cannot be loaded here."""
+    try:
+        return store.read_specs(workflow_id)
+    except SerializationError:
+        return {}
+
+
+def placed_tasks(
+    batches: dict[str, FlatDAG], known_ids: Callable[[], list[str]]
+) -> Iterator[PlacedTask]:
+    """Every task, upstream first, each continuation's tasks right under their parent.
+
+    Without the submitted DAG's batch (the specs cannot be loaded here), every task that
+    ``known_ids`` names (those that left something in storage), named ``?``.
+    """
+    if ROOT_BATCH not in batches:
+        for task_id in known_ids():
+            yield PlacedTask(task_id, "?", None, None, None, 0)
+        return
+    yield from _walk(batches, batches[ROOT_BATCH], None, 0)
+
+
+def _walk(
+    batches: dict[str, FlatDAG], flat: FlatDAG, parent: str | None, depth: int
+) -> Iterator[PlacedTask]:
+    for spec in flat.specs:
+        yield PlacedTask(spec.task_id, spec.name, spec.options, spec.upstream, parent, depth)
+        if spec.task_id in batches and depth < 100:
+            yield from _walk(batches, batches[spec.task_id], spec.task_id, depth + 1)
+
+
 def task_infos(store: WorkflowStore, record: RunRecord, status: WorkflowStatus) -> list[TaskInfo]:
     """Every task of a workflow, upstream first, each continuation's tasks right under their parent.
 
@@ -123,30 +181,15 @@ def task_infos(store: WorkflowStore, record: RunRecord, status: WorkflowStatus) 
     """
     workflow_id = record.workflow_id
     observer = Observer(store, record, status, listed=True)
-    try:
-        batches = store.read_specs(workflow_id)
-    except SerializationError:
-        batches = {}
+    batches = read_batches(store, workflow_id)
     infos: list[TaskInfo] = []
-
-    def add(
-        task_id: str, name: str, options: TaskOptions | None, parent: str | None, depth: int
-    ) -> None:
-        view = observer.observe(task_id, options, task_id in batches)
-        infos.append(task_info(workflow_id, task_id, name, view, options, parent, depth))
-
-    if ROOT_BATCH not in batches:
-        for task_id in observer.known_ids():
-            add(task_id, "?", None, None, 0)
-        return infos
-
-    def walk(flat: FlatDAG, parent: str | None, depth: int) -> None:
-        for spec in flat.specs:
-            add(spec.task_id, spec.name, spec.options, parent, depth)
-            if spec.task_id in batches and depth < 100:
-                walk(batches[spec.task_id], spec.task_id, depth + 1)
-
-    walk(batches[ROOT_BATCH], None, 0)
+    for task in placed_tasks(batches, observer.known_ids):
+        view = observer.observe(task.task_id, task.options, task.task_id in batches)
+        infos.append(
+            task_info(
+                workflow_id, task.task_id, task.name, view, task.options, task.parent, task.depth
+            )
+        )
     return infos
 
 

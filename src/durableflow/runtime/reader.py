@@ -24,7 +24,13 @@ from durableflow.errors import WorkflowError
 from durableflow.model.environment import EnvironmentDiff
 from durableflow.model.filters import WorkflowFilter
 from durableflow.model.ids import validate_workflow_id
-from durableflow.model.info import ScheduleInfo, TaskInfo, WorkflowInfo, WorkflowSummary
+from durableflow.model.info import (
+    ScheduleInfo,
+    TaskInfo,
+    TaskPage,
+    WorkflowInfo,
+    WorkflowSummary,
+)
 from durableflow.model.ownership import LeaseRecord
 from durableflow.model.records import RunRecord
 from durableflow.model.status import WorkflowStatus, parse_status_filter
@@ -44,6 +50,7 @@ from durableflow.runtime.status import (
     workflow_info,
     workflow_metadata,
 )
+from durableflow.runtime.task_page import task_page
 from durableflow.runtime.workers import live_workers
 from durableflow.storage.base import Storage
 from durableflow.storage.schedules import ScheduleStore
@@ -141,6 +148,21 @@ class Reader:
         """
         record = self._record(workflow_id)
         return task_infos(self.store, record, effective_status(self.store, record))
+
+    def list_tasks_page(self, workflow_id: str, *, full: int, started: int) -> TaskPage:
+        """The tasks of :meth:`list_tasks`, with the times of the first screen's tasks only.
+
+        The first ``full`` tasks, and then tasks until ``started`` of them have started, are
+        read in full; a later task with a checkpoint is a ``BriefTask`` (SUCCESSFUL, its
+        checkpoint header not read), so a 10,000-task fan-out's page reads a few hundred
+        headers (see :mod:`durableflow.runtime.task_page`). Also gives each task's upstream.
+
+        Raises:
+            WorkflowNotFoundError: unknown id.
+        """
+        record = self._record(workflow_id)
+        status = effective_status(self.store, record)
+        return task_page(self.store, record, status, full=full, started=started)
 
     def get_task(self, workflow_id: str, task_id: str) -> TaskInfo:
         """What is known about one task.
