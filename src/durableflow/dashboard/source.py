@@ -6,13 +6,10 @@
 here: a resume is handed to the workers, see :meth:`Source.resume`). It keeps the task tables
 of workflows at rest, which do not change until a resume or restart rewrites their run record.
 
-Where the Reader has no call for what a view needs, the gap is filled in one marked place
-each, through the Reader's public ``store`` / ``storage`` attributes:
+Logs and workers are the Reader's answers shaped for the pages
+(:mod:`~durableflow.dashboard.hooks`). Where the Reader has no call for what a view needs, the
+gap is filled in one marked place each, through the Reader's public ``store`` attribute:
 
-- :meth:`Source.task_logs` -- the captured logs of a task's attempts (``LOGS HOOK``,
-  :mod:`~durableflow.dashboard.hooks`);
-- :meth:`Source.workers` -- live workers and the workflows they hold (``WORKERS FALLBACK``,
-  :mod:`~durableflow.dashboard.hooks`);
 - :meth:`Source.output_preview` -- a checkpoint's size before anything is unpickled
   (:mod:`~durableflow.dashboard.preview`);
 - :meth:`Source.edges` -- the DAG's edges (the specs' ``upstream``).
@@ -235,7 +232,7 @@ class Source:
         return self.reader.list_schedules()
 
     def task_logs(self, workflow_id: str, task_id: str) -> list[dict[str, Any]] | None:
-        """LOGS HOOK: the captured logs of each attempt of a task, or None if none are kept.
+        """The captured logs of each attempt of a task, or None for an unknown task.
 
         Each entry is ``{"attempt": n, "text": str, "truncated": bool, "start", "end"}`` (see
         :func:`durableflow.dashboard.hooks.task_logs`).
@@ -245,10 +242,10 @@ class Source:
     def workers(self) -> list[dict[str, Any]]:
         """Live workers (``owner``, ``host``, ``pid``, ``expires_at``) and what they hold.
 
-        ``holds``: the RUNNING workflows whose lease this worker's owner id holds (WORKERS
-        FALLBACK, see :func:`durableflow.dashboard.hooks.live_workers`).
+        ``holds``: the RUNNING workflows whose lease this worker's owner id holds (see
+        :func:`durableflow.dashboard.hooks.live_workers`).
         """
-        return hooks.live_workers(self.reader, self.clock)
+        return hooks.live_workers(self.reader)
 
     def output_preview(self, workflow_id: str, task_id: str) -> dict[str, Any]:
         """What a task's checkpoint holds: type, size and a truncated repr (see :mod:`.preview`).
