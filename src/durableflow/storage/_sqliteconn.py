@@ -3,9 +3,14 @@
 Each thread gets its own connection (in autocommit mode, WAL journal, ``synchronous`` FULL, or
 NORMAL with ``fsync=false``); a forked child opens its own instead of sharing its parent's.
 Every connection is kept with its thread so that ``close`` reaches them all and the connections
-of finished threads are closed when the next one opens. Here too: the explicit write
-transaction (``BEGIN IMMEDIATE``), the relaxed ``synchronous`` of the durability scopes, and the
-translation of SQLite's errors into durableflow's.
+of finished threads are closed when the next one opens. A connection is only ever closed when
+no statement can be running on it (its thread is the caller, or has ended): closing a
+connection while another thread runs a statement on it crashes the interpreter (CPython's
+sqlite3 objects are not safe for that), so ``close`` leaves a live thread's connection to that
+thread, which closes it at its next call (and gets ``StorageUnavailableError``).
+
+Here too: the explicit write transaction (``BEGIN IMMEDIATE``), the relaxed ``synchronous`` of
+the durability scopes, and the translation of SQLite's errors into durableflow's.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class SQLiteConnections:
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
+            self._close_own()  # left open by close() while this thread might have used it
             raise StorageUnavailableError(f"sqlite storage {self.url} is closed")
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         # A forked child must not share its parent's connection: open its own.
@@ -121,12 +127,37 @@ class SQLiteConnections:
         return connection
 
     def _drop_connections(self) -> None:
+        """Close this thread's connection and those of ended threads; keep the others.
+
+        A connection of another live thread may be running a statement right now: it stays
+        listed, and its thread closes it at its next call (:meth:`_close_own`). A forked
+        parent's connections are never touched.
+        """
+        me = threading.current_thread()
+        closing = []
         with self._lock:
-            connections, self._connections = self._connections, []
-        for _, pid, connection in connections:
-            if pid == os.getpid():
-                _close_quietly(connection)
-        self._local = threading.local()
+            kept = []
+            for thread_ref, pid, connection in self._connections:
+                thread = thread_ref()
+                if pid != os.getpid():
+                    continue
+                if thread is None or thread is me or not thread.is_alive():
+                    closing.append(connection)
+                else:
+                    kept.append((thread_ref, pid, connection))
+            self._connections = kept
+        for connection in closing:
+            _close_quietly(connection)
+
+    def _close_own(self) -> None:
+        """Close the calling thread's connection if it is still open (after ``close``)."""
+        me = threading.current_thread()
+        with self._lock:
+            mine = [entry for entry in self._connections if entry[0]() is me]
+            self._connections = [entry for entry in self._connections if entry[0]() is not me]
+        for _, _, connection in mine:
+            _close_quietly(connection)
+        self._local.__dict__.pop("connection", None)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
