@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,9 @@ def client(tmp_path: Path) -> Any:
 
 @workflow.task
 def blocked(name: str, value: int) -> int:
-    gate(name).wait(60)
+    deadline = time.monotonic() + 60
+    while not gate(name).wait(0.01) and time.monotonic() < deadline:
+        workflow.check_cancelled()  # a thread task stops at its checks (else cancel waits 30 s)
     return value
 
 
