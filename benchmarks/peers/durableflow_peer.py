@@ -1,4 +1,4 @@
-"""durableflow's side of the peer comparison, on its default storage (a directory, fsync).
+"""durableflow's side of the peer comparison, on its default storage (SQLite, group fsync).
 
 Run by ``python -m benchmarks --compare-peers`` in the current interpreter; by hand:
 ``python benchmarks/peers/durableflow_peer.py --workdir /tmp/x``.
@@ -7,6 +7,7 @@ Run by ``python -m benchmarks --compare-peers`` in the current interpreter; by h
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import _protocol  # type: ignore[import-not-found]
@@ -29,7 +30,12 @@ one_task = task(one)
 def main(argv: list[str] | None = None) -> int:
     args = _protocol.parse(argv)
     logging.getLogger("durableflow").setLevel(logging.WARNING)
-    client = Client(f"file://{args.workdir / 'store'}")  # the default: fsync on
+    # The default storage (no URL, no $DURABLEFLOW_STORAGE): under the data directory, here
+    # the workdir's, so that runs start empty and leave nothing in the user's home.
+    os.environ.pop("DURABLEFLOW_STORAGE", None)
+    os.environ.pop("RAY_WORKFLOW_STORAGE", None)
+    os.environ["XDG_DATA_HOME"] = str(args.workdir / "data")
+    client = Client()
 
     def run_chain(workflow_id: str, n: int) -> int:
         node = inc_task.bind(0)
@@ -44,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         _protocol.run_all(
             "durableflow",
             __version__,
-            "file storage (a directory), fsync: survives a power cut",
+            f"default storage ({client.storage.url.split(':')[0]}), synced: survives a power cut",
             run_chain,
             run_one,
             args,

@@ -16,6 +16,7 @@ __all__ = [
     "ENV_STORAGE",
     "ClientSettings",
     "check_limits",
+    "default_storage",
     "default_storage_dir",
     "env_policy_from_env",
     "executor_from_env",
@@ -31,26 +32,44 @@ ENV_EXECUTOR = "DURABLEFLOW_EXECUTOR"
 ENV_ENV_POLICY = "DURABLEFLOW_ENV_POLICY"
 
 
-def default_storage_dir() -> Path:
-    r"""The default storage: a folder under the user's data directory (not /tmp).
-
-    Linux: ``$XDG_DATA_HOME/durableflow`` or ``~/.local/share/durableflow``; macOS:
-    ``~/Library/Application Support/durableflow``; Windows: ``%LOCALAPPDATA%\\durableflow``.
-    """
+def _data_dir() -> Path:
     if sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     elif os.name == "nt":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "durableflow" / "storage"
+    return base / "durableflow"
+
+
+def default_storage_dir() -> Path:
+    r"""The earlier default storage: a folder of the user's data directory.
+
+    Linux: ``$XDG_DATA_HOME/durableflow/storage`` or ``~/.local/share/durableflow/storage``;
+    macOS: ``~/Library/Application Support/durableflow/storage``; Windows:
+    ``%LOCALAPPDATA%\\durableflow\\storage``. Still the default where it holds a store
+    (:func:`default_storage`).
+    """
+    return _data_dir() / "storage"
+
+
+def default_storage() -> str:
+    """The default storage: one SQLite file in the user's data directory (not /tmp).
+
+    ``sqlite://<data>/durableflow/workflows.db`` (the folder of :func:`default_storage_dir`),
+    which commits with a group fsync and keeps the storage's guarantees on one machine. Where
+    the earlier default folder holds a store already (``<data>/durableflow/storage/v1``), that
+    folder stays the default, so an upgrade finds its workflows where they were.
+    """
+    legacy = default_storage_dir()
+    if (legacy / "v1").is_dir():
+        return str(legacy)
+    return f"sqlite://{_data_dir() / 'workflows.db'}"
 
 
 def storage_from_env() -> str:
-    """``$DURABLEFLOW_STORAGE``, else ``$RAY_WORKFLOW_STORAGE``, else the default directory."""
-    return (
-        os.environ.get(ENV_STORAGE) or os.environ.get(ENV_RAY_STORAGE) or str(default_storage_dir())
-    )
+    """``$DURABLEFLOW_STORAGE``, else ``$RAY_WORKFLOW_STORAGE``, else :func:`default_storage`."""
+    return os.environ.get(ENV_STORAGE) or os.environ.get(ENV_RAY_STORAGE) or default_storage()
 
 
 def signing_key_from_env() -> bytes | None:

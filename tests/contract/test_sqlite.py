@@ -2,6 +2,7 @@
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,18 +29,36 @@ def _pragma(storage: SQLiteStorage, name: str) -> object:
         return connection.execute(f"PRAGMA {name}").fetchone()[0]
 
 
-def test_database_is_in_wal_mode_with_full_sync_by_default(tmp_path: Path) -> None:
+def _marker(storage: SQLiteStorage) -> int:
+    """The syncs this process ran on the storage's file (fsyncs of its log)."""
+    return storage._group().syncs
+
+
+def test_database_is_in_wal_mode_and_each_write_is_synced_on_return(tmp_path: Path) -> None:
     storage = open_storage(f"sqlite://{tmp_path / 'wf.db'}")
     assert isinstance(storage, SQLiteStorage)
+    assert storage.ordered
     assert _pragma(storage, "journal_mode") == "wal"
-    sync = storage._connection().execute("PRAGMA synchronous").fetchone()[0]
-    assert sync == 2  # FULL
     assert storage.url == f"sqlite://{tmp_path / 'wf.db'}"
+    before = _marker(storage)
+    storage.put("a", b"1")
+    assert storage.create("b", b"2")
+    assert storage.swap("b", b"2", b"3")
+    storage.delete("a")
+    storage.put_many([("c", b"4"), ("d", b"5")])
+    assert _marker(storage) == before + 5  # one sync after each write
+    # commits themselves run NORMAL: the fsync of the log is the sync
+    assert storage._connection().execute("PRAGMA synchronous").fetchone()[0] == 1
 
 
-def test_fsync_false_selects_synchronous_normal(tmp_path: Path) -> None:
+def test_fsync_false_never_syncs(tmp_path: Path) -> None:
     storage = open_storage(f"sqlite://{tmp_path / 'wf.db'}?fsync=false")
     assert isinstance(storage, SQLiteStorage)
+    storage.put("a", b"1")
+    with storage.batch():
+        storage.put("b", b"1")
+    storage.sync()
+    assert _marker(storage) == 0
     assert storage._connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert storage.url.endswith("?fsync=false")
 
@@ -105,54 +124,91 @@ def test_prefix_upper_bound(prefix: str, bound: str | None) -> None:
     assert prefix_upper_bound(prefix) == bound
 
 
-def _synchronous(storage: SQLiteStorage) -> int:
-    return int(storage._connection().execute("PRAGMA synchronous").fetchone()[0])
-
-
-def test_volatile_relaxes_only_this_threads_commits_for_the_block(tmp_path: Path) -> None:
+def test_volatile_skips_the_sync_of_this_threads_writes_only(tmp_path: Path) -> None:
     storage = SQLiteStorage(tmp_path / "wf.db")
-    seen_elsewhere = []
+    base = _marker(storage)  # creating the tables was synced
     with storage.volatile():
-        assert _synchronous(storage) == 1  # NORMAL
-        other = threading.Thread(target=lambda: seen_elsewhere.append(_synchronous(storage)))
+        storage.put("a", b"1")
+        with storage.batch():  # nested: joins the outer scope
+            storage.put("b", b"1")
+        assert _marker(storage) == base
+        other = threading.Thread(target=lambda: storage.put("c", b"1"))
         other.start()
         other.join()
-        with storage.batch():  # nested: joins the outer scope
-            assert _synchronous(storage) == 1
-        assert _synchronous(storage) == 1
-    assert _synchronous(storage) == 2  # FULL again
-    assert seen_elsewhere == [2]
-
-
-def test_batch_ends_with_one_full_commit_when_it_wrote(tmp_path: Path) -> None:
-    storage = SQLiteStorage(tmp_path / "wf.db")
-
-    def marker() -> int | None:
-        row = storage._connection().execute("SELECT n FROM sync_marker").fetchone()
-        return None if row is None else int(row[0])
-
-    with storage.batch():
-        assert storage.get("nothing") is None
-    assert marker() is None  # a block that wrote nothing costs no sync
-    with storage.batch():
-        storage.put("a", b"1")
-        storage.put("b", b"2")
-        assert _synchronous(storage) == 1
-    assert marker() == 1
-    assert _synchronous(storage) == 2
-    with pytest.raises(RuntimeError), storage.batch():
-        storage.put("c", b"3")
-        raise RuntimeError("failed block")
-    assert marker() == 1  # no sync after a failed block, like a crash in its middle
+        assert _marker(storage) == base + 1  # another thread's write is synced as usual
+    assert _marker(storage) == base + 1
     assert storage.list("") == ["a", "b", "c"]
 
 
-def test_scopes_do_nothing_with_fsync_off(tmp_path: Path) -> None:
-    storage = SQLiteStorage(tmp_path / "wf.db", fsync=False)
+def test_batch_ends_with_one_sync_when_it_wrote(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "wf.db")
+    base = _marker(storage)
+    with storage.batch():
+        assert storage.get("nothing") is None
+    assert _marker(storage) == base  # a block that wrote nothing costs no sync
     with storage.batch():
         storage.put("a", b"1")
-    assert storage._connection().execute("SELECT count(*) FROM sync_marker").fetchone()[0] == 0
-    assert _synchronous(storage) == 1
+        storage.put("b", b"2")
+        assert _marker(storage) == base
+    assert _marker(storage) == base + 1
+    with pytest.raises(RuntimeError), storage.batch():
+        storage.put("c", b"3")
+        raise RuntimeError("failed block")
+    assert _marker(storage) == base + 1  # no sync after a failed block, like a crash in its middle
+    assert storage.list("") == ["a", "b", "c"]
+
+
+def test_sync_runs_one_even_when_this_process_wrote_nothing(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "wf.db")
+    base = _marker(storage)
+    with storage.volatile():
+        storage.put("a", b"1")
+    other = SQLiteStorage(tmp_path / "wf.db")  # another writer's commits are in the same log
+    other.sync()
+    other.sync()
+    assert _marker(storage) == base + 2
+
+
+def test_writers_that_commit_during_a_sync_share_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: while one sync runs, 7 threads commit; one more sync covers them all.
+
+    The sync holds no lock, so they can commit meanwhile.
+    """
+    storage = SQLiteStorage(tmp_path / "wf.db")
+    storage.put("warm", b"")
+    group = storage._group()
+    first_started, release = threading.Event(), threading.Event()
+    real = SQLiteStorage._sync_log
+    calls: list[str] = []
+
+    def gated(self: SQLiteStorage) -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            first_started.set()
+            assert release.wait(30)
+        real(self)
+
+    monkeypatch.setattr(SQLiteStorage, "_sync_log", gated)
+    syncs = group.syncs
+    first = threading.Thread(target=storage.put, args=("first", b""), name="first")
+    first.start()
+    assert first_started.wait(30)
+    others = [
+        threading.Thread(target=storage.put, args=(f"k{i}", b""), name=f"w{i}") for i in range(7)
+    ]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while group._written < group._synced + 8 and time.monotonic() < deadline:
+        time.sleep(0.01)  # all seven committed and wait for durability
+    release.set()
+    for thread in [first, *others]:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert group.syncs - syncs == 2, calls
+    assert len(storage.list("k")) == 7
 
 
 _CLOSE_WHILE_WRITING = r"""

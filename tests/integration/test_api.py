@@ -444,11 +444,28 @@ def test_storage_from_environment_in_documented_order(tmp_path, monkeypatch):
     assert Client().storage.url == f"file://{tmp_path / 'df'}"
 
 
-def test_default_storage_is_under_the_user_data_directory(tmp_path, monkeypatch):
+def test_default_storage_is_a_sqlite_file_under_the_user_data_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("DURABLEFLOW_STORAGE", raising=False)
+    monkeypatch.delenv("RAY_WORKFLOW_STORAGE", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    client = Client()
-    assert client.storage.url.startswith(f"file://{tmp_path / 'data'}/durableflow")
-    client.close()
+    with Client() as client:
+        assert client.storage.url == f"sqlite://{tmp_path / 'data'}/durableflow/workflows.db"
+        assert client.run(add.bind(1, 2), workflow_id="d") == 3
+    assert (tmp_path / "data" / "durableflow" / "workflows.db").is_file()
+
+
+def test_an_earlier_default_folder_with_a_store_stays_the_default(tmp_path, monkeypatch):
+    """Upgrading from a version whose default was a folder finds the workflows where they were."""
+    monkeypatch.delenv("DURABLEFLOW_STORAGE", raising=False)
+    monkeypatch.delenv("RAY_WORKFLOW_STORAGE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    folder = tmp_path / "data" / "durableflow" / "storage"
+    with Client(str(folder)) as old:
+        assert old.run(add.bind(2, 3), workflow_id="kept") == 5
+    with Client() as client:
+        assert client.storage.url == f"file://{folder}"
+        assert client.get_output("kept") == 5
+    assert not (tmp_path / "data" / "durableflow" / "workflows.db").exists()
 
 
 def test_bad_storage_urls_raise_clear_errors(tmp_path):

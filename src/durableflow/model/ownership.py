@@ -45,7 +45,9 @@ class LeaseRecord:
 
     def to_bytes(self) -> bytes:
         """JSON bytes."""
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"), sort_keys=True).encode()
+        # A shallow dict of the (flat) fields: asdict() copies recursively, several times slower.
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
     @staticmethod
     def _fields(data: dict[str, Any]) -> dict[str, Any]:

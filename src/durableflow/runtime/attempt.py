@@ -21,7 +21,11 @@ protocol is in :mod:`durableflow.storage.attempts`):
    past its deadline (its number is in ``call.replaces``) is replaced by this attempt's, a
    compare-and-swap on the bytes read (fencing by attempt number: the late write loses);
    any other (another runner's) won the race and its value is used, so both continue with the
-   same value. The checkpoint ends the attempt, nothing more is recorded. A task without a
+   same value. On an ordered storage (:attr:`Storage.ordered`: SQLite) the checkpoint is written
+   without a sync: the engine syncs before it starts another task, and the workflow's final
+   status is synced, which covers it (a power cut keeps a prefix of the writes, so no later
+   write survives without it). The checkpoint ends the attempt, nothing more is recorded. A
+   task without a
    checkpoint (``checkpoint=False``) records SUCCESSFUL, if step 1 recorded it RUNNING;
 6. a failure records FAILED (the function raised) or ERROR (the worker failed around it) in the
    attempt record and is returned, never raised.
@@ -39,6 +43,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from contextlib import nullcontext
 from typing import Any
 
 from durableflow.errors import SerializationError, StorageError, WorkflowError
@@ -187,7 +192,10 @@ class TaskAttempt:
         value = (result, None) if call.catch else result
         if call.checkpoint and store is not None:  # 5
             header = {"start": self.start, "end": time.time(), "attempt": call.attempt}
-            with self.gate.writing() as stopped:
+            # Unsynced on an ordered storage: the engine syncs before the next task starts,
+            # and the final status's sync covers it (a prefix survives a power cut).
+            unsynced = store.storage.volatile() if store.storage.ordered else nullcontext()
+            with self.gate.writing() as stopped, unsynced:
                 if stopped is not None:
                     return self.failed(stopped, system=True)
                 try:

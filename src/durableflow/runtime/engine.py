@@ -140,6 +140,7 @@ class WorkflowRun(RunStops, RunWrites):
         self._ids = IdAllocator()
         self._result: Any = None
         self._error_infos: dict[str, ErrorInfo] = {}
+        self._unsynced = False
         stored_limit = record.extra.get("timeout_s")
         self.timeout_s = timeout_s if timeout_s is not None else stored_limit
         self.stop_grace = stop_grace
@@ -187,11 +188,11 @@ class WorkflowRun(RunStops, RunWrites):
                     f"workflow {self.workflow_id!r} has no stored task specs",
                     workflow_id=self.workflow_id,
                 )
+            done = self.store.list_done(self.workflow_id)
+            # A crashed runner's checkpoints may be unsynced: sync before they feed a task.
+            self._unsynced = bool(done) and self.store.storage.ordered
             state = RunState.from_stored(
-                self.workflow_id,
-                batches,
-                self.store.list_done(self.workflow_id),
-                attempts=self._attempts_before(),
+                self.workflow_id, batches, done, attempts=self._attempts_before()
             )
         for flat in batches.values():
             for spec in flat.specs:
@@ -281,6 +282,7 @@ class WorkflowRun(RunStops, RunWrites):
             outcome.end - outcome.start,
         )
         if outcome.kind is OutcomeKind.OK:
+            self._unsynced = self.store.storage.ordered
             if outcome.has_value:
                 self._values[task_id] = outcome.value
             if outcome.value_ref is not None:
@@ -310,6 +312,7 @@ class WorkflowRun(RunStops, RunWrites):
     ) -> None:
         for command in commands:
             if isinstance(command, SubmitTask):
+                self._sync_checkpoints()
                 self._dispatch.submit(command)
             elif isinstance(command, RecordTaskError):
                 self._record_error(command)

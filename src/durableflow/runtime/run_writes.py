@@ -42,6 +42,8 @@ class RunWrites:
     _values: dict[str, Any]
     _refs: dict[str, Any]
     _error_infos: dict[str, ErrorInfo]
+    _unsynced: bool
+    """Checkpoints read or written since the last sync (an ordered storage only)."""
 
     if TYPE_CHECKING:  # provided by WorkflowRun and RunStops
 
@@ -57,6 +59,17 @@ class RunWrites:
     def leave_resumable(self) -> None:
         """A queued run that will not start here (shutdown): store it RESUMABLE, fenced."""
         self._set_status(WorkflowStatus.RESUMABLE)
+
+    def _sync_checkpoints(self) -> None:
+        """Before a task starts: make the checkpoints before it durable (ordered storage).
+
+        Attempts write checkpoints without a sync on an ordered storage (SQLite); one sync here
+        covers every checkpoint finished so far (this process's and workers'), so no task runs
+        on an input that a power cut could take back. Status writes sync by themselves.
+        """
+        if self._unsynced:
+            self.store.storage.sync()
+            self._unsynced = False
 
     def _set_status(self, status: WorkflowStatus, **changes: Any) -> None:
         self.fenced.set(status, **changes)

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from durableflow.errors import StorageError, StorageUnavailableError, StorageURLError
 from durableflow.storage._backend import storage_error, translate_errors
+from durableflow.storage._sqlitesync import GroupSync, group_for
 
 __all__ = ["SQLiteConnections"]
 
@@ -58,31 +59,81 @@ class SQLiteConnections:
         # of finished threads are closed when the next one opens.
         self._connections: list[tuple[weakref.ref[threading.Thread], int, sqlite3.Connection]] = []
         self._closed = False
+        self._groups: dict[int, GroupSync] = {}
 
     @property
     def url(self) -> str:
         """``sqlite:///path``, with ``?fsync=false`` when commits are not synced."""
         return f"sqlite://{quote(str(self._path))}" + ("" if self._fsync else "?fsync=false")
 
-    @contextmanager
-    def _relaxed(self) -> Iterator[sqlite3.Connection | None]:
-        """``synchronous=NORMAL`` on this thread's connection for the block.
+    def _group(self) -> GroupSync:
+        """This process's write lock and sync generations for the file (see ``_sqlitesync``)."""
+        group = self._groups.get(os.getpid())
+        if group is None:
+            group = group_for(str(self._path))
+            self._groups = {os.getpid(): group}
+        return group
 
-        Yields the connection, or None when an outer scope (or ``fsync=false``) decides.
-        """
-        if not self._fsync or getattr(self._local, "scoped", False):
-            yield None
+    @contextmanager
+    def _scope(self, kind: str) -> Iterator[bool]:
+        """A durability scope on this thread; yields True for the outermost one (it decides)."""
+        if getattr(self._local, "scope", None) is not None:
+            yield False
             return
-        connection = self._connection()
-        with self._errors("configure", None):
-            connection.execute("PRAGMA synchronous = NORMAL")
-        self._local.scoped = True
+        self._local.scope = kind
+        self._local.pending = 0
         try:
-            yield connection
+            yield True
         finally:
-            self._local.scoped = False
-            with self._errors("configure", None):
-                connection.execute("PRAGMA synchronous = FULL")
+            self._local.scope = None
+
+    @contextmanager
+    def _writing(self, action: str, key: str | None) -> Iterator[sqlite3.Connection]:
+        """One write: under the process's write lock, then made durable as the scope says.
+
+        Outside any scope the write is durable on return (a group sync); in ``batch()`` the
+        sync waits for the block's end; in ``volatile()`` there is none.
+        """
+        group = self._group()
+        with self._errors(action, key), group.write_lock:
+            connection = self._connection()
+            yield connection
+            generation = group.wrote()
+        scope = getattr(self._local, "scope", None)
+        if scope is None:
+            self._sync_through(generation)
+        elif scope == "batch":
+            self._local.pending = generation
+
+    def _sync_through(self, generation: int) -> None:
+        if self._fsync:
+            with self._errors("sync", None):
+                self._group().sync_through(generation, self._sync_log)
+
+    def _sync_log(self) -> None:
+        """Fsync the write-ahead log (see ``_sqlitesync``); a FULL commit when there is none."""
+        try:
+            fd = os.open(f"{self._path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            with self._group().write_lock:
+                self._full_commit()
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _full_commit(self) -> None:
+        """One commit with ``synchronous=FULL``: fsyncs the log and what it holds."""
+        connection = self._connection()
+        connection.execute("PRAGMA synchronous = FULL")
+        try:
+            connection.execute(
+                "INSERT INTO sync_marker (id, n) VALUES (1, 1) "
+                "ON CONFLICT (id) DO UPDATE SET n = n + 1"
+            )
+        finally:
+            connection.execute("PRAGMA synchronous = NORMAL")
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -109,8 +160,8 @@ class SQLiteConnections:
             mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageURLError(f"cannot put {str(self._path)!r} in WAL mode (got {mode})")
-            sync = "FULL" if self._fsync else "NORMAL"
-            connection.execute(f"PRAGMA synchronous = {sync}")
+            # Always NORMAL: durability comes from the group syncs (module ``_sqlitesync``).
+            connection.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as err:
             raise self._translate(err, "open", None) from err
         me = threading.current_thread()
@@ -161,8 +212,8 @@ class SQLiteConnections:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection()
-        with self._errors("write", None):
+        """An explicit write transaction (several statements, one commit), durable like a write."""
+        with self._writing("write", None) as connection:
             # IMMEDIATE takes the write lock at once, so the transaction never has to
             # upgrade a read lock (which would fail with SQLITE_BUSY instead of waiting).
             connection.execute("BEGIN IMMEDIATE")

@@ -16,7 +16,9 @@ Durability: a write is durable when it returns (it survives a power cut where th
 promises that, e.g. file storage with fsync on). Two optional scopes let a caller relax that
 where correctness allows, and let a backend share the cost: :meth:`Storage.batch` (the writes
 of a block are durable together when it exits) and :meth:`Storage.volatile` (the writes of a
-block need not survive a power cut). Both default to doing nothing special.
+block need not survive a power cut). Both default to doing nothing special. An *ordered*
+backend (:attr:`Storage.ordered`) keeps a prefix of the writes on a power cut; :meth:`Storage.sync`
+makes every write so far durable there.
 """
 
 from __future__ import annotations
@@ -160,6 +162,27 @@ class Storage(abc.ABC):
         repair. Nested scopes join the outermost one. Default: the same writes as outside.
         """
         return contextlib.nullcontext()
+
+    @property
+    def ordered(self) -> bool:
+        """Whether a power cut keeps a prefix of the writes, in the order they were made.
+
+        True for a backend whose writes reach stable storage in order (one append-only log,
+        as SQLite's) or are durable each on its return outside :meth:`volatile` (nothing to
+        lose out of order). There, a writer may leave writes unsynced (:meth:`volatile`) and
+        make them durable later with :meth:`sync`, knowing that no later write survives a
+        power cut without them. False (the default): writes left unsynced may survive in any
+        order, so protocols sync each step before the next.
+        """
+        return False
+
+    def sync(self) -> None:  # noqa: B027 - optional hook: nothing is left unsynced by default
+        """Make every write made so far durable, the volatile ones included (ordered backends).
+
+        Callers use it where :attr:`ordered` is True, before something that must not survive a
+        power cut without the writes before it (a task that starts after a checkpoint). A
+        backend that is not ordered does nothing here.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections and handles; the storage is not used afterwards."""

@@ -50,6 +50,11 @@ class MemoryStorage(Storage):
     def url(self) -> str:
         return f"memory://{self._name}"
 
+    @property
+    def ordered(self) -> bool:
+        """True: nothing outlives the process, so no write outlives an earlier one."""
+        return True
+
     def get(self, key: str) -> bytes | None:
         return self._data.get(check_key(key))
 

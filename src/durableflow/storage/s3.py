@@ -244,6 +244,11 @@ class S3Storage(ReopenFromURL, Storage):
                     key=key,
                 )
 
+    @property
+    def ordered(self) -> bool:
+        """True: every write is durable when it returns (``volatile`` changes nothing here)."""
+        return True
+
     def close(self) -> None:
         """Close the client's connection pool."""
         with contextlib.suppress(Exception):

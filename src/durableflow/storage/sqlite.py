@@ -15,17 +15,22 @@ How each promise of :class:`~durableflow.storage.base.Storage` is kept:
 3. ``swap`` is ``UPDATE ... WHERE key = ? AND value = ?``.
 4. ``list`` is a range scan of the primary-key index: ``key >= prefix AND key < upper bound``.
 
-``put_many`` writes every value in one transaction: one commit, one fsync. ``synchronous=FULL``
-(the default) makes a commit survive a power cut; ``?fsync=false`` selects ``synchronous=NORMAL``,
-which survives a killed process but may lose the last commits on a power cut.
+``put_many`` writes every value in one transaction. Durability (``_sqlitesync``): every commit
+runs with ``synchronous=NORMAL`` and a write is made durable by a *group sync* (an fsync of the log)
+shared by every thread of the process that committed before it began: by
+default a write is durable when it returns, as every backend's; ``?fsync=false`` never syncs
+(a killed process loses nothing, a power cut may lose the last commits). The storage is
+*ordered* (:attr:`ordered`): a power cut keeps a prefix of the commits, never a later one
+without an earlier one.
 
-Durability scopes work on the calling thread's own connection:
+Durability scopes, per thread:
 
-- ``volatile()``: the block's commits use ``synchronous=NORMAL``;
-- ``batch()``: the same, then, when the block exits normally and wrote anything, one commit
-  with ``synchronous=FULL`` (of a counter in table ``sync_marker``) fsyncs the write-ahead log,
-  and with it every commit of the block; frames checkpointed meanwhile were synced by the
-  checkpoint itself.
+- ``volatile()``: the block's writes are not synced;
+- ``batch()``: one group sync when the block exits normally and wrote anything;
+- ``sync()``: one group sync now, which also covers commits of other processes.
+
+Writes of one process take a process-wide lock per database file, so its threads never wait
+in SQLite's busy handler (which sleeps for milliseconds); other processes still do.
 """
 
 from __future__ import annotations
@@ -204,8 +209,8 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     def put(self, key: str, data: bytes) -> None:
         """An upsert, a transaction of its own."""
         check_key(key)
-        with self._errors("write", key):
-            self._connection().execute(
+        with self._writing("write", key) as connection:
+            connection.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, bytes(data)),
@@ -226,8 +231,8 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     def create(self, key: str, data: bytes) -> bool:
         """An INSERT that does nothing if the key exists; True if it inserted."""
         check_key(key)
-        with self._errors("create", key):
-            cursor = self._connection().execute(
+        with self._writing("create", key) as connection:
+            cursor = connection.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                 (key, bytes(data)),
             )
@@ -236,8 +241,8 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     def swap(self, key: str, expected: bytes, data: bytes) -> bool:
         """An UPDATE of the row whose value still equals ``expected``."""
         check_key(key)
-        with self._errors("swap", key):
-            cursor = self._connection().execute(
+        with self._writing("swap", key) as connection:
+            cursor = connection.execute(
                 "UPDATE kv SET value = ? WHERE key = ? AND value = ?",
                 (bytes(data), key, bytes(expected)),
             )
@@ -246,8 +251,8 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     def delete(self, key: str) -> None:
         """A DELETE by primary key."""
         check_key(key)
-        with self._errors("delete", key):
-            self._connection().execute("DELETE FROM kv WHERE key = ?", (key,))
+        with self._writing("delete", key) as connection:
+            connection.execute("DELETE FROM kv WHERE key = ?", (key,))
 
     def list(self, prefix: str) -> list[str]:
         """A range scan of the key index."""
@@ -270,27 +275,34 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
     def delete_prefix(self, prefix: str) -> None:
         """One DELETE over the key range."""
         where, args = self._range(prefix)
-        with self._errors("delete", prefix):
-            self._connection().execute(f"DELETE FROM kv{where}", args)
+        with self._writing("delete", prefix) as connection:
+            connection.execute(f"DELETE FROM kv{where}", args)
+
+    @property
+    def ordered(self) -> bool:
+        """True: a power cut keeps a prefix of the commits (the log is append-only)."""
+        return True
 
     @contextmanager
     def volatile(self) -> Iterator[None]:
-        """This thread's commits in the block skip the fsync (``synchronous=NORMAL``)."""
-        with self._relaxed():
+        """This thread's writes in the block are committed without a sync."""
+        with self._scope("volatile"):
             yield
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """This thread's commits in the block skip the fsync; one fsync at its end covers all."""
-        with self._relaxed() as connection:
-            changes = connection.total_changes if connection is not None else 0
+        """This thread's writes in the block share one group sync at its end."""
+        with self._scope("batch") as outermost:
             yield
-        if connection is not None and connection.total_changes != changes:
+            pending = int(self._local.pending) if outermost else 0
+        if pending:
+            self._sync_through(pending)
+
+    def sync(self) -> None:
+        """Make every commit so far durable, this process's and others' (one group sync)."""
+        if self._fsync:
             with self._errors("sync", None):
-                connection.execute(
-                    "INSERT INTO sync_marker (id, n) VALUES (1, 1) "
-                    "ON CONFLICT (id) DO UPDATE SET n = n + 1"
-                )
+                self._group().sync_now(self._sync_log)
 
     def close(self) -> None:
         """Close every connection this storage opened, in every thread."""

@@ -232,6 +232,15 @@ class FaultyStorage(Storage):
         """The inner storage's ``volatile`` scope."""
         return self._inner.volatile()
 
+    @property
+    def ordered(self) -> bool:
+        """The inner storage's ``ordered``."""
+        return self._inner.ordered
+
+    def sync(self) -> None:
+        """The inner storage's ``sync`` (not a counted operation: it writes no key)."""
+        self._inner.sync()
+
     def close(self) -> None:
         """Release hanging operations and close the inner storage."""
         self.heal()
