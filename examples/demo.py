@@ -1,10 +1,10 @@
 """durableflow demo: a pipeline fails at a step, shows its status, is resumed, prints the result.
 
-Runs on the embedded default: no Ray, no server; state goes to the default storage directory
-(printed below), or to $DURABLEFLOW_STORAGE. The resume in step 2 does not redo extract and
-transform: their lines print once, load's twice. Each run of the demo starts a new workflow id
-(the time and the process id), so it tells the whole story again; `durableflow list` shows
-the earlier ones.
+Runs on the embedded default: no Ray, no server; state goes to the default storage (a SQLite
+file in your data directory, printed below), or to $DURABLEFLOW_STORAGE. The resume in step 2
+does not redo extract and transform: their lines print once, load's twice. Each run of the
+demo starts a new workflow id (the time and the process id), so it tells the whole story
+again; `durableflow list` shows the earlier ones.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``from durableflow import workflow`` replaces ``from ray import workflow``. Every call below
 creates the default Client on first use (storage from ``init``, else the environment, else the
-default directory); ``shutdown()`` closes it so ``init`` may choose again.
+default storage); ``shutdown()`` closes it so ``init`` may choose again.
 
 Like ``ray.workflow``, the module also carries the errors (``workflow.WorkflowError``,
 ``WorkflowExecutionError``, ``WorkflowCancellationError``, ...), ``WorkflowStatus`` and every

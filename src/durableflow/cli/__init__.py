@@ -1,7 +1,7 @@
 """``durableflow``: operate the workflows of a storage from a shell.
 
 Every command takes the global ``--storage`` (else ``$DURABLEFLOW_STORAGE``, else
-``$RAY_WORKFLOW_STORAGE``, else the library's default directory). Tables are for people;
+``$RAY_WORKFLOW_STORAGE``, else the library's default storage). Tables are for people;
 ``--json`` is for scripts. A library error (unknown id, bad storage URL, no storage at the
 path, refused action) is printed as one line and exits 1; a usage error exits 2. Python
 warnings (such as ``EnvironmentChangedWarning``) are printed as one ``warning: ...`` line;
@@ -54,7 +54,7 @@ class _Group(click.Group):
     metavar="URL",
     default=None,
     help="Storage URL or path (default: $DURABLEFLOW_STORAGE, $RAY_WORKFLOW_STORAGE, "
-    "else the default directory).",
+    "else the default storage: a SQLite file in the user's data directory).",
 )
 @click.option(
     "--verbose",

@@ -46,7 +46,7 @@ class Client:
 
     Args:
         storage: a URL, a path, or a Storage; None reads ``$DURABLEFLOW_STORAGE``, then
-            ``$RAY_WORKFLOW_STORAGE``, then uses the default directory.
+            ``$RAY_WORKFLOW_STORAGE``, then uses the default storage (config.default_storage).
         executor: "thread" (default), "process", "ray", or an Executor.
         max_running_workflows: workflows this Client runs at once; more wait as PENDING.
         max_pending_workflows: PENDING workflows allowed before ``run`` raises

@@ -2,7 +2,7 @@
 
 It is created on first use, closed by ``shutdown``, chosen again by ``init``.
 Its storage comes from ``init``, else the environment (``$DURABLEFLOW_STORAGE``, then
-``$RAY_WORKFLOW_STORAGE``), else the default directory. Its runner is ``"auto"``
+``$RAY_WORKFLOW_STORAGE``), else the default storage. Its runner is ``"auto"``
 (:mod:`durableflow.client.runners`): Ray DAGs go to the cluster when Ray is initialized and no
 executor was chosen, as ``ray.workflow`` did.
 """
