@@ -1,4 +1,4 @@
-"""Filters (model/filters.py) and bulk actions by filter (runtime/bulk.py) on 200 workflows."""
+"""Filters (model/filters.py) and bulk actions by filter (runtime/bulk.py) on 50 workflows."""
 
 from __future__ import annotations
 
@@ -79,12 +79,12 @@ def test_filter_is_pure_and_measures_age_from_the_end_or_the_start():
     assert WorkflowFilter.of().is_empty
 
 
-N_KEEP, N_FAILED, N_OTHER = 40, 40, 20  # 100 workflows in all, on each backend
+N_KEEP, N_FAILED, N_OTHER = 20, 20, 10  # 50 workflows in all, on each backend
 TOTAL = N_KEEP + N_FAILED + N_OTHER
 
 
 def populate(client, tmp_path) -> Path:
-    """40 keep-* SUCCESSFUL, 40 job-* FAILED, 20 job-o* SUCCESSFUL with another root name.
+    """20 keep-* SUCCESSFUL, 20 job-* FAILED, 10 job-o* SUCCESSFUL with another root name.
 
     Each group runs at once (``run_async``): on S3 one after another took a minute.
     """
