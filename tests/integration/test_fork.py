@@ -106,10 +106,12 @@ FORK_KILLS = [
     ({"op": "put", "key": "index/dirty/w2"}, False),  # 6, path C1
     ({"op": "create", "key": "workflows/w2/run"}, True),  # 6, the record: the fork exists
 ]
+FORK_KILLS_ON_S3 = [FORK_KILLS[i][0] for i in (0, 1, 4)]  # see tr.RESTART_KILLS_ON_S3
 
 
 @pytest.mark.parametrize(("kill", "exists"), FORK_KILLS)
 def test_killed_at_each_step_of_a_fork(storage_url, tmp_path, kill, exists):
+    tr.only_some_steps_on_s3(storage_url, kill, FORK_KILLS_ON_S3)
     log = tr.run_killed(storage_url, tmp_path, "fork", kill)
     with Client(storage_url) as client:
         assert client.get_output("w") == 4  # the source is untouched
