@@ -3,6 +3,9 @@
 - :mod:`.executor`: :class:`~durableflow.ray.executor.RayExecutor`, every task attempt a Ray
   task (``Client(executor="ray")`` constructs it by name, see
   :mod:`durableflow.client.executors`);
+- :mod:`.pipeline` (with :mod:`.early` and :mod:`.graph`): the executor's early mode, where
+  consumers are submitted with their upstreams' ObjectRefs and checkpoints are written in
+  order, off the chain's critical path;
 - :mod:`.dag`: Ray DAGs (``f.bind(...)``, ``InputNode``) converted into ours, run with Ray's
   semantics;
 - :mod:`.values`: ObjectRefs inside stored values, kept as their values;

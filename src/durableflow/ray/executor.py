@@ -6,8 +6,11 @@ What it does with an attempt ``fn(call)`` (``fn`` is the engine's ``execute_task
    ``runtime_env``, ``scheduling_strategy``, ...). Ray's own retries are switched off
    (``max_retries=0``, ``retry_exceptions=False``): the engine's retry policy counts attempts,
    so a lost worker is retried exactly as often as the task's ``max_retries`` says.
-2. The worker reopens the storage from ``call.store_url`` and writes the checkpoint itself; the
-   output never passes through the process that submitted the task.
+2. The worker reopens the storage from ``call.store_url`` and writes the checkpoint itself, or,
+   in early mode (the default for checkpointed tasks, :mod:`durableflow.ray.pipeline`), leaves
+   it to the submitting process when the task started on inputs not written yet: consumers are
+   submitted with the upstream ObjectRefs before the upstream ends, and a checkpoint is written
+   only after those of its inputs.
 3. The output also stays in Ray's object store, as the attempt's second return value. The
    outcome carries that ObjectRef (``value_ref``); the engine hands it to consumers
    (``call.input_refs``), which Ray resolves into ``call.inputs`` before the attempt starts. So
@@ -27,6 +30,7 @@ import concurrent.futures
 import contextlib
 import copy
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
@@ -39,11 +43,14 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
         "install the ray extra (pip install '.[ray]' in a clone of durableflow) or pip install ray"
     ) from err
 
+from durableflow.errors import WorkflowError
 from durableflow.executors.base import Executor
 from durableflow.model.calls import OutcomeKind, TaskCall, TaskOutcome
 from durableflow.model.dag import TaskNode
 from durableflow.ray.dag import unwrap  # also lets Ray take workflow.options() again
 from durableflow.ray.packing import PackedDAG, pack, unpack
+from durableflow.ray.pipeline import Pipeline, is_early
+from durableflow.runtime.attempt import execute_task
 
 __all__ = ["RayExecutor", "ray_task_options"]
 
@@ -68,10 +75,29 @@ def ray_task_options(options: Mapping[str, Any], task_id: str) -> dict[str, Any]
     return ray_options
 
 
+class NoValue:
+    """The second return value of an attempt that produced no value (failed, continued).
+
+    A consumer submitted early (:mod:`durableflow.ray.pipeline`) that gets it as an input does
+    not run: its upstream did not give a value.
+    """
+
+
 def _run_attempt(
     fn: Callable[[TaskCall], TaskOutcome], call: TaskCall, keys: tuple[str, ...], *values: Any
 ) -> tuple[TaskOutcome, Any]:
     """The body of every Ray task: Ray resolved ``values`` (upstream outputs) from refs."""
+    missing = [key for key, value in zip(keys, values, strict=True) if isinstance(value, NoValue)]
+    if missing:
+        error = WorkflowError(
+            f"task {call.task_id!r} did not run: its input {missing[0]!r} has no value",
+            workflow_id=call.workflow_id,
+            task_id=call.task_id,
+        )
+        now = time.time()
+        outcome = TaskOutcome(call.task_id, call.attempt, OutcomeKind.ERROR, start=now, end=now)
+        outcome.error, outcome.system = error, True
+        return outcome, NoValue()
     if keys:
         call.inputs = {**call.inputs, **dict(zip(keys, values, strict=True))}
     wanted = call.return_value
@@ -81,7 +107,7 @@ def _run_attempt(
         # a deep DAG pickles only packed; the driver's side unpacks it in ``submit``
         outcome.continuation = pack(outcome.continuation)  # type: ignore[assignment]
     if not outcome.has_value:
-        return outcome, None
+        return outcome, NoValue()
     value = unwrap(outcome.value)
     if wanted:
         outcome.value = value
@@ -117,12 +143,35 @@ class RayExecutor(Executor):
     cancel_grace = 1.0
     """Seconds a canceled running task has to stop before it is killed."""
 
-    def __init__(self, address: str | None = None, **init_options: Any) -> None:
+    def __init__(
+        self, address: str | None = None, *, early: bool = True, **init_options: Any
+    ) -> None:
         if not ray.is_initialized():
             ray.init(address=address, **init_options)
         self._lock = threading.Lock()
         self._remote: dict[int | None, Any] = {}
         self._running: dict[Future[Any], Any] = {}
+        self.early = early
+        """Checkpointed tasks in early mode (:mod:`durableflow.ray.pipeline`); False: every
+        attempt writes its checkpoint on its worker before its consumers are submitted."""
+        self._pipeline = Pipeline(self._launch, self._stop)
+
+    @property
+    def fence(self) -> Callable[[str], None] | None:
+        """Raises unless this process still owns a workflow (``LeaseKeeper.check``).
+
+        Checked before early submissions and checkpoint writes here; None: not checked (the
+        engine still checks before its own submissions).
+        """
+        return self._pipeline.fence
+
+    @fence.setter
+    def fence(self, check: Callable[[str], None] | None) -> None:
+        self._pipeline.fence = check
+
+    def forget(self, workflow_id: str) -> None:
+        """The run of ``workflow_id`` ended: stop its speculative attempts nobody adopted."""
+        self._pipeline.forget(workflow_id)
 
     def _remote_function(self, max_calls: int | None) -> Any:
         with self._lock:
@@ -149,6 +198,8 @@ class RayExecutor(Executor):
                 "memory:// storage cannot be used with the Ray executor: Ray tasks run in other "
                 "processes and reopen the storage from its URL; use a directory or s3:// storage"
             )
+        if self.early and is_early(task):
+            return self._pipeline.submit(task, options)  # type: ignore[return-value]
         refs = dict(task.input_refs)
         shipped = copy.copy(task)
         shipped.input_refs = {}
@@ -184,6 +235,29 @@ class RayExecutor(Executor):
         outcome_ref.future().add_done_callback(done)
         return future
 
+    def _launch(
+        self, call: TaskCall, options: Mapping[str, Any], refs: dict[str, Any], on_worker: bool
+    ) -> tuple[Any, Any]:
+        """Step 1 of early mode: the attempt's Ray task, its checkpoint written there or not."""
+        shipped = copy.copy(call)
+        shipped.input_refs = {}
+        shipped.checkpoint = on_worker
+        shipped.return_value = False
+        remote = self._remote_function(options.get("max_calls"))
+        try:
+            configured = remote.options(**ray_task_options(options, call.task_id))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"task {call.task_id!r}: Ray refuses its options: {err}") from err
+        return configured.remote(execute_task, shipped, tuple(refs), *refs.values())  # type: ignore[no-any-return]
+
+    def _stop(self, ref: Any) -> None:
+        """Interrupt the Ray task of ``ref``; kill it if it still runs ``cancel_grace`` later."""
+        with contextlib.suppress(Exception):  # it may have finished meanwhile
+            ray.cancel(ref)
+        timer = threading.Timer(self.cancel_grace, _force_cancel, (ref,))
+        timer.daemon = True
+        timer.start()
+
     def cancel(self, future: Future[Any]) -> None:
         """Cancel the Ray task of ``future``; the future completes once the task ended.
 
@@ -191,23 +265,25 @@ class RayExecutor(Executor):
         later (blocked in a sleep or in C code, which that cannot interrupt) is killed. So
         ``wait_stopped`` returns when nothing of it runs any more.
         """
+        if self._pipeline.owns(future):
+            self._pipeline.cancel(future)
+            return
         with self._lock:
             ref = self._running.get(future)
         if ref is None:
             future.cancel()
             return
-        with contextlib.suppress(Exception):  # it may have finished meanwhile
-            ray.cancel(ref)
-        timer = threading.Timer(self.cancel_grace, _force_cancel, (ref,))
-        timer.daemon = True
-        timer.start()
+        self._stop(ref)
 
     def close(self, wait: bool = True) -> None:
         """Wait for (or cancel) running tasks; Ray itself is left running for its other users."""
+        self._pipeline.cancel_unadopted()  # early submissions no engine will take now
         with self._lock:
             running = list(self._running)
+        running += self._pipeline.pending()
         if wait:
             concurrent.futures.wait(running)
-            return
-        for future in running:
-            self.cancel(future)
+        else:
+            for future in running:
+                self.cancel(future)
+        self._pipeline.close(wait)

@@ -75,6 +75,7 @@ class Coordinator:
         self._runs: dict[tuple[str, bytes | None, str], Future[Any]] = {}
         self._finished: collections.deque[tuple[str, bytes | None, str]] = collections.deque()
         self._mailboxes: dict[tuple[str, bytes | None], Any] = {}
+        self._executors: dict[tuple[str, bytes | None], Any] = {}
 
     def version(self) -> str:
         """The durableflow version the coordinator runs."""
@@ -87,10 +88,13 @@ class Coordinator:
         with self._lock:
             client = self._clients.get(_key(settings))
             if client is None:
+                executor = RayExecutor()
                 client = Client(  # embedded: the coordinator runs the workflows
-                    settings.storage_url, executor=RayExecutor(), **settings.client_options()
+                    settings.storage_url, executor=executor, **settings.client_options()
                 )
+                executor.fence = client.leases.check  # early writes: this Client's leases
                 self._clients[_key(settings)] = client
+                self._executors[_key(settings)] = executor
                 self._mailboxes[_key(settings)] = CoordinatorMailboxes(client)
             return client
 
@@ -100,6 +104,9 @@ class Coordinator:
             self._runs[key] = future
 
         def finished(_: Future[Any]) -> None:
+            executor = self._executors.get(_key(settings))
+            if executor is not None:
+                executor.forget(workflow_id)  # its speculative attempts nobody adopted stop
             with self._lock:
                 self._finished.append(key)
                 while len(self._finished) > _KEEP_FINISHED:
