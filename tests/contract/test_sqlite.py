@@ -158,6 +158,34 @@ def test_batch_ends_with_one_sync_when_it_wrote(tmp_path: Path) -> None:
     assert storage.list("") == ["a", "b", "c"]
 
 
+def test_a_batch_is_one_transaction_seen_by_others_when_it_ends(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "wf.db")
+    other = SQLiteStorage(tmp_path / "wf.db")
+    seen: list[object] = []
+    with storage.batch():
+        storage.put("a", b"1")
+        assert storage.create("b", b"2")
+        storage.put_many([("c", b"3")])  # its own transaction joins the block's
+        with storage.volatile():  # nested: joins the block
+            storage.delete("a")
+        assert storage.list("") == ["b", "c"]  # this thread sees its writes at once
+        reader = threading.Thread(target=lambda: seen.append(other.list("")))
+        reader.start()
+        reader.join()
+    assert seen == [[]]  # another connection saw nothing of the open block
+    assert other.list("") == ["b", "c"]
+
+
+def test_writes_of_a_block_that_raised_are_kept(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "wf.db")
+    with pytest.raises(KeyError), storage.batch():
+        storage.put("a", b"1")
+        raise KeyError("a protocol step failed")
+    assert SQLiteStorage(tmp_path / "wf.db").get("a") == b"1"
+    storage.put("after", b"")  # the write lock was released
+    assert storage.get("after") == b""
+
+
 def test_sync_runs_one_even_when_this_process_wrote_nothing(tmp_path: Path) -> None:
     storage = SQLiteStorage(tmp_path / "wf.db")
     base = _marker(storage)

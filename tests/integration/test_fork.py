@@ -109,9 +109,15 @@ FORK_KILLS = [
 FORK_KILLS_ON_S3 = [FORK_KILLS[i][0] for i in (0, 1, 4)]  # see tr.RESTART_KILLS_ON_S3
 
 
+# On SQLite the status change is one transaction (a Storage.batch() block): a kill after the
+# record's create inside it reads as a kill before the change: no fork yet.
+FORK_KILLS_IN_A_BLOCK_ON_SQLITE = {("create", "workflows/w2/run"): False}
+
+
 @pytest.mark.parametrize(("kill", "exists"), FORK_KILLS)
 def test_killed_at_each_step_of_a_fork(storage_url, tmp_path, kill, exists):
     tr.only_some_steps_on_s3(storage_url, kill, FORK_KILLS_ON_S3)
+    exists = tr.killed_in_a_block(storage_url, kill, FORK_KILLS_IN_A_BLOCK_ON_SQLITE, exists)
     log = tr.run_killed(storage_url, tmp_path, "fork", kill)
     with Client(storage_url) as client:
         assert client.get_output("w") == 4  # the source is untouched

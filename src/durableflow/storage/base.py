@@ -146,9 +146,11 @@ class Storage(abc.ABC):
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Make the writes this thread does inside the block durable together, at its end.
 
-        Each write stays atomic and visible to readers at once; what changes is when it is
-        durable: all of them when the block exits normally (not each on its return). Backends
-        use it to share one sync (a directory fsync, a commit) between values written together.
+        Each write stays atomic and visible at once to this thread, and to every reader at the
+        latest when the block ends (SQLite makes the block one transaction); what changes is
+        when it is durable: all of them when the block exits normally (not each on its return).
+        Backends use it to share one sync (a directory fsync, a commit) between values written
+        together. A block that raises keeps its writes, unsynced.
         Nested scopes join the outermost one. Default: every write is durable on its own.
         """
         return contextlib.nullcontext()

@@ -26,7 +26,9 @@ without an earlier one.
 Durability scopes, per thread:
 
 - ``volatile()``: the block's writes are not synced;
-- ``batch()``: one group sync when the block exits normally and wrote anything;
+- ``batch()``: the block's writes are one transaction (one commit: a commit costs more than
+  the statements of a small write), synced once when the block exits normally; other threads'
+  writes wait for the block, readers do not;
 - ``sync()``: one group sync now, which also covers commits of other processes.
 
 Writes of one process take a process-wide lock per database file, so its threads never wait
@@ -291,15 +293,25 @@ class SQLiteStorage(SQLiteConnections, ReopenFromURL, Storage):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """This thread's writes in the block share one group sync at its end."""
+        """This thread's writes in the block: one transaction, one group sync at its end."""
         with self._scope("batch") as outermost:
-            yield
-            pending = int(self._local.pending) if outermost else 0
-        if pending:
-            self._sync_through(pending)
+            if not outermost:
+                yield
+                return
+            try:
+                yield
+            except BaseException:
+                self._end_batch()
+                raise
+            generation = self._end_batch()
+        if generation:
+            self._sync_through(generation)
 
     def sync(self) -> None:
-        """Make every commit so far durable, this process's and others' (one group sync)."""
+        """Make every commit so far durable, this process's and others' (one group sync).
+
+        Inside ``batch()``, the block's own writes are committed and synced at its end.
+        """
         if self._fsync:
             with self._errors("sync", None):
                 self._group().sync_now(self._sync_log)
