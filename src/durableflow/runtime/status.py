@@ -87,9 +87,12 @@ def index_pass(
         at_rest = {s: [w for w in ids if w.startswith(prefix)] for s, ids in at_rest.items()}
     if len(at_rest) > 1:
         # Two inactive entries of one workflow (a stale one left by an older version): its
-        # run record decides. One set of the ids finds them (a few ms at 100,000).
-        every = set().union(*at_rest.values())
-        if len(every) != sum(map(len, at_rest.values())):
+        # run record decides. Each list holds unique names, so there is one iff the smaller
+        # lists share an id, among themselves or with the largest: a set of the smaller ones
+        # only (the largest, often nearly all of 100,000, is only looked up).
+        lists = sorted(at_rest.values(), key=len)
+        others = set().union(*lists[:-1])
+        if len(others) != sum(map(len, lists[:-1])) or not others.isdisjoint(lists[-1]):
             counts = collections.Counter(itertools.chain.from_iterable(at_rest.values()))
             check.update(w for w, n in counts.items() if n > 1)
     checked: dict[str, tuple[WorkflowStatus, RunRecord]] = {}
