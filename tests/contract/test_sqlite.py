@@ -293,3 +293,46 @@ def test_close_while_other_threads_write_does_not_crash(tmp_path):
             done.returncode,
             done.stderr[-2000:],
         )
+
+
+# SIGKILL at each step of a write's durability protocol (storage/_sqlitesync.py): 1 commit,
+# 2 sync; and inside a batch() block, whose transaction commits at the block's end.
+_KILLED_WRITER = r"""
+import os, signal, sys
+from durableflow.storage.sqlite import SQLiteStorage
+
+storage = SQLiteStorage(sys.argv[1])
+where = sys.argv[2]
+storage.put("before", b"1")
+if where == "between-commit-and-sync":
+    SQLiteStorage._sync_log = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+    storage.put("k", b"v")
+elif where == "inside-a-batch":
+    with storage.batch():
+        storage.put("k", b"v")
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "kept"), [("between-commit-and-sync", True), ("inside-a-batch", False)]
+)
+def test_a_killed_writer_leaves_its_commits_and_no_lock(
+    tmp_path: Path, where: str, kept: bool
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "wf.db"
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(path), where], timeout=60, check=False
+    )
+    assert done.returncode == -signal.SIGKILL
+    storage = SQLiteStorage(path)
+    assert storage.get("before") == b"1"
+    # committed before the kill: kept (a power cut could still take it: it was not synced);
+    # inside a block: the block's transaction died with the process, as if never begun
+    assert (storage.get("k") == b"v") is kept
+    storage.put("after", b"2")  # the dead writer's locks went with it
+    assert storage.get("after") == b"2"
