@@ -312,8 +312,31 @@ def _convert_function(node: Any) -> TaskNode:
             "are not supported by workflows"
         )
     _check_signature(body, args, kwargs)
-    func = RayFunction(body, tuple(ref_paths), tuple(portable_paths))
+    func = _ray_function(body, tuple(ref_paths), tuple(portable_paths))
     return TaskNode(func, args, kwargs, _options(node, body))
+
+
+_FUNCTIONS: dict[tuple[Any, tuple[Path, ...], tuple[Path, ...]], RayFunction] = {}
+_FUNCTIONS_KEPT = 1024
+
+
+def _ray_function(
+    body: Callable[..., Any], ref_paths: tuple[Path, ...], portable_paths: tuple[Path, ...]
+) -> RayFunction:
+    """One :class:`RayFunction` per body and paths, shared by the nodes of a DAG.
+
+    So the Ray executor ships it once (an object in the store), not pickled by value per task.
+    """
+    key = (body, ref_paths, portable_paths)
+    try:
+        func = _FUNCTIONS.get(key)
+    except TypeError:  # an unhashable body or path
+        return RayFunction(body, ref_paths, portable_paths)
+    if func is None:
+        if len(_FUNCTIONS) >= _FUNCTIONS_KEPT:
+            _FUNCTIONS.clear()
+        func = _FUNCTIONS[key] = RayFunction(body, ref_paths, portable_paths)
+    return func
 
 
 def _options(node: Any, body: Any) -> TaskOptions:

@@ -57,6 +57,9 @@ __all__ = ["RayExecutor", "ray_task_options"]
 T = TypeVar("T")
 R = TypeVar("R")
 
+_FUNCTIONS_KEPT = 1024
+"""Task functions kept in the object store (each put once): past it, all are put again."""
+
 # Options the engine owns (retries) or the executor must set itself (two return values).
 _ENGINE_OPTIONS = frozenset({"max_retries", "retry_exceptions", "num_returns", "max_calls"})
 
@@ -84,9 +87,18 @@ class NoValue:
 
 
 def _run_attempt(
-    fn: Callable[[TaskCall], TaskOutcome], call: TaskCall, keys: tuple[str, ...], *values: Any
+    fn: Callable[[TaskCall], TaskOutcome],
+    call: TaskCall,
+    keys: tuple[str, ...],
+    func: Any,
+    *values: Any,
 ) -> tuple[TaskOutcome, Any]:
-    """The body of every Ray task: Ray resolved ``values`` (upstream outputs) from refs."""
+    """The body of every Ray task.
+
+    Ray resolved ``func`` (the task's function, shipped once through the object store) and
+    ``values`` (upstream outputs) from refs.
+    """
+    call.func = func
     missing = [key for key, value in zip(keys, values, strict=True) if isinstance(value, NoValue)]
     if missing:
         error = WorkflowError(
@@ -151,6 +163,8 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()
         self._remote: dict[int | None, Any] = {}
         self._running: dict[Future[Any], Any] = {}
+        self._functions: dict[int, tuple[Any, Any]] = {}  # id -> (function, its ObjectRef)
+        self._functions_session: str | None = None
         self.early = early
         """Checkpointed tasks in early mode (:mod:`durableflow.ray.pipeline`); False: every
         attempt writes its checkpoint on its worker before its consumers are submitted."""
@@ -208,7 +222,9 @@ class RayExecutor(Executor):
             configured = remote.options(**ray_task_options(options, task.task_id))
         except (TypeError, ValueError) as err:
             raise ValueError(f"task {task.task_id!r}: Ray refuses its options: {err}") from err
-        outcome_ref, value_ref = configured.remote(fn, shipped, tuple(refs), *refs.values())
+        shipped.func = None
+        func = self._function_ref(task.func)
+        outcome_ref, value_ref = configured.remote(fn, shipped, tuple(refs), func, *refs.values())
         future: Future[R] = Future()
         future.set_running_or_notify_cancel()  # a timeout_s counts from here on Ray
         with self._lock:
@@ -248,7 +264,34 @@ class RayExecutor(Executor):
             configured = remote.options(**ray_task_options(options, call.task_id))
         except (TypeError, ValueError) as err:
             raise ValueError(f"task {call.task_id!r}: Ray refuses its options: {err}") from err
-        return configured.remote(execute_task, shipped, tuple(refs), *refs.values())  # type: ignore[no-any-return]
+        shipped.func = None
+        func = self._function_ref(call.func)
+        outcome: tuple[Any, Any] = configured.remote(
+            execute_task, shipped, tuple(refs), func, *refs.values()
+        )
+        return outcome
+
+    def _function_ref(self, func: Any) -> Any:
+        """``func`` in the object store, put once (tasks of one DAG share their function).
+
+        Kept per cluster: after ``ray.shutdown(); ray.init()`` in this process the old refs
+        are gone, and the new cluster's first job has the old one's id (its session differs).
+        """
+        context = ray.get_runtime_context()
+        session = context.get_session_name() if hasattr(context, "get_session_name") else None
+        with self._lock:
+            if session != self._functions_session:
+                self._functions.clear()
+                self._functions_session = session
+            hit = self._functions.get(id(func))
+            if hit is not None and hit[0] is func:
+                return hit[1]
+        ref = ray.put(func)
+        with self._lock:
+            if len(self._functions) >= _FUNCTIONS_KEPT:
+                self._functions.clear()
+            self._functions[id(func)] = (func, ref)
+        return ref
 
     def _stop(self, ref: Any) -> None:
         """Interrupt the Ray task of ``ref``; kill it if it still runs ``cancel_grace`` later."""
