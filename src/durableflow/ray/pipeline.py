@@ -261,6 +261,13 @@ class Pipeline:
 
     # --- the write ----------------------------------------------------------------------------
     def _computed(self, entry: Attempt, ray_future: Future[Any]) -> None:
+        """Ray's callback (on its own I/O thread): hand over at once, never wait for the lock."""
+        try:
+            self._writers.submit(self._after_compute, entry, ray_future)
+        except RuntimeError:  # shut down
+            self._after_compute(entry, ray_future)
+
+    def _after_compute(self, entry: Attempt, ray_future: Future[Any]) -> None:
         try:
             entry.computed = ray_future.result()
         except BaseException as err:  # the worker or an input object is lost
