@@ -1,5 +1,6 @@
 """The storage contract on SQLite: synchronous=FULL (default) and ?fsync=false."""
 
+import os
 import sqlite3
 import threading
 import time
@@ -336,3 +337,20 @@ def test_a_killed_writer_leaves_its_commits_and_no_lock(
     assert (storage.get("k") == b"v") is kept
     storage.put("after", b"2")  # the dead writer's locks went with it
     assert storage.get("after") == b"2"
+
+
+def test_a_database_opened_through_a_symlink_syncs_the_real_log(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    storage = SQLiteStorage(tmp_path / "link" / "wf.db")
+    calls: list[str] = []
+    real_fsync = os.fsync
+
+    def spying(fd: int) -> None:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", spying)
+        storage.put("k", b"v")
+    assert calls == [str(tmp_path / "real" / "wf.db-wal")]

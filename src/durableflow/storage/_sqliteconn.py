@@ -162,7 +162,8 @@ class SQLiteConnections:
     def _sync_log(self) -> None:
         """Fsync the write-ahead log (see ``_sqlitesync``); a FULL commit when there is none."""
         try:
-            fd = os.open(f"{self._path}-wal", os.O_RDONLY)
+            # SQLite keeps the log beside the database file a symlink points to.
+            fd = os.open(f"{os.path.realpath(self._path)}-wal", os.O_RDONLY)
         except FileNotFoundError:
             with self._group().write_lock:
                 self._full_commit()
