@@ -215,15 +215,7 @@ class RayExecutor(Executor):
         if self.early and is_early(task):
             return self._pipeline.submit(task, options)  # type: ignore[return-value]
         refs = dict(task.input_refs)
-        shipped = copy.copy(task)
-        shipped.input_refs = {}
-        remote = self._remote_function(options.get("max_calls"))
-        try:
-            configured = remote.options(**ray_task_options(options, task.task_id))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"task {task.task_id!r}: Ray refuses its options: {err}") from err
-        shipped.func = None
-        func = self._function_ref(task.func)
+        configured, shipped, func = self._shipping(task, options)
         outcome_ref, value_ref = configured.remote(fn, shipped, tuple(refs), func, *refs.values())
         future: Future[R] = Future()
         future.set_running_or_notify_cancel()  # a timeout_s counts from here on Ray
@@ -255,21 +247,32 @@ class RayExecutor(Executor):
         self, call: TaskCall, options: Mapping[str, Any], refs: dict[str, Any], on_worker: bool
     ) -> tuple[Any, Any]:
         """Step 1 of early mode: the attempt's Ray task, its checkpoint written there or not."""
-        shipped = copy.copy(call)
-        shipped.input_refs = {}
+        configured, shipped, func = self._shipping(call, options)
         shipped.checkpoint = on_worker
         shipped.return_value = False
+        outcome: tuple[Any, Any] = configured.remote(
+            execute_task, shipped, tuple(refs), func, *refs.values()
+        )
+        return outcome
+
+    def _shipping(self, call: TaskCall, options: Mapping[str, Any]) -> tuple[Any, TaskCall, Any]:
+        """What ships an attempt: Ray's function with its options, the call, the function's ref.
+
+        The call is a copy without its inputs and function (they travel as refs); the function
+        is put in the object store once.
+
+        Raises:
+            ValueError: Ray refuses the options.
+        """
         remote = self._remote_function(options.get("max_calls"))
         try:
             configured = remote.options(**ray_task_options(options, call.task_id))
         except (TypeError, ValueError) as err:
             raise ValueError(f"task {call.task_id!r}: Ray refuses its options: {err}") from err
+        shipped = copy.copy(call)
+        shipped.input_refs = {}
         shipped.func = None
-        func = self._function_ref(call.func)
-        outcome: tuple[Any, Any] = configured.remote(
-            execute_task, shipped, tuple(refs), func, *refs.values()
-        )
-        return outcome
+        return configured, shipped, self._function_ref(call.func)
 
     def _function_ref(self, func: Any) -> Any:
         """``func`` in the object store, put once (tasks of one DAG share their function).
